@@ -1,0 +1,52 @@
+"""overlapflow: learning dynamics of low-rank RNNs in the space of overlaps.
+
+Importing overlapflow enables float64 in JAX (``jax_enable_x64``): the overlap theory runs in
+float64, and exactness checks need it. Full networks still default to float32 (``rnn.init``).
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
+
+from . import tasks  # noqa: E402
+from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step  # noqa: E402
+from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series  # noqa: E402
+from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss  # noqa: E402
+from .model import LowRankRNN  # noqa: E402
+from .network import network_activity, network_forward, network_loss  # noqa: E402
+from .nonlinearity import Nonlinearity, get_nonlinearity  # noqa: E402
+from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names  # noqa: E402
+from .training import DivergenceError, train_network, train_overlaps  # noqa: E402
+
+__all__ = [
+    "DivergenceError",
+    "LowRankRNN",
+    "METHODS",
+    "Nonlinearity",
+    "Overlaps",
+    "euler_step",
+    "exact_step",
+    "flow_velocity",
+    "get_nonlinearity",
+    "invisible_names",
+    "latent_trajectory",
+    "load_history",
+    "max_overlap_deviation",
+    "meanfield_forward",
+    "meanfield_loss",
+    "network_activity",
+    "network_forward",
+    "network_loss",
+    "overlap_labels",
+    "overlap_series",
+    "sample_params",
+    "symmetric_gradient",
+    "tasks",
+    "train_network",
+    "train_overlaps",
+    "visible_mask",
+    "visible_names",
+    "visible_only_step",
+]

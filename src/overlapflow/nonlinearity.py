@@ -1,0 +1,160 @@
+r"""Nonlinearities phi and their Gaussian gain g(Delta).
+
+In the large-N Gaussian closure, population averages reduce to one scalar function of the
+variance Delta of the currents:
+
+    g(Delta) = E_xi[ phi'(sqrt(Delta) xi) ],   xi ~ N(0, 1)
+
+so that (1/N) sum_i a_i phi(h_i) -> S[a, B] k g(Delta) (Stein's lemma).
+
+- linear: g = 1.
+- erf, phi(x) = erf(sqrt(pi)/2 x) (so phi'(0) = 1): g(Delta) = 1 / sqrt(1 + pi Delta / 2).
+- relu: g = 1/2.
+- anything else (tanh, user functions): Gauss-Hermite quadrature with ``n_nodes`` nodes.
+
+The quadrature is differentiated in Delta directly, never through sqrt(Delta) (whose derivative
+is infinite at Delta = 0, where every run starts). By the heat equation,
+
+    d/dDelta E[f(sqrt(Delta) xi)] = (1/2) E[f''(sqrt(Delta) xi)],
+
+so the derivative of a Gaussian expectation is itself a Gaussian expectation; it is attached as
+a ``jax.custom_jvp`` and so holds to every order.
+
+Accuracy of the quadrature (measured on erf, whose gain is known in closed form; see
+``tests/test_nonlinearity.py``): with the default 128 nodes the error is at round-off (1e-16)
+for Delta <= 4 and grows with Delta because phi' becomes narrow against the Gaussian: 1e-7 at
+Delta = 10, 1e-3 at Delta = 30 (256 nodes: 2e-14 at 10, 7e-6 at 30; 40 nodes: 5e-15 at 1,
+4e-3 at 10). :meth:`Nonlinearity.gain_error` estimates it at any Delta by comparing ``n`` and
+``2 n`` nodes; training records the largest Delta a run visits and that estimate in the History
+(``attrs["max_delta"]``, ``attrs["gain_error"]``) and warns when it exceeds 1e-6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import warnings
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+GAIN_ERROR_WARNING = 1e-6
+
+
+def _erf_phi(x):
+    return jax.scipy.special.erf(jnp.sqrt(jnp.pi) / 2 * x)
+
+
+def _relu(x):
+    return jnp.maximum(x, 0.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss-Hermite nodes and weights normalised to sum to 1."""
+    x, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+    return x, w / w.sum()
+
+
+def _gaussian_expectation(f: Callable, n_nodes: int) -> Callable:
+    r"""Return Delta -> E[f(sqrt(Delta) xi)], differentiable to any order in Delta.
+
+    The derivative rule is d/dDelta E[f(sqrt(Delta) xi)] = E[f''(sqrt(Delta) xi)] / 2.
+    """
+    nodes, weights = _hermite_rule(n_nodes)
+    f2 = jax.grad(jax.grad(f))
+
+    @jax.custom_jvp
+    def expectation(delta):
+        scale = jnp.sqrt(jnp.maximum(delta, 0.0))
+        values = jax.vmap(f)(scale * nodes)
+        return jnp.sum(values * weights, axis=-1)
+
+    @expectation.defjvp
+    def _jvp(primals, tangents):
+        (delta,), (d_delta,) = primals, tangents
+        second = _gaussian_expectation(f2, n_nodes)
+        return expectation(delta), 0.5 * second(delta) * d_delta
+
+    return expectation
+
+
+@dataclasses.dataclass(frozen=True)
+class Nonlinearity:
+    """A pointwise nonlinearity phi and its Gaussian gain g(Delta) (see module docstring).
+
+    Args:
+        name: label used in files and messages.
+        phi: the JAX function R -> R applied elementwise.
+        closed_gain: g(Delta) in closed form, or None to use Gauss-Hermite quadrature.
+        n_nodes: quadrature nodes when ``closed_gain`` is None.
+        is_linear: True only for the identity (the overlap dynamics are then exact).
+    """
+
+    name: str
+    phi: Callable
+    closed_gain: Callable | None = None
+    n_nodes: int = 128
+    is_linear: bool = False
+
+    def __call__(self, x):
+        return self.phi(x)
+
+    def derivative(self, x):
+        """phi'(x), elementwise."""
+        return jnp.vectorize(jax.grad(self.phi))(x)
+
+    def gain(self, delta):
+        """g(Delta) = E[phi'(sqrt(Delta) xi)], elementwise over an array of Delta >= 0."""
+        if self.closed_gain is not None:
+            return self.closed_gain(delta)
+        return self.quadrature_gain(delta, self.n_nodes)
+
+    def quadrature_gain(self, delta, n_nodes: int | None = None):
+        """g(Delta) by Gauss-Hermite quadrature (``n_nodes`` nodes), even where a closed form exists."""
+        expectation = _gaussian_expectation(jax.grad(self.phi), n_nodes or self.n_nodes)
+        return jnp.vectorize(expectation)(jnp.asarray(delta, dtype=float))
+
+    def gain_error(self, delta) -> float:
+        """Estimated error of :meth:`gain` at Delta: 0 for a closed form, else |g_n - g_2n|."""
+        if self.closed_gain is not None:
+            return 0.0
+        n = self.n_nodes
+        return float(jnp.max(jnp.abs(self.quadrature_gain(delta, n) - self.quadrature_gain(delta, 2 * n))))
+
+    def check_gain_accuracy(self, max_delta: float) -> float:
+        """Return the gain's error estimate at ``max_delta`` and warn when it exceeds 1e-6."""
+        error = self.gain_error(max_delta)
+        if error > GAIN_ERROR_WARNING:
+            warnings.warn(
+                f"the Gauss-Hermite gain of phi={self.name!r} with {self.n_nodes} nodes has an "
+                f"estimated error {error:.1e} at Delta = {max_delta:.3g} (the largest this run "
+                f"visited); raise n_nodes (e.g. Nonlinearity(..., n_nodes={4 * self.n_nodes}))",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return error
+
+
+LINEAR = Nonlinearity("linear", lambda x: x, closed_gain=lambda d: jnp.ones_like(jnp.asarray(d, float)), is_linear=True)
+ERF = Nonlinearity("erf", _erf_phi, closed_gain=lambda d: 1.0 / jnp.sqrt(1.0 + jnp.pi * d / 2))
+TANH = Nonlinearity("tanh", jnp.tanh)
+RELU = Nonlinearity("relu", _relu, closed_gain=lambda d: 0.5 * jnp.ones_like(jnp.asarray(d, float)))
+
+REGISTRY: dict[str, Nonlinearity] = {nl.name: nl for nl in (LINEAR, ERF, TANH, RELU)}
+
+
+def get_nonlinearity(phi: str | Callable | Nonlinearity) -> Nonlinearity:
+    """Resolve a name, a JAX function or a :class:`Nonlinearity` to a :class:`Nonlinearity`."""
+    if isinstance(phi, Nonlinearity):
+        return phi
+    if isinstance(phi, str):
+        if phi not in REGISTRY:
+            raise ValueError(f"phi = {phi!r}: unknown nonlinearity; allowed: {sorted(REGISTRY)} or a JAX function")
+        return REGISTRY[phi]
+    if callable(phi):
+        name = getattr(phi, "__name__", "user")
+        return Nonlinearity(name if name != "<lambda>" else "user", phi)
+    raise TypeError(f"phi = {phi!r}: must be a name in {sorted(REGISTRY)}, a JAX function or a Nonlinearity")

@@ -1,0 +1,354 @@
+r"""The two training loops: the full network (``train_network``) and overlap space (``train_overlaps``).
+
+Both run epochs inside ``jax.lax.scan`` in compiled chunks, record the loss and the overlaps of
+every state, and return the same :mod:`~overlapflow.history` Dataset: entry k is the state after
+k updates, k = 0..epochs. Batches come from ``jax.random.fold_in(key, k)`` at epoch k in both
+engines, so a stochastic task shows both engines the same trials (paired batches).
+
+A non-finite loss or state stops the run: :class:`DivergenceError` carries the History up to the
+last good epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from typing import Callable
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import __version__
+from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
+from .history import make_history
+from .meanfield import current_variance, latent_trajectory, meanfield_loss
+from .model import LowRankRNN
+from .network import network_loss
+from .overlaps import Overlaps, check_gram, visible_mask
+from .tasks import AbstractTask
+
+OPTIMIZERS: dict[str, Callable] = {"sgd": optax.sgd}
+
+
+class DivergenceError(FloatingPointError):
+    """A run produced NaN or Inf. ``history`` holds every epoch up to the last good one."""
+
+    def __init__(self, message: str, history):
+        super().__init__(message)
+        self.history = history
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_common(rnn, task, lr, epochs):
+    if not isinstance(rnn, LowRankRNN):
+        raise TypeError(f"rnn = {rnn!r}: must be an overlapflow.LowRankRNN")
+    if not isinstance(task, AbstractTask):
+        raise TypeError(f"task = {task!r}: must be an overlapflow task (overlapflow.tasks.*)")
+    if task.n_in != rnn.n_in or task.n_out != rnn.n_out:
+        raise ValueError(
+            f"task has n_in = {task.n_in}, n_out = {task.n_out} but the network has "
+            f"n_in = {rnn.n_in}, n_out = {rnn.n_out}; they must match"
+        )
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr = {lr!r}: must be a positive finite number (the overlap-scale rate eta)")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs = {epochs!r}: must be an integer >= 0")
+
+
+def _batch_source(rnn, task, key):
+    """Epoch k -> batch: a constant for deterministic tasks, else sampled from fold_in(key, k)."""
+    if task.deterministic:
+        batch = task.sample(key, rnn.dt)
+        return lambda k: batch
+    return lambda k: task.sample(jax.random.fold_in(key, k), rnn.dt)
+
+
+# ---------------------------------------------------------------------------- chunked runner
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, description: str, total: int):
+    if not enabled:
+        yield lambda advance, loss: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns) as bar:
+        task_id = bar.add_task(description, total=total, loss="-")
+        yield lambda advance, loss: bar.update(task_id, advance=advance, loss=f"{loss:.4g}")
+
+
+def _run_chunks(advance, state, n_records: int, chunk: int, description: str, progress: bool):
+    """Call ``advance(state, start) -> (state, (losses (chunk,), overlaps (chunk, P, P)))`` until
+    ``n_records`` records exist, checking each chunk for NaN/Inf.
+
+    Returns (state, losses, overlaps, bad) where ``bad`` is the index of the first non-finite
+    record (losses/overlaps then stop before it) or None.
+    """
+    losses, overlaps = [], []
+    with _progress_bar(progress, description, n_records) as update:
+        for start in range(0, n_records, chunk):
+            state, (loss, S) = advance(state, start)
+            take = min(chunk, n_records - start)
+            loss, S = np.asarray(loss)[:take], np.asarray(S)[:take]
+            finite = np.isfinite(loss) & np.all(np.isfinite(S), axis=(1, 2))
+            if not finite.all():
+                first = int(np.argmin(finite))
+                losses.append(loss[:first])
+                overlaps.append(S[:first])
+                return state, np.concatenate(losses), np.concatenate(overlaps), start + first
+            losses.append(loss)
+            overlaps.append(S)
+            update(take, float(loss[-1]))
+    return state, np.concatenate(losses), np.concatenate(overlaps), None
+
+
+def _default_chunk(epochs: int, progress: bool, chunk: int | None) -> int:
+    if chunk is not None:
+        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+            raise ValueError(f"chunk = {chunk!r}: must be a positive integer (epochs per compiled call)")
+        return chunk
+    return max(1, math.ceil(epochs / 100)) if progress else max(1, epochs)
+
+
+def _finish(rnn, task, losses, overlaps, bad, attrs, what):
+    if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
+        attrs.update(_gain_accuracy(rnn, task, overlaps))
+    history = make_history(rnn, losses, overlaps, attrs)
+    if bad is not None:
+        raise DivergenceError(
+            f"{what}: the loss or the state became NaN/Inf at epoch {bad}; the History up to epoch "
+            f"{bad - 1} is kept on this error (.history). Try a smaller lr (now {attrs['lr']}).",
+            history,
+        )
+    return history
+
+
+def _gain_accuracy(rnn, task, overlaps) -> dict:
+    """Largest Delta visited (at up to 20 recorded states) and the quadrature gain's error there."""
+    batch = task.sample(jax.random.key(0), rnn.dt)
+    B = rnn.slices["B"]
+    picks = np.unique(np.linspace(0, len(overlaps) - 1, 20).astype(int))
+    max_delta = max(
+        float(jnp.max(current_variance(latent_trajectory(rnn, jnp.asarray(S), batch.inputs), jnp.asarray(S)[B, B])))
+        for S in overlaps[picks]
+    )
+    return {"max_delta": max_delta, "gain_error": rnn.nonlinearity.check_gain_accuracy(max_delta)}
+
+
+def _base_attrs(rnn, task, lr, epochs, key) -> dict:
+    return {
+        "lr": float(lr),
+        "epochs": int(epochs),
+        "task": task.describe(),
+        "key": str(np.asarray(jax.random.key_data(key)).tolist()),
+        "overlapflow_version": __version__,
+        "jax_version": jax.__version__,
+    }
+
+
+# ---------------------------------------------------------------------------- full network
+@functools.lru_cache(maxsize=64)
+def _resolve_optimizer(optimizer, learning_rate: float) -> optax.GradientTransformation:
+    """The optax transformation for a name or factory; cached so repeated runs reuse compiled code."""
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer = {optimizer!r}: unknown; allowed: {sorted(OPTIMIZERS)} or a factory lr -> optax transformation")
+        return OPTIMIZERS[optimizer](learning_rate)
+    if callable(optimizer):
+        transformation = optimizer(learning_rate)
+        if not isinstance(transformation, optax.GradientTransformation):
+            raise TypeError(f"optimizer factory returned {transformation!r}; it must return an optax GradientTransformation")
+        return transformation
+    raise TypeError(f"optimizer = {optimizer!r}: must be a name in {sorted(OPTIMIZERS)} or a callable lr -> optax transformation")
+
+
+@functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk"))
+def _network_chunk(state, start, *, key, epochs, rnn, task, transformation, chunk):
+    """Epochs start..start+chunk-1 of full-network training; records (loss, theta^T theta / N)
+    of each state before its update. Epochs >= ``epochs`` only record (no update)."""
+    batch_at = _batch_source(rnn, task, key)
+
+    def epoch(state, k):
+        theta, opt_state = state
+        N = theta.shape[0]
+        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(k)))(theta)
+        updates, new_opt = transformation.update(grad, opt_state, theta)
+        new = (optax.apply_updates(theta, updates), new_opt)
+        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, state)
+        return new, (loss, (theta.T @ theta) / N)
+
+    return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
+
+
+def train_network(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    theta0,
+    lr: float,
+    epochs: int,
+    optimizer: str | Callable = "sgd",
+    key: jax.Array | None = None,
+    progress: bool = False,
+    chunk: int | None = None,
+):
+    """Train the full network theta (N, P) by an optax optimiser on the task's loss.
+
+    The learning rate is given on the overlap scale: the network is trained with eta * N, so
+    overlaps move O(1) per epoch at any N. Plain SGD is theta <- theta - eta N dL/dtheta
+    = theta (I - 2 eta Gamma) for a linear network.
+
+    Args:
+        theta0: (N, P) initial connectivity; its dtype (float32 by default from ``rnn.init``, or
+            float64) is the dtype of the whole run.
+        lr: overlap-scale learning rate eta > 0.
+        epochs: number of updates.
+        optimizer: ``"sgd"`` or a factory ``learning_rate -> optax.GradientTransformation``
+            (called with eta * N), e.g. ``functools.partial(optax.sgd, momentum=0.9)``.
+        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
+        progress: show a progress bar.
+        chunk: epochs per compiled call (default: all at once, or 1% of the run with a bar).
+
+    Returns:
+        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N.
+    """
+    _check_common(rnn, task, lr, epochs)
+    theta0 = jnp.asarray(theta0)
+    if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
+        raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
+    N = theta0.shape[0]
+    key = jax.random.key(0) if key is None else key
+    transformation = _resolve_optimizer(optimizer, lr * N)
+    chunk = _default_chunk(epochs + 1, progress, chunk)
+    advance = functools.partial(
+        _network_chunk, key=key, epochs=epochs, rnn=rnn, task=task, transformation=transformation, chunk=chunk
+    )
+    state = (theta0, transformation.init(theta0))
+    state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"network N={N}", progress)
+    attrs = _base_attrs(rnn, task, lr, epochs, key)
+    attrs.update(engine="network", N=int(N), dtype=str(theta0.dtype), optimizer=getattr(optimizer, "__name__", str(optimizer)))
+    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_network")
+
+
+# ---------------------------------------------------------------------------- overlap space
+@functools.partial(jax.jit, static_argnames=("rnn", "task", "method", "chunk"))
+def _overlap_chunk(S, start, *, key, lr, epochs, rnn, task, method, chunk):
+    """Epochs start..start+chunk-1 of overlap-space training; records (loss, S) of each state
+    before its update. Epochs >= ``epochs`` only record (no update)."""
+    batch_at = _batch_source(rnn, task, key)
+    mask = jnp.asarray(visible_mask(rnn))
+    update = {
+        "exact": exact_step,
+        "euler": euler_step,
+        "visible-only": lambda S, Gamma, lr: visible_only_step(S, Gamma, lr, mask),
+    }[method]
+
+    def epoch(S, k):
+        loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(k))
+        return jnp.where(k < epochs, update(S, Gamma, lr), S), (loss, S)
+
+    return jax.lax.scan(epoch, S, start + jnp.arange(chunk))
+
+
+def train_overlaps(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    S0,
+    lr: float,
+    epochs: int,
+    method: str = "exact",
+    key: jax.Array | None = None,
+    progress: bool = False,
+    chunk: int | None = None,
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+):
+    r"""Train in overlap space: S (P, P) follows the learning dynamics closed on overlaps.
+
+    Gamma = sym(dl/dS) comes from autodiff of the reduced loss (:mod:`overlapflow.flow`); the method
+    chooses the update:
+
+    - ``"exact"``: S <- (I - 2 eta Gamma) S (I - 2 eta Gamma); identical to full-network SGD for a
+      linear network at any eta and N (the Gaussian closure for a nonlinear one).
+    - ``"euler"``: S <- S - 2 eta (S Gamma + Gamma S), the first-order step of the paper.
+    - ``"flow"``: gradient flow dS/dt = -2 eta (S Gamma + Gamma S), integrated by diffrax (Tsit5,
+      adaptive steps with ``rtol``/``atol``) and read at integer t (epochs). A stochastic task is
+      sampled once (epoch 0's batch) for the whole flow.
+    - ``"visible-only"``: naive descent sigma <- sigma - eta dl/dsigma on the visible overlaps alone.
+
+    Args:
+        S0: initial overlaps, an :class:`~overlapflow.Overlaps` or a (P, P) symmetric PSD array.
+        lr: overlap-scale learning rate eta > 0.
+        epochs: number of updates (or the flow's final time).
+        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
+
+    Returns:
+        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P), in float64.
+    """
+    _check_common(rnn, task, lr, epochs)
+    if method not in METHODS:
+        raise ValueError(f"method = {method!r}: unknown; allowed: {list(METHODS)}")
+    S0 = S0.matrix if isinstance(S0, Overlaps) else S0
+    S0 = np.asarray(S0, dtype=np.float64)
+    if S0.shape != (rnn.n_vectors, rnn.n_vectors):
+        raise ValueError(f"S0: shape {S0.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
+    check_gram(S0, "S0")
+    S0 = jnp.asarray((S0 + S0.T) / 2)
+    key = jax.random.key(0) if key is None else key
+    batch_at = _batch_source(rnn, task, key)
+    attrs = _base_attrs(rnn, task, lr, epochs, key)
+    attrs.update(engine="overlaps", method=method)
+    if method == "flow":
+        chunk = _default_chunk(epochs, progress, chunk)
+        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, epochs, batch_at(0), chunk, progress, rtol, atol)
+        attrs.update(rtol=rtol, atol=atol)
+    else:
+        chunk = _default_chunk(epochs + 1, progress, chunk)
+        advance = functools.partial(_overlap_chunk, key=key, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, chunk=chunk)
+        _, losses, overlaps, bad = _run_chunks(advance, S0, epochs + 1, chunk, f"overlaps ({method})", progress)
+    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
+
+
+def _integrate_flow(rnn, task, S0, lr, epochs, batch, chunk, progress, rtol, atol):
+    """Gradient flow read at t = 0, 1, ..., epochs, integrated in segments of ``chunk`` epochs."""
+
+    def velocity(t, S, args):
+        _, Gamma = symmetric_gradient(rnn, task, S, batch)
+        return flow_velocity(S, Gamma, lr)
+
+    loss_of = jax.vmap(lambda S: meanfield_loss(rnn, task, S, batch))
+
+    @jax.jit
+    def advance(S, start):
+        t0 = jnp.asarray(start, dtype=S.dtype)
+        ts = t0 + jnp.arange(1, chunk + 1, dtype=S.dtype)
+        solution = diffrax.diffeqsolve(
+            diffrax.ODETerm(velocity),
+            diffrax.Tsit5(),
+            t0=t0,
+            t1=t0 + chunk,
+            dt0=None,
+            y0=S,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+            max_steps=None if chunk is None else 64 * chunk + 4096,
+            throw=False,
+        )
+        states = solution.ys
+        return states[-1], (loss_of(states), states)
+
+    loss0 = float(loss_of(S0[None])[0])
+    _, losses, overlaps, bad = _run_chunks(advance, S0, epochs, chunk, "overlaps (flow)", progress) if epochs else (None, np.zeros(0), np.zeros((0,) + S0.shape), None)
+    losses = np.concatenate([[loss0], losses])
+    overlaps = np.concatenate([np.asarray(S0)[None], overlaps])
+    return losses, overlaps, None if bad is None else bad + 1

@@ -50,3 +50,12 @@ __all__ = [
     "visible_names",
     "visible_only_step",
 ]
+
+
+def __getattr__(name):
+    # ``overlapflow.plot`` loads matplotlib only when first used.
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'overlapflow' has no attribute {name!r}")

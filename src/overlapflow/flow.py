@@ -19,6 +19,8 @@ Nothing here is specific to an architecture: every rule follows from l(S) by aut
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -29,6 +31,7 @@ from .tasks import AbstractTask, Batch
 METHODS = ("exact", "euler", "flow", "visible-only")
 
 
+@functools.partial(jax.jit, static_argnames=("rnn", "task"))
 def symmetric_gradient(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch: Batch):
     """Loss l(S) and Gamma = sym(dl/dS), both from one reverse pass.
 

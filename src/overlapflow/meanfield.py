@@ -16,6 +16,8 @@ by ``jax.lax.associative_scan`` in O(log T) depth instead of T sequential steps.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -50,6 +52,7 @@ def current_variance(k: jax.Array, S_BB: jax.Array) -> jax.Array:
     return jnp.einsum("...i,ij,...j->...", k, S_BB, k)
 
 
+@functools.partial(jax.jit, static_argnames=("rnn", "task"))
 def meanfield_loss(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch: Batch) -> jax.Array:
     """l(S): the task's loss of the reduced network's outputs on one batch."""
     return task.loss(meanfield_forward(rnn, S, batch.inputs), batch, rnn.dt)

@@ -10,6 +10,8 @@ ever formed.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -55,6 +57,7 @@ def _run(rnn: LowRankRNN, theta, inputs, unroll, keep_states):
     return jnp.swapaxes(out, 0, 1)
 
 
+@functools.partial(jax.jit, static_argnames=("rnn", "task"))
 def network_loss(rnn: LowRankRNN, task: AbstractTask, theta: jax.Array, batch: Batch) -> jax.Array:
     """L(theta): the task's loss of the full network's outputs on one batch."""
     return task.loss(network_forward(rnn, theta, batch.inputs), batch, rnn.dt)

@@ -43,7 +43,7 @@ class DivergenceError(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- validation
-def _check_common(rnn, task, lr, epochs):
+def _check_common(rnn, task, lr, epochs, chunk):
     if not isinstance(rnn, LowRankRNN):
         raise TypeError(f"rnn = {rnn!r}: must be an overlapflow.LowRankRNN")
     if not isinstance(task, AbstractTask):
@@ -57,6 +57,8 @@ def _check_common(rnn, task, lr, epochs):
         raise ValueError(f"lr = {lr!r}: must be a positive finite number (the overlap-scale rate eta)")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs = {epochs!r}: must be an integer >= 0")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk = {chunk!r}: must be a positive integer (epochs per compiled call) or None")
 
 
 def _batch_source(rnn, task, key):
@@ -110,13 +112,19 @@ def _run_chunks(advance, state, n_records: int, chunk: int, description: str, pr
             losses.append(loss)
             overlaps.append(S)
             update(take, float(loss[-1]))
+    if not losses:
+        return state, np.zeros(0), np.zeros((0,) + tuple(_overlap_shape(state))), None
     return state, np.concatenate(losses), np.concatenate(overlaps), None
+
+
+def _overlap_shape(state):
+    """(P, P) for a state that is S itself or a (theta, optimiser state) pair."""
+    theta = state[0] if isinstance(state, tuple) else state
+    return (theta.shape[-1], theta.shape[-1])
 
 
 def _default_chunk(epochs: int, progress: bool, chunk: int | None) -> int:
     if chunk is not None:
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise ValueError(f"chunk = {chunk!r}: must be a positive integer (epochs per compiled call)")
         return chunk
     return max(1, math.ceil(epochs / 100)) if progress else max(1, epochs)
 
@@ -222,7 +230,7 @@ def train_network(
     Returns:
         History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N.
     """
-    _check_common(rnn, task, lr, epochs)
+    _check_common(rnn, task, lr, epochs, chunk)
     theta0 = jnp.asarray(theta0)
     if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
         raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
@@ -295,7 +303,7 @@ def train_overlaps(
     Returns:
         History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P), in float64.
     """
-    _check_common(rnn, task, lr, epochs)
+    _check_common(rnn, task, lr, epochs, chunk)
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: unknown; allowed: {list(METHODS)}")
     S0 = S0.matrix if isinstance(S0, Overlaps) else S0
@@ -309,7 +317,7 @@ def train_overlaps(
     attrs = _base_attrs(rnn, task, lr, epochs, key)
     attrs.update(engine="overlaps", method=method)
     if method == "flow":
-        chunk = _default_chunk(epochs, progress, chunk)
+        chunk = chunk or 100  # one compiled segment length for every run length
         losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, epochs, batch_at(0), chunk, progress, rtol, atol)
         attrs.update(rtol=rtol, atol=atol)
     else:
@@ -319,36 +327,38 @@ def train_overlaps(
     return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
 
 
-def _integrate_flow(rnn, task, S0, lr, epochs, batch, chunk, progress, rtol, atol):
-    """Gradient flow read at t = 0, 1, ..., epochs, integrated in segments of ``chunk`` epochs."""
+@functools.partial(jax.jit, static_argnames=("rnn", "task", "chunk", "rtol", "atol"))
+def _flow_chunk(S, start, *, batch, lr, rnn, task, chunk, rtol, atol):
+    """Gradient flow from t = start to start + chunk, read at the integer times in between;
+    records (loss, S) at t = start+1 .. start+chunk."""
 
     def velocity(t, S, args):
         _, Gamma = symmetric_gradient(rnn, task, S, batch)
         return flow_velocity(S, Gamma, lr)
 
-    loss_of = jax.vmap(lambda S: meanfield_loss(rnn, task, S, batch))
+    t0 = jnp.asarray(start, dtype=S.dtype)
+    solution = diffrax.diffeqsolve(
+        diffrax.ODETerm(velocity),
+        diffrax.Tsit5(),
+        t0=t0,
+        t1=t0 + chunk,
+        dt0=None,
+        y0=S,
+        saveat=diffrax.SaveAt(ts=t0 + jnp.arange(1, chunk + 1, dtype=S.dtype)),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=None,
+        throw=False,
+    )
+    states = solution.ys
+    losses = jax.vmap(lambda s: meanfield_loss(rnn, task, s, batch))(states)
+    return states[-1], (losses, states)
 
-    @jax.jit
-    def advance(S, start):
-        t0 = jnp.asarray(start, dtype=S.dtype)
-        ts = t0 + jnp.arange(1, chunk + 1, dtype=S.dtype)
-        solution = diffrax.diffeqsolve(
-            diffrax.ODETerm(velocity),
-            diffrax.Tsit5(),
-            t0=t0,
-            t1=t0 + chunk,
-            dt0=None,
-            y0=S,
-            saveat=diffrax.SaveAt(ts=ts),
-            stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
-            max_steps=None if chunk is None else 64 * chunk + 4096,
-            throw=False,
-        )
-        states = solution.ys
-        return states[-1], (loss_of(states), states)
 
-    loss0 = float(loss_of(S0[None])[0])
-    _, losses, overlaps, bad = _run_chunks(advance, S0, epochs, chunk, "overlaps (flow)", progress) if epochs else (None, np.zeros(0), np.zeros((0,) + S0.shape), None)
+def _integrate_flow(rnn, task, S0, lr, epochs, batch, chunk, progress, rtol, atol):
+    """Gradient flow read at t = 0, 1, ..., epochs (records), integrated in segments of ``chunk``."""
+    loss0 = float(meanfield_loss(rnn, task, S0, batch))
+    advance = functools.partial(_flow_chunk, batch=batch, lr=lr, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol)
+    _, losses, overlaps, bad = _run_chunks(advance, S0, epochs, chunk, "overlaps (flow)", progress)
     losses = np.concatenate([[loss0], losses])
     overlaps = np.concatenate([np.asarray(S0)[None], overlaps])
     return losses, overlaps, None if bad is None else bad + 1

@@ -1,7 +1,26 @@
 """Tasks: each samples whole batches (inputs, targets, mask) from a JAX key and owns its loss."""
 
 from .base import LOSSES, AbstractTask, Batch, loss_value, n_steps
+from .decision import DecisionMaking
 from .filters import ExponentialFilter
 from .fixed import FixedBatch
+from .flipflop import FlipFlop
+from .noise_filter import WhiteNoiseFilter
+from .oscillator import DampedOscillator
+from .teacher import PAPER_TEACHER_OVERLAPS, Teacher
 
-__all__ = ["AbstractTask", "Batch", "ExponentialFilter", "FixedBatch", "LOSSES", "loss_value", "n_steps"]
+__all__ = [
+    "AbstractTask",
+    "Batch",
+    "DampedOscillator",
+    "DecisionMaking",
+    "ExponentialFilter",
+    "FixedBatch",
+    "FlipFlop",
+    "LOSSES",
+    "PAPER_TEACHER_OVERLAPS",
+    "Teacher",
+    "WhiteNoiseFilter",
+    "loss_value",
+    "n_steps",
+]

@@ -1,0 +1,113 @@
+r"""Perceptual decision making: integrate a noisy stimulus, report its sign after a delay."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from .base import AbstractTask, Batch
+from .noise_filter import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _positive
+
+TARGETS = ("continuous", "sign")
+COHERENCE_GAIN = 3.2 / 100  # input mean per unit coherence during the stimulus
+COHERENCE_SCALE = 16.0  # continuous target = coh / 16
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionMaking(AbstractTask):
+    r"""Perceptual decision making (task B of the A/B -> C experiment, paper figs. 4d-f, 9, 10).
+
+    A trial has four periods, in steps n_p = round(duration_p / dt):
+    fixation | stimulus | delay | response, T = n_fix + n_stim + n_delay + n_resp
+    (``t_max`` = the sum of the four durations). Each trial draws a coherence coh uniformly from
+    ``coherences``; with xi_t ~ N(0, 1) i.i.d.,
+
+        x_t  = noise_std xi_t + (coh 3.2 / 100) [t in stimulus]
+        y*_t = v(coh) [t in response],    v = coh / 16 ("continuous") or sign(coh) ("sign")
+        mask = [t in response]
+
+    Shapes: inputs, targets, mask (B, T, 1). Loss ``"masked_mse"`` (squared error averaged over
+    the response period).
+
+    Args (paper defaults):
+        coherences: the coherence values, drawn with equal odds ((-16, -8, -2, 2, 8, 16)).
+        fixation, stimulus, delay, response: period durations (1, 9, 1, 9).
+        noise_std: input noise std (0.03; the paper uses 0.03 to 0.05).
+        batch_size: trials per batch B (128).
+        target: ``"continuous"`` (coh / 16) or ``"sign"`` (sign(coh)).
+    """
+
+    coherences: tuple[float, ...] = (-16, -8, -2, 2, 8, 16)
+    fixation: float = 1.0
+    stimulus: float = 9.0
+    delay: float = 1.0
+    response: float = 9.0
+    noise_std: float = 0.03
+    batch_size: int = 128
+    target: str = "continuous"
+    loss_kind: str = "masked_mse"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        coh = self.coherences
+        if isinstance(coh, list):
+            coh = tuple(coh)
+            object.__setattr__(self, "coherences", coh)
+        if not (isinstance(coh, tuple) and len(coh) >= 1 and all(_is_number(c) for c in coh)):
+            raise ValueError(f"{name}.coherences = {self.coherences!r}: must be a non-empty tuple of finite numbers")
+        _nonnegative(name, "fixation", self.fixation)
+        _positive(name, "stimulus", self.stimulus)
+        _nonnegative(name, "delay", self.delay)
+        _positive(name, "response", self.response)
+        _nonnegative(name, "noise_std", self.noise_std)
+        _count(name, "batch_size", self.batch_size)
+        if self.target not in TARGETS:
+            raise ValueError(f"{name}.target = {self.target!r}: unknown target; allowed: {list(TARGETS)}")
+        _loss_kind(name, self.loss_kind)
+
+    n_in = property(lambda self: 1)
+    n_out = property(lambda self: 1)
+    deterministic = property(lambda self: False)
+
+    @property
+    def t_max(self) -> float:
+        """Trial length: fixation + stimulus + delay + response."""
+        return self.fixation + self.stimulus + self.delay + self.response
+
+    def periods(self, dt: float) -> dict[str, slice]:
+        """Step ranges of the four periods at dt (each round(duration / dt) steps)."""
+        _check_dt(type(self).__name__, dt)
+        out, start = {}, 0
+        for period in ("fixation", "stimulus", "delay", "response"):
+            n = round(getattr(self, period) / dt)
+            if period in ("stimulus", "response") and n < 1:
+                raise ValueError(
+                    f"{type(self).__name__}.{period} = {getattr(self, period)!r}: shorter than half a step "
+                    f"at dt = {dt!r}; the period needs at least one step"
+                )
+            out[period] = slice(start, start + n)
+            start += n
+        return out
+
+    def sample(self, key: jax.Array, dt: float) -> Batch:
+        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+
+    def _sample(self, key: jax.Array, dt: float) -> Batch:
+        periods = self.periods(dt)
+        T = periods["response"].stop
+        dtype = jnp.result_type(float)
+        key_coh, key_noise = jax.random.split(key)
+        coh = jnp.asarray(self.coherences, dtype=dtype)[
+            jax.random.randint(key_coh, (self.batch_size,), 0, len(self.coherences))
+        ]  # (B,)
+        t = jnp.arange(T)
+        stimulus = ((t >= periods["stimulus"].start) & (t < periods["stimulus"].stop)).astype(dtype)
+        response = ((t >= periods["response"].start) & (t < periods["response"].stop)).astype(dtype)
+        value = coh / COHERENCE_SCALE if self.target == "continuous" else jnp.sign(coh)
+        noise = self.noise_std * jax.random.normal(key_noise, (self.batch_size, T), dtype=dtype)
+        inputs = noise + COHERENCE_GAIN * coh[:, None] * stimulus[None, :]
+        targets = value[:, None] * response[None, :]
+        mask = jnp.broadcast_to(response, (self.batch_size, T))
+        return Batch(inputs[..., None], targets[..., None], mask[..., None])

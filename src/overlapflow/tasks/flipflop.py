@@ -1,0 +1,164 @@
+r"""The n-bit flip-flop task: remember the sign of the last input pulse on each bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from .base import AbstractTask, Batch
+from .noise_filter import (
+    _check_dt,
+    _check_steps,
+    _count,
+    _is_number,
+    _jitted_sample,
+    _loss_kind,
+    _nonnegative,
+    _number,
+    _positive,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlipFlop(AbstractTask):
+    r"""n-bit flip-flop (paper figs. 4a-c and 8; task A of the A/B -> C experiment).
+
+    Each bit b = 1..n_bits of each trial carries its own independent pulse train. Times are
+    discretised on the grid t = k dt, k = 0..T-1, T = round(t_max / dt):
+
+    - onsets: the first pulse starts at step k_0 = round(first_pulse / dt); later onsets follow
+      k_{i+1} = k_i + round(w_i / dt) with waits w_i ~ U(wait_range) i.i.d., **measured from
+      onset to onset** (so ``wait_range[0] >= pulse_duration`` keeps pulses apart);
+    - pulse i lasts P = max(1, round(pulse_duration / dt)) steps, k_i <= k < k_i + P, with sign
+      s_i = +-1 (equal odds): input x_{k,b} = input_amp s_i there, 0 elsewhere;
+    - target y*_{k,b} = target_amp s_last(k), s_last(k) the sign of the last pulse with
+      k_i <= k (the target flips at the pulse onset); y* = 0 before the first pulse;
+    - mask = 0 on k_i - 1 <= k < k_i + P + M (from one step before each onset until
+      M = round(mask_after / dt) steps after the pulse ends) and before the first pulse
+      (k < k_0); 1 elsewhere.
+
+    Sampling is vectorised: a fixed number K = ceil(T / w_min) + 1 of onsets per bit (w_min the
+    shortest wait in steps, so every onset inside the trial is among them) is drawn at once;
+    every per-step array is then a running sum over the onsets, sum_i v_i [k >= k_i], computed by
+    scattering v_i to step k_i and a cumulative sum over time (O(B T n_bits) work and memory):
+    the target via the telescoping sum s_last(k) = sum_{i: k_i <= k} (s_i - s_{i-1}), s_{-1} = 0;
+    the input as +s_i at k_i minus s_i at k_i + P; the mask from a count of open windows. All of
+    these sums are of small integers, so they are exact.
+
+    Shapes: inputs, targets, mask (B, T, n_bits); n_in = n_out = n_bits. Loss ``"masked_mse"``
+    (sum of masked squared errors / number of unmasked entries).
+
+    Args (paper defaults for figs. 4a-c, 8; the A/B -> C experiment uses wait_range (1, 2),
+    input_amp 2, target_amp 1, batch 128, dt 0.05):
+        n_bits: number of independent bits (1).
+        batch_size: trials per batch B (10).
+        t_max: trial length (20.0).
+        first_pulse: onset of the first pulse, in time units (0.5).
+        wait_range: (low, high) of the uniform onset-to-onset wait (4.0, 10.0).
+        pulse_duration: length of each pulse (0.5).
+        input_amp: pulse amplitude on the input (1.0).
+        target_amp: amplitude of the held target (0.5).
+        mask_after: masked time after each pulse ends (2.0).
+    """
+
+    n_bits: int = 1
+    batch_size: int = 10
+    t_max: float = 20.0
+    first_pulse: float = 0.5
+    wait_range: tuple[float, float] = (4.0, 10.0)
+    pulse_duration: float = 0.5
+    input_amp: float = 1.0
+    target_amp: float = 0.5
+    mask_after: float = 2.0
+    loss_kind: str = "masked_mse"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        _count(name, "n_bits", self.n_bits)
+        _count(name, "batch_size", self.batch_size)
+        _positive(name, "t_max", self.t_max)
+        _nonnegative(name, "first_pulse", self.first_pulse)
+        _positive(name, "pulse_duration", self.pulse_duration)
+        _number(name, "input_amp", self.input_amp)
+        _number(name, "target_amp", self.target_amp)
+        _nonnegative(name, "mask_after", self.mask_after)
+        _loss_kind(name, self.loss_kind)
+        wait = self.wait_range
+        if isinstance(wait, list):
+            wait = tuple(wait)
+            object.__setattr__(self, "wait_range", wait)
+        valid = isinstance(wait, tuple) and len(wait) == 2 and all(_is_number(w) for w in wait)
+        if not (valid and 0 < wait[0] <= wait[1]):
+            raise ValueError(
+                f"{name}.wait_range = {self.wait_range!r}: must be a tuple (low, high) of finite numbers "
+                "with 0 < low <= high"
+            )
+        if wait[0] < self.pulse_duration:
+            raise ValueError(
+                f"{name}.wait_range = {wait!r}: low = {wait[0]!r} is shorter than pulse_duration = "
+                f"{self.pulse_duration!r}; waits are measured onset to onset, so low must be >= pulse_duration"
+            )
+
+    n_in = property(lambda self: self.n_bits)
+    n_out = property(lambda self: self.n_bits)
+    deterministic = property(lambda self: False)
+
+    def steps(self, dt: float) -> dict[str, int]:
+        """The task's durations in Euler steps at dt: T, first onset, pulse length P, masked
+        steps after a pulse M, shortest wait, and the number K of onsets drawn per bit."""
+        T = _check_steps(type(self).__name__, self.t_max, dt)
+        pulse = max(1, round(self.pulse_duration / dt))
+        wait_min = max(pulse, round(self.wait_range[0] / dt))
+        return dict(
+            T=T,
+            first=round(self.first_pulse / dt),
+            pulse=pulse,
+            mask_after=round(self.mask_after / dt),
+            wait_min=wait_min,
+            n_onsets=math.ceil(T / wait_min) + 1,
+        )
+
+    def sample(self, key: jax.Array, dt: float) -> Batch:
+        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+
+    def _sample(self, key: jax.Array, dt: float) -> Batch:
+        s = self.steps(dt)
+        B, n, K, P = self.batch_size, self.n_bits, s["n_onsets"], s["pulse"]
+        dtype = jnp.result_type(float)
+        # one uniform draw per onset and per wait (a single random-bits call compiles fastest)
+        uniform = jax.random.uniform(key, (B, n, 2 * K - 1), dtype=dtype)
+        low, high = self.wait_range
+        waits = low + (high - low) * uniform[..., K:]
+        wait_steps = jnp.maximum(jnp.round(waits / dt).astype(jnp.int32), s["wait_min"])
+        onsets = s["first"] + jnp.concatenate(
+            [jnp.zeros((B, n, 1), jnp.int32), jnp.cumsum(wait_steps, axis=-1, dtype=jnp.int32)], axis=-1
+        )  # (B, n, K)
+        signs = jnp.where(uniform[..., :K] < 0.5, 1.0, -1.0).astype(dtype)
+
+        # Every per-step array is a running sum over events: sum_e v_e [k >= step_e]. The events
+        # (step, values on 3 channels: target flip, input, open mask windows) are scattered onto
+        # the time grid at once and summed cumulatively over time; steps are clipped to [0, T] and
+        # slot T collects the events after the trial.
+        T, zero = s["T"], jnp.zeros_like(signs)
+        previous = jnp.concatenate([zero[..., :1], signs[..., :-1]], axis=-1)
+        steps = jnp.concatenate([onsets, onsets + P, onsets - 1, onsets + P + s["mask_after"]], axis=-1)
+        values = jnp.stack(
+            [
+                jnp.concatenate([signs - previous, zero, zero, zero], axis=-1),  # telescoping: s_last(k)
+                jnp.concatenate([signs, -signs, zero, zero], axis=-1),  # pulse on k_i <= k < k_i + P
+                jnp.concatenate([zero, zero, zero + 1, zero - 1], axis=-1),  # k_i - 1 <= k < k_i + P + M
+            ],
+            axis=-1,
+        )  # (B, n, 4K, 3)
+        b_index = jnp.arange(B)[:, None, None]
+        bit_index = jnp.arange(n)[None, :, None]
+        events = jnp.zeros((B, T + 1, n, 3), dtype).at[b_index, jnp.clip(steps, 0, T), bit_index].add(values)
+        sums = jnp.cumsum(events, axis=1)[:, :T]  # (B, T, n, 3)
+        targets = self.target_amp * sums[..., 0]
+        inputs = self.input_amp * sums[..., 1]
+        after_first = (jnp.arange(T) >= s["first"])[None, :, None]
+        mask = ((sums[..., 2] == 0) & after_first).astype(dtype)
+        return Batch(inputs, targets, mask)

@@ -1,0 +1,183 @@
+r"""Teacher task: reproduce the outputs of a reduced (mean-field) network with fixed overlaps."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..model import LowRankRNN
+from ..overlaps import Overlaps, parse_pair
+from .base import AbstractTask, Batch
+from .flipflop import FlipFlop
+from .noise_filter import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _number, _positive
+
+#: The teacher of the A/B -> C experiment (task C; rank-1 erf network, one input, one output):
+#: (zm, zu, vm, vu, mu, mm, uu). zz, vv and zv are not given (they do not change its output).
+PAPER_TEACHER_OVERLAPS = types.MappingProxyType(
+    {"zm": 0.5, "zu": 2.3, "vm": 2.0, "vu": 1.5, "um": 1.6, "mm": 1.8, "uu": 2.2}
+)
+
+
+def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps") -> Overlaps:
+    r"""The full, validated overlap matrix of a teacher from labels or an :class:`Overlaps`.
+
+    From labels (a mapping or (label, value) pairs; labels read in either order, "um" = "mu"):
+    missing entries are 0, except missing diagonal entries of B = [M | U], which are 1. If no
+    label lies inside A = [V | Z] (e.g. zz, vv, zv: they never change the teacher's output), that
+    block is completed as S[A, A] = S[A, B] S[B, B]^+ S[B, A] + I, which makes S a valid Gram
+    matrix whenever S[B, B] is positive definite; otherwise missing A entries are 0 (diagonal 1).
+    The result must be symmetric positive semi-definite.
+    """
+    names = rnn.vector_names
+    if isinstance(overlaps, Overlaps):
+        if overlaps.names != names:
+            raise ValueError(
+                f"{field}: overlaps of vectors {list(overlaps.names)}; the teacher network has {list(names)}"
+            )
+        S = np.asarray(overlaps.matrix, dtype=float)
+    else:
+        try:
+            items = list(overlaps.items()) if isinstance(overlaps, Mapping) else [tuple(p) for p in overlaps]
+            if not all(len(p) == 2 for p in items):
+                raise TypeError
+        except TypeError:
+            raise ValueError(
+                f"{field} = {overlaps!r}: must be a dict of overlap labels to numbers (e.g. "
+                f"{dict(PAPER_TEACHER_OVERLAPS)}), (label, value) pairs, or an overlapflow.Overlaps"
+            ) from None
+        sl = rnn.slices
+        in_A = set(range(rnn.n_vectors)[sl["A"]])
+        S = np.zeros((rnn.n_vectors, rnn.n_vectors))
+        S[sl["B"], sl["B"]] = np.eye(rnn.n_left)
+        given = set()
+        for label, value in items:
+            try:
+                i, j = parse_pair(names, label)
+            except ValueError as error:
+                raise ValueError(f"{field}: {error}") from None
+            if not _is_number(value):
+                raise ValueError(f"{field}[{label!r}] = {value!r}: must be a finite number")
+            S[i, j] = S[j, i] = value
+            given.add((max(i, j), min(i, j)))
+        if any(i in in_A and j in in_A for i, j in given):
+            for i in in_A:
+                if (i, i) not in given:
+                    S[i, i] = 1.0
+        else:
+            S_AB, S_BB = S[sl["A"], sl["B"]], S[sl["B"], sl["B"]]
+            S[sl["A"], sl["A"]] = S_AB @ np.linalg.pinv(S_BB) @ S_AB.T + np.eye(rnn.n_vectors - rnn.n_left)
+    try:
+        return Overlaps.from_matrix(rnn, S)
+    except ValueError as error:
+        raise ValueError(f"{field}: {error}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Teacher(AbstractTask):
+    r"""Teacher task (task C of the A/B -> C experiment, paper figs. 4d-f, 9, 10).
+
+    The target is the output of the reduced (mean-field) network of ``rnn`` with fixed overlaps
+    S* (see :func:`~overlapflow.meanfield_forward`), driven by the same inputs as the student:
+
+        x    = noise_std xi + pulse_scale p,    xi ~ N(0, 1) i.i.d. (B, T, n_in)
+        y*   = meanfield_forward(rnn at step dt, S*, x)
+        mask = 1 everywhere
+
+    with p the inputs of ``input_task`` (default: the pulses of
+    ``FlipFlop(batch_size=batch_size, t_max=t_max, input_amp=1)``), sampled from an independent
+    key. The teacher runs at the sampling step dt (``rnn.dt`` is replaced by dt; tau is kept).
+
+    ``overlaps`` is normalised on construction to the full matrix S* as (label, value) pairs in
+    canonical order (hashable; see :func:`teacher_overlaps` for how missing entries are filled);
+    ``overlap_matrix`` gives it as an :class:`~overlapflow.Overlaps`.
+
+    Shapes: inputs (B, T, n_in), targets and mask (B, T, n_out). Loss ``"mse"``.
+
+    Args (paper defaults):
+        overlaps: labels to values (the paper's: :data:`PAPER_TEACHER_OVERLAPS`, also
+            ``Teacher.paper()``), (label, value) pairs, or an :class:`~overlapflow.Overlaps`.
+        rnn: the teacher architecture (default ``LowRankRNN(rank=1, phi="erf")``).
+        noise_std: std of the Gaussian input noise (1.5).
+        pulse_scale: factor on the input task's pulses (2.0).
+        input_task: task whose inputs supply the pulses; its n_in, batch size and t_max must match.
+        batch_size: trials per batch B (128).
+        t_max: trial length (20.0).
+    """
+
+    overlaps: tuple[tuple[str, float], ...]
+    rnn: LowRankRNN | None = None
+    noise_std: float = 1.5
+    pulse_scale: float = 2.0
+    input_task: AbstractTask | None = None
+    batch_size: int = 128
+    t_max: float = 20.0
+    loss_kind: str = "mse"
+
+    def __post_init__(self):
+        name = type(self).__name__
+        rnn = LowRankRNN(rank=1, phi="erf") if self.rnn is None else self.rnn
+        if not isinstance(rnn, LowRankRNN):
+            raise ValueError(f"{name}.rnn = {rnn!r}: must be an overlapflow.LowRankRNN (or None for rank 1, erf)")
+        if rnn.n_in < 1 or rnn.n_out < 1:
+            raise ValueError(f"{name}.rnn: n_in = {rnn.n_in}, n_out = {rnn.n_out}; a teacher needs both >= 1")
+        object.__setattr__(self, "rnn", rnn)
+        _nonnegative(name, "noise_std", self.noise_std)
+        _number(name, "pulse_scale", self.pulse_scale)
+        _count(name, "batch_size", self.batch_size)
+        _positive(name, "t_max", self.t_max)
+        _loss_kind(name, self.loss_kind)
+        S = teacher_overlaps(rnn, self.overlaps, f"{name}.overlaps")
+        object.__setattr__(self, "overlaps", tuple(S.as_dict().items()))
+
+        task = self.input_task
+        if task is None:
+            task = FlipFlop(n_bits=rnn.n_in, batch_size=self.batch_size, t_max=self.t_max, input_amp=1.0)
+        if not isinstance(task, AbstractTask):
+            raise ValueError(f"{name}.input_task = {task!r}: must be an overlapflow task (or None for a FlipFlop)")
+        if task.n_in != rnn.n_in:
+            raise ValueError(f"{name}.input_task: n_in = {task.n_in}; must equal the teacher's rnn.n_in = {rnn.n_in}")
+        for field in ("batch_size", "t_max"):
+            other = getattr(task, field, None)
+            if other is not None and other != getattr(self, field):
+                raise ValueError(
+                    f"{name}.input_task.{field} = {other!r}: must equal {name}.{field} = {getattr(self, field)!r}"
+                )
+        object.__setattr__(self, "input_task", task)
+
+    @classmethod
+    def paper(cls, **kwargs) -> "Teacher":
+        """The paper's teacher: :data:`PAPER_TEACHER_OVERLAPS`, rank-1 erf network (other fields as given)."""
+        return cls(dict(PAPER_TEACHER_OVERLAPS), **kwargs)
+
+    n_in = property(lambda self: self.rnn.n_in)
+    n_out = property(lambda self: self.rnn.n_out)
+    deterministic = property(lambda self: False)
+
+    @property
+    def overlap_matrix(self) -> Overlaps:
+        """The teacher's overlaps S* as an :class:`~overlapflow.Overlaps`."""
+        return teacher_overlaps(self.rnn, self.overlaps)
+
+    def sample(self, key: jax.Array, dt: float) -> Batch:
+        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+
+    def _sample(self, key: jax.Array, dt: float) -> Batch:
+        from ..meanfield import meanfield_forward  # lazy: meanfield imports overlapflow.tasks
+
+        key_noise, key_task = jax.random.split(key)
+        pulses = self.input_task.sample(key_task, dt).inputs
+        if pulses.shape[0] != self.batch_size:
+            raise ValueError(
+                f"{type(self).__name__}.input_task gives batches of {pulses.shape[0]} trials; "
+                f"batch_size = {self.batch_size}"
+            )
+        dtype = jnp.result_type(float)
+        inputs = self.noise_std * jax.random.normal(key_noise, pulses.shape, dtype=dtype) + self.pulse_scale * pulses
+        rnn = self.rnn if self.rnn.dt == dt else dataclasses.replace(self.rnn, dt=dt)
+        targets = meanfield_forward(rnn, jnp.asarray(self.overlap_matrix.matrix), inputs)
+        return Batch(inputs, targets, jnp.ones_like(targets))

@@ -1,0 +1,28 @@
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import overlapflow as of
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def rank1():
+    return of.LowRankRNN(rank=1)
+
+
+def random_overlaps(rnn, seed=0, N=200):
+    """Overlaps of a random network (float64)."""
+    return of.Overlaps.from_params(rnn, rnn.init(jax.random.key(seed), N=N, dtype=jnp.float64))
+
+
+def random_inputs_task(rnn, T=60, B=2, seed=0, loss="sum_sq_dt"):
+    """A FixedBatch with smooth random inputs and targets (any n_in, n_out)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(B, T, rnn.n_in)) * (rng.random((B, T, 1)) < 0.2)
+    y = np.sin(np.linspace(0, 3, T))[None, :, None] * rng.normal(size=(B, 1, rnn.n_out))
+    return of.tasks.FixedBatch(x, y, loss=loss)

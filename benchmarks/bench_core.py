@@ -146,8 +146,12 @@ def run(quick: bool, flow: bool, log) -> dict:
         theta = rnn.init(jax.random.key(0), N)
         fn = lambda th=theta, e=net_epochs[N]: of.train_network(rnn, task, th, lr=LR, epochs=e)
         r = time_first_and_compiled(fn, net_repeats[N])
-        r.update(epochs=net_epochs[N], per_epoch_s=r["compiled_s"] / net_epochs[N],
-                 per_epoch_cpu_s=r["compiled_cpu_s"] / net_epochs[N], dtype=str(theta.dtype))
+        r.update(
+            epochs=net_epochs[N],
+            per_epoch_s=r["compiled_s"] / net_epochs[N],
+            per_epoch_cpu_s=r["compiled_cpu_s"] / net_epochs[N],
+            dtype=str(theta.dtype),
+        )
         results["network"][str(N)] = r
 
     # 3. fit and ratios -------------------------------------------------------------------
@@ -201,7 +205,7 @@ def run(quick: bool, flow: bool, log) -> dict:
         "network_epochs": {str(k): v for k, v in net_epochs.items()},
         "N_ref": N_ref,
         "network_N500_s_2000_epochs": {"compiled": net_ref_2000, "first_call": net_ref_first_2000},
-        "note": "network times with fewer than 2000 epochs are scaled to 2000 epochs before comparing with the reference numbers",
+        "note": "network times from fewer than 2000 epochs are scaled to 2000 before comparing with the references",
     }
     return results
 
@@ -223,53 +227,127 @@ def _tables(res: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     tables = []
     rows = []
     for m, r in res["overlaps"].items():
-        rows.append([
-            f"overlaps {m}", str(r["epochs"]), _fmt(r["first_s"]), _fmt(r["first_compile_s"]),
-            _fmt(r.get("compiled_s")), _fmt(r.get("compiled_cpu_s")), _fmt(r.get("compiled_compile_s")), str(r["repeats"]), "",
-        ])
+        rows.append(
+            [
+                f"overlaps {m}",
+                str(r["epochs"]),
+                _fmt(r["first_s"]),
+                _fmt(r["first_compile_s"]),
+                _fmt(r.get("compiled_s")),
+                _fmt(r.get("compiled_cpu_s")),
+                _fmt(r.get("compiled_compile_s")),
+                str(r["repeats"]),
+                "",
+            ]
+        )
     for N, r in res["network"].items():
-        rows.append([
-            f"network N={N} ({r['dtype']})", str(r["epochs"]), _fmt(r["first_s"]), _fmt(r["first_compile_s"]),
-            _fmt(r["compiled_s"]), _fmt(r["compiled_cpu_s"]), _fmt(r["compiled_compile_s"]), str(r["repeats"]), _fmt(r["per_epoch_s"]),
-        ])
-    tables.append(("Timings: wall clock; compiled = median of repeats; cpu = process CPU time (all threads; less sensitive "
-                   "to other load); compile = JAX trace+lower+compile time inside the call (0 = cache hit)",
-                   ["run", "epochs", "first call", "compile", "compiled", "cpu", "compile", "repeats", "per epoch"], rows))
+        rows.append(
+            [
+                f"network N={N} ({r['dtype']})",
+                str(r["epochs"]),
+                _fmt(r["first_s"]),
+                _fmt(r["first_compile_s"]),
+                _fmt(r["compiled_s"]),
+                _fmt(r["compiled_cpu_s"]),
+                _fmt(r["compiled_compile_s"]),
+                str(r["repeats"]),
+                _fmt(r["per_epoch_s"]),
+            ]
+        )
+    title = (
+        "Timings: wall clock; compiled = median of repeats; cpu = process CPU time (all threads; less sensitive "
+        "to other load); compile = JAX trace+lower+compile time inside the call (0 = cache hit)"
+    )
+    header = ["run", "epochs", "first call", "compile", "compiled", "cpu", "compile", "repeats", "per epoch"]
+    tables.append((title, header, rows))
 
-    rows = [[f"S0 from N={N}", _fmt(r["compiled_s"]), _fmt(r["compiled_compile_s"])] for N, r in res["overlaps_vs_N"].items()]
+    rows = [
+        [f"S0 from N={N}", _fmt(r["compiled_s"]), _fmt(r["compiled_compile_s"])]
+        for N, r in res["overlaps_vs_N"].items()
+    ]
     tables.append(("Overlap run (exact, compiled, min) vs N of S0", ["S0", "compiled", "compile"], rows))
 
-    rows = [["per-epoch cost exponent (log-log fit vs N)", _fmt(res["fit"]["per_epoch_exponent"], "")],
-            ["same, from CPU time", _fmt(res["fit"]["per_epoch_exponent_cpu_time"], "")],
-            ["fitted per-epoch cost at N=4000", _fmt(res["fit"]["per_epoch_s_at_4000_fitted"])]]
+    fit = res["fit"]
+    rows = [
+        ["per-epoch cost exponent (log-log fit vs N)", _fmt(fit["per_epoch_exponent"], "")],
+        ["same, from CPU time", _fmt(fit["per_epoch_exponent_cpu_time"], "")],
+        ["fitted per-epoch cost at N=4000", _fmt(fit["per_epoch_s_at_4000_fitted"])],
+    ]
     rows += [[k, _fmt(v, "x")] for k, v in res["ratios"].items()]
     tables.append(("Scaling and ratios", ["quantity", "value"], rows))
 
-    ref, vs, tg = REFERENCE, res["vs_reference"], res["targets"]
+    ref, vs, tg, st = REFERENCE, res["vs_reference"], res["targets"], res["settings"]
     exact = res["overlaps"]["exact"]
-    ep = exact["epochs"]
-    net = res["network"][str(res["settings"]["N_ref"])]
-    s2000 = lambda r: r["compiled_s"] * 2000 / r["epochs"]
+    net = res["network"][str(st["N_ref"])]
+    net2000 = st["network_N500_s_2000_epochs"]
     scaled = "" if net["epochs"] == 2000 else f" [from {net['epochs']} ep]"
+    paper_ov, paper_net = _fmt(ref["paper_overlap_run_s"]), _fmt(ref["paper_network_N500_s"])
+    t_net = f"< {ref['target_network_N500_s']} s"
     rows = [
-        ["overlap run (compiled)", _fmt(s2000(exact)), _fmt(ref["paper_overlap_run_s"]), _fmt(vs["overlap_run_speedup_compiled"], "x"),
-         f"< {ref['target_overlap_compiled_s']} s", _fmt(tg["overlap_compiled_lt_0.15s"])],
-        ["overlap run (first call)", _fmt(exact["first_s"]), _fmt(ref["paper_overlap_run_s"]),
-         _fmt(vs["overlap_run_speedup_first_call"], "x"), "", ""],
-        [f"network N={res['settings']['N_ref']} (compiled)" + scaled, _fmt(res["settings"]["network_N500_s_2000_epochs"]["compiled"]), _fmt(ref["paper_network_N500_s"]),
-         _fmt(vs["network_N500_speedup_compiled"], "x"), f"< {ref['target_network_N500_s']} s", _fmt(tg["network_N500_compiled_lt_6s"])],
-        [f"network N={res['settings']['N_ref']} (first call)" + scaled, _fmt(res["settings"]["network_N500_s_2000_epochs"]["first_call"]),
-         _fmt(ref["paper_network_N500_s"]), _fmt(vs["network_N500_speedup_first_call"], "x"), f"< {ref['target_network_N500_s']} s",
-         _fmt(tg["network_N500_first_call_lt_6s"])],
-        ["network per epoch, N=4000 (fitted)", _fmt(res["fit"]["per_epoch_s_at_4000_fitted"]), _fmt(ref["paper_network_N4000_s_per_epoch"]),
-         _fmt(vs["network_N4000_per_epoch_speedup"], "x"), "", ""],
-        ["network cost exponent in N", _fmt(res["fit"]["per_epoch_exponent"], ""), "", "", f"<= {ref['target_network_exponent_max']}",
-         _fmt(tg["network_cost_about_linear_in_N"])],
-        ["overlap run max/min over N", _fmt(res["ratios"]["overlap_exact_max_over_min_vs_N"], "x"), "", "",
-         f"< {ref['target_overlap_N_spread_max']}x", _fmt(tg["overlap_run_independent_of_N"])],
+        [
+            "overlap run (compiled)",
+            _fmt(exact["compiled_s"] * 2000 / exact["epochs"]),
+            paper_ov,
+            _fmt(vs["overlap_run_speedup_compiled"], "x"),
+            f"< {ref['target_overlap_compiled_s']} s",
+            _fmt(tg["overlap_compiled_lt_0.15s"]),
+        ],
+        [
+            "overlap run (first call)",
+            _fmt(exact["first_s"]),
+            paper_ov,
+            _fmt(vs["overlap_run_speedup_first_call"], "x"),
+            "",
+            "",
+        ],
+        [
+            f"network N={st['N_ref']} (compiled){scaled}",
+            _fmt(net2000["compiled"]),
+            paper_net,
+            _fmt(vs["network_N500_speedup_compiled"], "x"),
+            t_net,
+            _fmt(tg["network_N500_compiled_lt_6s"]),
+        ],
+        [
+            f"network N={st['N_ref']} (first call){scaled}",
+            _fmt(net2000["first_call"]),
+            paper_net,
+            _fmt(vs["network_N500_speedup_first_call"], "x"),
+            t_net,
+            _fmt(tg["network_N500_first_call_lt_6s"]),
+        ],
+        [
+            "network per epoch, N=4000 (fitted)",
+            _fmt(fit["per_epoch_s_at_4000_fitted"]),
+            _fmt(ref["paper_network_N4000_s_per_epoch"]),
+            _fmt(vs["network_N4000_per_epoch_speedup"], "x"),
+            "",
+            "",
+        ],
+        [
+            "network cost exponent in N",
+            _fmt(fit["per_epoch_exponent"], ""),
+            "",
+            "",
+            f"<= {ref['target_network_exponent_max']}",
+            _fmt(tg["network_cost_about_linear_in_N"]),
+        ],
+        [
+            "overlap run max/min over N",
+            _fmt(res["ratios"]["overlap_exact_max_over_min_vs_N"], "x"),
+            "",
+            "",
+            f"< {ref['target_overlap_N_spread_max']}x",
+            _fmt(tg["overlap_run_independent_of_N"]),
+        ],
     ]
-    tables.append(("Against the paper's code (2-core machine) and the targets (times scaled to 2000 epochs)",
-                   ["quantity", "here", "paper code", "speed-up", "target", "met"], rows))
+    tables.append(
+        (
+            "Against the paper's code (2-core machine) and the targets (times scaled to 2000 epochs)",
+            ["quantity", "here", "paper code", "speed-up", "target", "met"],
+            rows,
+        )
+    )
     return tables
 
 
@@ -291,12 +369,12 @@ def print_tables(res: dict, plain: bool) -> None:
             console.print(table)
     except ImportError:
         for title, header, rows in tables:
-            widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+            widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
             print(f"\n{title}")
-            print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+            print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
             print("  ".join("-" * w for w in widths))
             for row in rows:
-                print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+                print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _load(values) -> str:
@@ -317,10 +395,10 @@ def machine_info() -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes and epochs (a smoke test, well under a minute)")
+    parser.add_argument("--quick", action="store_true", help="small sizes/epochs: a smoke test, well under a minute")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write all results as JSON to PATH")
     parser.add_argument("--no-flow", action="store_true", help="skip method='flow' (diffrax; the slowest to compile)")
-    parser.add_argument("--flow", action="store_true", help="with --quick: include method='flow' (skipped by default there)")
+    parser.add_argument("--flow", action="store_true", help="with --quick: include method='flow' (skipped there)")
     parser.add_argument("--plain", action="store_true", help="plain-text tables instead of rich")
     args = parser.parse_args(argv)
 
@@ -328,11 +406,15 @@ def main(argv=None) -> int:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     res = run(args.quick, not args.no_flow and (args.flow or not args.quick), log)
-    res["machine"] = machine_info() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg() if load_before else None}
+    load_after = os.getloadavg() if load_before else None
+    res["machine"] = machine_info() | {"loadavg_before": load_before, "loadavg_after": load_after}
     res["reference"] = REFERENCE
     res["total_s"] = time.perf_counter() - t0
     print_tables(res, args.plain)
-    print(f"total benchmark time {res['total_s']:.1f} s on {os.cpu_count()} CPUs; load average (1, 5, 15 min) before {_load(load_before)}, after {_load(res['machine']['loadavg_after'])}")
+    print(
+        f"total benchmark time {res['total_s']:.1f} s on {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
+        f"before {_load(load_before)}, after {_load(load_after)}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2, default=float)

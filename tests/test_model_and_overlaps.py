@@ -140,7 +140,7 @@ def test_bad_training_arguments(rank1):
         of.train_overlaps(of.LowRankRNN(rank=1, n_in=2), task, np.eye(5), lr=1e-3, epochs=3)
     with pytest.raises(ValueError, match="theta0: shape"):
         of.train_network(rank1, task, np.zeros((10, 3)), lr=1e-3, epochs=3)
-    with pytest.raises(ValueError, match="optimizer = 'sgdd'"):
+    with pytest.raises(ValueError, match="kind = 'sgdd'"):
         of.train_network(rank1, task, rank1.init(jax.random.key(0), 20), lr=1e-3, epochs=3, optimizer="sgdd")
 
 

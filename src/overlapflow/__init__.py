@@ -10,21 +10,23 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from . import tasks  # noqa: E402
-from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step  # noqa: E402
-from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series  # noqa: E402
-from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss  # noqa: E402
-from .model import LowRankRNN  # noqa: E402
-from .network import network_activity, network_forward, network_loss  # noqa: E402
-from .nonlinearity import Nonlinearity, get_nonlinearity  # noqa: E402
-from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names  # noqa: E402
-from .training import DivergenceError, train_network, train_overlaps  # noqa: E402
+from . import tasks
+from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
+from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
+from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
+from .model import LowRankRNN
+from .network import network_activity, network_forward, network_loss
+from .nonlinearity import Nonlinearity, get_nonlinearity
+from .optimizers import Optimizer
+from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
+from .training import DivergenceError, train_network, train_overlaps
 
 __all__ = [
+    "METHODS",
     "DivergenceError",
     "LowRankRNN",
-    "METHODS",
     "Nonlinearity",
+    "Optimizer",
     "Overlaps",
     "euler_step",
     "exact_step",

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,7 @@ def _relu(x):
     return jnp.maximum(x, 0.0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Probabilists' Gauss-Hermite nodes and weights normalised to sum to 1."""
     x, w = np.polynomial.hermite_e.hermegauss(n_nodes)

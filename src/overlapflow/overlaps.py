@@ -109,7 +109,7 @@ class Overlaps:
     names: tuple[str, ...] = dataclasses.field(metadata=dict(static=True))
 
     @classmethod
-    def from_params(cls, rnn: LowRankRNN, theta) -> "Overlaps":
+    def from_params(cls, rnn: LowRankRNN, theta) -> Overlaps:
         """S = theta^T theta / N in float64 from theta of shape (N, P)."""
         theta = jnp.asarray(theta, dtype=jnp.float64)
         if theta.ndim != 2 or theta.shape[1] != rnn.n_vectors:
@@ -117,7 +117,7 @@ class Overlaps:
         return cls(theta.T @ theta / theta.shape[0], rnn.vector_names)
 
     @classmethod
-    def from_matrix(cls, rnn: LowRankRNN, S) -> "Overlaps":
+    def from_matrix(cls, rnn: LowRankRNN, S) -> Overlaps:
         """Wrap and validate a (P, P) matrix (symmetric, positive semi-definite)."""
         S = np.asarray(S, dtype=float)
         if S.shape != (rnn.n_vectors, rnn.n_vectors):
@@ -126,7 +126,7 @@ class Overlaps:
         return cls(jnp.asarray((S + S.T) / 2), rnn.vector_names)
 
     @classmethod
-    def from_dict(cls, rnn: LowRankRNN, values: dict[str, float], default_diagonal: float = 1.0) -> "Overlaps":
+    def from_dict(cls, rnn: LowRankRNN, values: dict[str, float], default_diagonal: float = 1.0) -> Overlaps:
         """Build S from labels, e.g. ``{"zm": 0.1, "uu": 2.0}``; missing entries are 0 (diagonal: 1)."""
         P = rnn.n_vectors
         S = np.eye(P) * default_diagonal

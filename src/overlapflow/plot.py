@@ -6,8 +6,8 @@ and nothing global is changed: the figure renders through matplotlib's Agg canva
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import xarray as xr

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import diffrax
 import jax
@@ -28,10 +28,9 @@ from .history import make_history
 from .meanfield import current_variance, latent_trajectory, meanfield_loss
 from .model import LowRankRNN
 from .network import network_loss
+from .optimizers import KINDS, MomentumState, Optimizer, as_optimizer, momentum_init, momentum_step
 from .overlaps import Overlaps, check_gram, visible_mask
 from .tasks import AbstractTask
-
-OPTIMIZERS: dict[str, Callable] = {"sgd": optax.sgd}
 
 
 class DivergenceError(FloatingPointError):
@@ -75,7 +74,14 @@ def _progress_bar(enabled: bool, description: str, total: int):
     if not enabled:
         yield lambda advance, loss: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("{task.description}"),
@@ -166,19 +172,23 @@ def _base_attrs(rnn, task, lr, epochs, key) -> dict:
 
 
 # ---------------------------------------------------------------------------- full network
+def _optimizer_label(optimizer) -> str:
+    if isinstance(optimizer, (str, Optimizer)):
+        return as_optimizer(optimizer).describe()
+    return getattr(optimizer, "__name__", repr(optimizer))
+
+
 @functools.lru_cache(maxsize=64)
-def _resolve_optimizer(optimizer, learning_rate: float) -> optax.GradientTransformation:
-    """The optax transformation for a name or factory; cached so repeated runs reuse compiled code."""
-    if isinstance(optimizer, str):
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer = {optimizer!r}: unknown; allowed: {sorted(OPTIMIZERS)} or a factory lr -> optax transformation")
-        return OPTIMIZERS[optimizer](learning_rate)
+def _resolve_optimizer(optimizer, lr: float, N: int) -> optax.GradientTransformation:
+    """The optax transformation for an optimiser spec; cached so repeated runs reuse compiled code."""
+    if isinstance(optimizer, (str, Optimizer)):
+        return as_optimizer(optimizer).network_transformation(lr, N)
     if callable(optimizer):
-        transformation = optimizer(learning_rate)
+        transformation = optimizer(lr * N)
         if not isinstance(transformation, optax.GradientTransformation):
             raise TypeError(f"optimizer factory returned {transformation!r}; it must return an optax GradientTransformation")
         return transformation
-    raise TypeError(f"optimizer = {optimizer!r}: must be a name in {sorted(OPTIMIZERS)} or a callable lr -> optax transformation")
+    raise TypeError(f"optimizer = {optimizer!r}: must be one of {list(KINDS)}, an overlapflow.Optimizer or a callable lr -> optax transformation")
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk"))
@@ -205,7 +215,7 @@ def train_network(
     theta0,
     lr: float,
     epochs: int,
-    optimizer: str | Callable = "sgd",
+    optimizer: str | Optimizer | Callable = "sgd",
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
@@ -221,9 +231,13 @@ def train_network(
             float64) is the dtype of the whole run.
         lr: overlap-scale learning rate eta > 0.
         epochs: number of updates.
-        optimizer: ``"sgd"`` or a factory ``learning_rate -> optax.GradientTransformation``
-            (called with eta * N), e.g. ``functools.partial(optax.sgd, momentum=0.9)``.
-        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
+        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, an
+            :class:`~overlapflow.Optimizer` (momentum, weight decay, Adam constants; learning-rate
+            conventions in :mod:`overlapflow.optimizers`), or any factory
+            ``learning_rate -> optax.GradientTransformation`` (called with eta * N).
+        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``. The
+            same key in ``train_overlaps`` shows both engines the same batches (paired); different
+            keys give independent batches.
         progress: show a progress bar.
         chunk: epochs per compiled call (default: all at once, or 1% of the run with a bar).
 
@@ -236,7 +250,7 @@ def train_network(
         raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
     N = theta0.shape[0]
     key = jax.random.key(0) if key is None else key
-    transformation = _resolve_optimizer(optimizer, lr * N)
+    transformation = _resolve_optimizer(optimizer, lr, N)
     chunk = _default_chunk(epochs + 1, progress, chunk)
     advance = functools.partial(
         _network_chunk, key=key, epochs=epochs, rnn=rnn, task=task, transformation=transformation, chunk=chunk
@@ -244,28 +258,35 @@ def train_network(
     state = (theta0, transformation.init(theta0))
     state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"network N={N}", progress)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(engine="network", N=int(N), dtype=str(theta0.dtype), optimizer=getattr(optimizer, "__name__", str(optimizer)))
+    attrs.update(engine="network", N=int(N), dtype=str(theta0.dtype), optimizer=_optimizer_label(optimizer))
     return _finish(rnn, task, losses, overlaps, bad, attrs, "train_network")
 
 
 # ---------------------------------------------------------------------------- overlap space
-@functools.partial(jax.jit, static_argnames=("rnn", "task", "method", "chunk"))
-def _overlap_chunk(S, start, *, key, lr, epochs, rnn, task, method, chunk):
+@functools.partial(jax.jit, static_argnames=("rnn", "task", "method", "optimizer", "chunk"))
+def _overlap_chunk(state, start, *, key, lr, epochs, rnn, task, method, optimizer, chunk):
     """Epochs start..start+chunk-1 of overlap-space training; records (loss, S) of each state
-    before its update. Epochs >= ``epochs`` only record (no update)."""
+    before its update. Epochs >= ``epochs`` only record (no update). The state is S, or a
+    :class:`MomentumState` for momentum optimisers."""
     batch_at = _batch_source(rnn, task, key)
     mask = jnp.asarray(visible_mask(rnn))
+    beta, decay = optimizer.beta, optimizer.weight_decay
     update = {
         "exact": exact_step,
         "euler": euler_step,
         "visible-only": lambda S, Gamma, lr: visible_only_step(S, Gamma, lr, mask),
     }[method]
+    if isinstance(state, MomentumState):
+        update = lambda state, Gamma, lr: momentum_step(state, Gamma, lr, beta, optimizer.kind == "nesterov")
 
-    def epoch(S, k):
+    def epoch(state, k):
+        S = state.S if isinstance(state, MomentumState) else state
         loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(k))
-        return jnp.where(k < epochs, update(S, Gamma, lr), S), (loss, S)
+        Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
+        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr), state)
+        return new, (loss, S)
 
-    return jax.lax.scan(epoch, S, start + jnp.arange(chunk))
+    return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
 
 def train_overlaps(
@@ -275,6 +296,7 @@ def train_overlaps(
     lr: float,
     epochs: int,
     method: str = "exact",
+    optimizer: str | Optimizer = "sgd",
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
@@ -294,6 +316,11 @@ def train_overlaps(
       sampled once (epoch 0's batch) for the whole flow.
     - ``"visible-only"``: naive descent sigma <- sigma - eta dl/dsigma on the visible overlaps alone.
 
+    Optimisers (:mod:`overlapflow.optimizers`): ``"sgd"``; weight decay (any method: Gamma <- Gamma
+    + lambda I); heavy-ball ``"momentum"`` and ``"nesterov"`` with method ``"exact"``, which then
+    tracks the Gram matrix of [theta | velocity] and equals full-network momentum for a linear
+    network. ``"adam"`` is refused: it does not close in overlap space.
+
     Args:
         S0: initial overlaps, an :class:`~overlapflow.Overlaps` or a (P, P) symmetric PSD array.
         lr: overlap-scale learning rate eta > 0.
@@ -306,6 +333,15 @@ def train_overlaps(
     _check_common(rnn, task, lr, epochs, chunk)
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: unknown; allowed: {list(METHODS)}")
+    optimizer = as_optimizer(optimizer)
+    if not optimizer.closes_in_overlap_space:
+        raise ValueError(
+            f"optimizer = {optimizer.kind!r}: Adam does not close in overlap space. It rescales each neuron's "
+            "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
+            "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
+        )
+    if optimizer.beta and method != "exact":
+        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
     S0 = S0.matrix if isinstance(S0, Overlaps) else S0
     S0 = np.asarray(S0, dtype=np.float64)
     if S0.shape != (rnn.n_vectors, rnn.n_vectors):
@@ -315,26 +351,30 @@ def train_overlaps(
     key = jax.random.key(0) if key is None else key
     batch_at = _batch_source(rnn, task, key)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(engine="overlaps", method=method)
+    attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe())
     if method == "flow":
         chunk = chunk or 100  # one compiled segment length for every run length
-        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, epochs, batch_at(0), chunk, progress, rtol, atol)
+        decay = optimizer.weight_decay
+        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, decay, epochs, batch_at(0), chunk, progress, rtol, atol)
         attrs.update(rtol=rtol, atol=atol)
     else:
         chunk = _default_chunk(epochs + 1, progress, chunk)
-        advance = functools.partial(_overlap_chunk, key=key, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, chunk=chunk)
-        _, losses, overlaps, bad = _run_chunks(advance, S0, epochs + 1, chunk, f"overlaps ({method})", progress)
+        advance = functools.partial(
+            _overlap_chunk, key=key, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+        )
+        state = momentum_init(S0) if optimizer.beta else S0
+        _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
     return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "chunk", "rtol", "atol"))
-def _flow_chunk(S, start, *, batch, lr, rnn, task, chunk, rtol, atol):
+def _flow_chunk(S, start, *, batch, lr, decay, rnn, task, chunk, rtol, atol):
     """Gradient flow from t = start to start + chunk, read at the integer times in between;
     records (loss, S) at t = start+1 .. start+chunk."""
 
     def velocity(t, S, args):
         _, Gamma = symmetric_gradient(rnn, task, S, batch)
-        return flow_velocity(S, Gamma, lr)
+        return flow_velocity(S, Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype), lr)
 
     t0 = jnp.asarray(start, dtype=S.dtype)
     solution = diffrax.diffeqsolve(
@@ -354,10 +394,10 @@ def _flow_chunk(S, start, *, batch, lr, rnn, task, chunk, rtol, atol):
     return states[-1], (losses, states)
 
 
-def _integrate_flow(rnn, task, S0, lr, epochs, batch, chunk, progress, rtol, atol):
+def _integrate_flow(rnn, task, S0, lr, decay, epochs, batch, chunk, progress, rtol, atol):
     """Gradient flow read at t = 0, 1, ..., epochs (records), integrated in segments of ``chunk``."""
     loss0 = float(meanfield_loss(rnn, task, S0, batch))
-    advance = functools.partial(_flow_chunk, batch=batch, lr=lr, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol)
+    advance = functools.partial(_flow_chunk, batch=batch, lr=lr, decay=decay, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol)
     _, losses, overlaps, bad = _run_chunks(advance, S0, epochs, chunk, "overlaps (flow)", progress)
     losses = np.concatenate([[loss0], losses])
     overlaps = np.concatenate([np.asarray(S0)[None], overlaps])

@@ -6,10 +6,13 @@ from .filters import ExponentialFilter
 from .fixed import FixedBatch
 from .flipflop import FlipFlop
 from .noise_filter import WhiteNoiseFilter
+from .noisy import NoisyTargets
 from .oscillator import DampedOscillator
 from .teacher import PAPER_TEACHER_OVERLAPS, Teacher
 
 __all__ = [
+    "LOSSES",
+    "PAPER_TEACHER_OVERLAPS",
     "AbstractTask",
     "Batch",
     "DampedOscillator",
@@ -17,8 +20,7 @@ __all__ = [
     "ExponentialFilter",
     "FixedBatch",
     "FlipFlop",
-    "LOSSES",
-    "PAPER_TEACHER_OVERLAPS",
+    "NoisyTargets",
     "Teacher",
     "WhiteNoiseFilter",
     "loss_value",

@@ -7,8 +7,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ._checks import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _positive
 from .base import AbstractTask, Batch
-from .noise_filter import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _positive
 
 TARGETS = ("continuous", "sign")
 COHERENCE_GAIN = 3.2 / 100  # input mean per unit coherence during the stimulus

@@ -8,8 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from .base import AbstractTask, Batch
-from .noise_filter import (
+from ._checks import (
     _check_dt,
     _check_steps,
     _count,
@@ -20,6 +19,7 @@ from .noise_filter import (
     _number,
     _positive,
 )
+from .base import AbstractTask, Batch
 
 
 @dataclasses.dataclass(frozen=True)

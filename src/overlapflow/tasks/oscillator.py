@@ -7,8 +7,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind, _number, _positive
 from .base import AbstractTask, Batch
-from .noise_filter import _check_dt, _check_steps, _jitted_sample, _loss_kind, _number, _positive
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,9 +12,9 @@ import numpy as np
 
 from ..model import LowRankRNN
 from ..overlaps import Overlaps, parse_pair
+from ._checks import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _number, _positive
 from .base import AbstractTask, Batch
 from .flipflop import FlipFlop
-from .noise_filter import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _number, _positive
 
 #: The teacher of the A/B -> C experiment (task C; rank-1 erf network, one input, one output):
 #: (zm, zu, vm, vu, mu, mm, uu). zz, vv and zv are not given (they do not change its output).
@@ -150,13 +150,22 @@ class Teacher(AbstractTask):
         object.__setattr__(self, "input_task", task)
 
     @classmethod
-    def paper(cls, **kwargs) -> "Teacher":
+    def paper(cls, **kwargs) -> Teacher:
         """The paper's teacher: :data:`PAPER_TEACHER_OVERLAPS`, rank-1 erf network (other fields as given)."""
         return cls(dict(PAPER_TEACHER_OVERLAPS), **kwargs)
 
     n_in = property(lambda self: self.rnn.n_in)
     n_out = property(lambda self: self.rnn.n_out)
     deterministic = property(lambda self: False)
+
+    def describe(self) -> str:
+        """One line with the overlaps by label, the architecture's settings and the input task."""
+        overlaps = ", ".join(f"{label}={value:.6g}" for label, value in self.overlaps)
+        return (
+            f"Teacher(overlaps=({overlaps}), rnn={self.rnn.describe()}, noise_std={self.noise_std!r}, "
+            f"pulse_scale={self.pulse_scale!r}, input_task={self.input_task.describe()}, "
+            f"batch_size={self.batch_size!r}, t_max={self.t_max!r})"
+        )
 
     @property
     def overlap_matrix(self) -> Overlaps:

@@ -1,0 +1,78 @@
+"""Field checks shared by the task modules, and the compiled sampling every task uses.
+
+Each check raises a ValueError naming the task's field, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+
+from .base import LOSSES, n_steps
+
+
+def _is_number(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _number(task: str, field: str, value) -> float:
+    """A finite real number (ints and floats; not bools)."""
+    if not _is_number(value):
+        raise ValueError(f"{task}.{field} = {value!r}: must be a finite number")
+    return value
+
+
+def _positive(task: str, field: str, value) -> float:
+    """A finite number > 0."""
+    if not _is_number(value) or not value > 0:
+        raise ValueError(f"{task}.{field} = {value!r}: must be a positive finite number")
+    return value
+
+
+def _nonnegative(task: str, field: str, value) -> float:
+    """A finite number >= 0."""
+    if not _is_number(value) or not value >= 0:
+        raise ValueError(f"{task}.{field} = {value!r}: must be a finite number >= 0")
+    return value
+
+
+def _count(task: str, field: str, value) -> int:
+    """An integer >= 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{task}.{field} = {value!r}: must be an integer >= 1")
+    return value
+
+
+def _loss_kind(task: str, value) -> str:
+    """One of :data:`~overlapflow.tasks.LOSSES`."""
+    if value not in LOSSES:
+        raise ValueError(f"{task}.loss_kind = {value!r}: unknown loss; allowed: {list(LOSSES)}")
+    return value
+
+
+def _check_steps(task: str, t_max: float, dt: float) -> int:
+    """T = round(t_max / dt) >= 1; dt must be a positive Python number (static under jit)."""
+    _check_dt(task, dt)
+    T = n_steps(t_max, dt)
+    if T < 1:
+        raise ValueError(f"{task}.sample: t_max = {t_max!r} and dt = {dt!r} give T = {T} steps; need T >= 1")
+    return T
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _jitted_sample(task, key: jax.Array, dt: float):
+    """``task._sample(key, dt)`` compiled as one program per (task, dt).
+
+    Tasks are hashable values and dt a Python float, so both are static; calling a task's
+    ``sample`` eagerly then costs one compilation instead of one per array operation, and inside
+    an outer ``jax.jit`` it simply inlines.
+    """
+    return task._sample(key, dt)
+
+
+def _check_dt(task: str, dt) -> float:
+    if not _is_number(dt) or not dt > 0:
+        raise ValueError(f"{task}.sample: dt = {dt!r}: must be a positive Python number (static under jit)")
+    return float(dt)

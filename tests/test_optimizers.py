@@ -1,0 +1,62 @@
+"""Optimisers in both engines: momentum and weight decay close in overlap space, Adam does not."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_inputs_task
+
+import overlapflow as of
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        of.Optimizer("momentum", momentum=0.9),
+        of.Optimizer("nesterov", momentum=0.8),
+        of.Optimizer("sgd", weight_decay=0.05),
+        of.Optimizer("momentum", momentum=0.5, weight_decay=0.02),
+    ],
+    ids=["heavy-ball", "nesterov", "weight-decay", "momentum+decay"],
+)
+def test_momentum_and_weight_decay_close_in_overlap_space(optimizer):
+    rnn = of.LowRankRNN(rank=2, n_in=2)
+    task = random_inputs_task(rnn, T=60)
+    theta = rnn.init(jax.random.key(4), N=300, dtype=jnp.float64)
+    sim = of.train_network(rnn, task, theta, lr=2e-3, epochs=150, optimizer=optimizer)
+    thy = of.train_overlaps(rnn, task, of.Overlaps.from_params(rnn, theta), lr=2e-3, epochs=150, optimizer=optimizer)
+    assert of.max_overlap_deviation(sim, thy) <= 1e-9
+    assert np.abs(thy.overlaps.values[-1] - thy.overlaps.values[0]).max() > 0.05
+
+
+def test_momentum_differs_from_sgd():
+    rnn = of.LowRankRNN(rank=1)
+    task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)
+    S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=100, dtype=jnp.float64))
+    plain = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=50)
+    heavy = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=50, optimizer="momentum")
+    assert of.max_overlap_deviation(plain, heavy) > 1e-2
+
+
+def test_adam_is_refused_in_overlap_space_with_the_reason():
+    rnn = of.LowRankRNN(rank=1)
+    with pytest.raises(ValueError, match="Adam does not close in overlap space"):
+        of.train_overlaps(rnn, of.tasks.ExponentialFilter(c=0.2), np.eye(4), lr=1e-3, epochs=1, optimizer="adam")
+    with pytest.raises(ValueError, match="method 'exact' only"):
+        of.train_overlaps(rnn, of.tasks.ExponentialFilter(c=0.2), np.eye(4), lr=1e-3, epochs=1, method="euler", optimizer="momentum")
+    with pytest.raises(ValueError, match="momentum = 1.5"):
+        of.Optimizer("momentum", momentum=1.5)
+    with pytest.raises(ValueError, match="kind = 'rmsprop'"):
+        of.Optimizer("rmsprop")
+
+
+def test_adam_network_trains_and_leaves_the_closure():
+    """Adam on the full network learns, but two networks with the same overlaps diverge under it."""
+    rnn = of.LowRankRNN(rank=1)
+    task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)
+    theta = rnn.init(jax.random.key(1), N=200, dtype=jnp.float64)
+    rotated = of.sample_params(rnn, of.Overlaps.from_params(rnn, theta), 200, jax.random.key(2))
+    runs = [of.train_network(rnn, task, th, lr=1e-2, epochs=200, optimizer="adam") for th in (theta, rotated)]
+    assert runs[0].loss.values[-1] < 0.5 * runs[0].loss.values[0]
+    # same initial overlaps, different neuron-space orientation: SGD would give identical overlaps
+    assert of.max_overlap_deviation(*runs) > 1e-3

@@ -10,7 +10,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from . import tasks
+from . import gaussianity, tasks
 from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
 from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
 from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
@@ -19,7 +19,9 @@ from .network import network_activity, network_forward, network_loss
 from .nonlinearity import Nonlinearity, get_nonlinearity
 from .optimizers import Optimizer
 from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
+from .particles import Particles, make_particles, train_particles
 from .training import DivergenceError, train_network, train_overlaps
+from .validation import validate_theory
 
 __all__ = [
     "METHODS",
@@ -28,13 +30,16 @@ __all__ = [
     "Nonlinearity",
     "Optimizer",
     "Overlaps",
+    "Particles",
     "euler_step",
     "exact_step",
     "flow_velocity",
+    "gaussianity",
     "get_nonlinearity",
     "invisible_names",
     "latent_trajectory",
     "load_history",
+    "make_particles",
     "max_overlap_deviation",
     "meanfield_forward",
     "meanfield_loss",
@@ -48,6 +53,8 @@ __all__ = [
     "tasks",
     "train_network",
     "train_overlaps",
+    "train_particles",
+    "validate_theory",
     "visible_mask",
     "visible_names",
     "visible_only_step",

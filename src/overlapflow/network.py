@@ -6,6 +6,10 @@ r"""The full N-neuron network: forward pass and loss as functions of theta (N, P
 
 The recurrent product is taken as U (V^T phi(h)) / N: O(B N R) per step. No N x N matrix is
 ever formed.
+
+Population averages (1/N) sum_i may be replaced by weighted sums sum_i w_i (``weights``, summing
+to 1): rows are then quadrature nodes of a distribution of rows, the infinite-N "particles" of
+:mod:`overlapflow.particles`. Equal weights 1/N give the network itself.
 """
 
 from __future__ import annotations
@@ -19,34 +23,40 @@ from .model import LowRankRNN
 from .tasks import AbstractTask, Batch
 
 
-def network_activity(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, unroll: int = 8):
+def network_activity(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, weights=None, unroll: int = 8):
     """Hidden states and outputs of the full network.
 
     Args:
         theta: (N, P) connectivity in the order [M | U | V | Z].
         inputs: (B, T, n_in).
+        weights: (N,) weights of the population averages, or None for 1/N.
 
     Returns:
         h: (B, T, N), the state h_{t+1} after each step; y: (B, T, n_out).
     """
-    return _run(rnn, theta, inputs, unroll, keep_states=True)
+    return _run(rnn, theta, inputs, weights, unroll, keep_states=True)
 
 
-def network_forward(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, unroll: int = 8) -> jax.Array:
-    """Outputs y (B, T, n_out) of the full network for inputs (B, T, n_in)."""
-    return _run(rnn, theta, inputs, unroll, keep_states=False)
+def network_forward(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, weights=None, unroll: int = 8) -> jax.Array:
+    """Outputs y (B, T, n_out) of the full network for inputs (B, T, n_in) (weights as in
+    :func:`network_activity`)."""
+    return _run(rnn, theta, inputs, weights, unroll, keep_states=False)
 
 
-def _run(rnn: LowRankRNN, theta, inputs, unroll, keep_states):
+def _run(rnn: LowRankRNN, theta, inputs, weights, unroll, keep_states):
     sl, phi, alpha = rnn.slices, rnn.nonlinearity.phi, rnn.alpha
     N = theta.shape[0]
     M, U, V, Z = (theta[:, sl[k]] for k in "MUVZ")
     inputs = inputs.astype(theta.dtype)
 
+    def average(rates, vectors):  # (B, N), (N, k) -> (B, k): population average of rates * vectors
+        if weights is None:
+            return (rates @ vectors) / N
+        return (rates * weights) @ vectors
+
     def step(h, x_t):
-        rates = phi(h)
-        h = h + alpha * (-h + ((rates @ V) / N) @ U.T + x_t @ M.T)
-        y = (phi(h) @ Z) / N
+        h = h + alpha * (-h + average(phi(h), V) @ U.T + x_t @ M.T)
+        y = average(phi(h), Z)
         return h, ((h, y) if keep_states else y)
 
     h0 = jnp.zeros((inputs.shape[0], N), dtype=theta.dtype)
@@ -58,6 +68,13 @@ def _run(rnn: LowRankRNN, theta, inputs, unroll, keep_states):
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task"))
-def network_loss(rnn: LowRankRNN, task: AbstractTask, theta: jax.Array, batch: Batch) -> jax.Array:
+def network_loss(rnn: LowRankRNN, task: AbstractTask, theta: jax.Array, batch: Batch, weights=None) -> jax.Array:
     """L(theta): the task's loss of the full network's outputs on one batch."""
-    return task.loss(network_forward(rnn, theta, batch.inputs), batch, rnn.dt)
+    return task.loss(network_forward(rnn, theta, batch.inputs, weights), batch, rnn.dt)
+
+
+def gram(theta: jax.Array, weights=None) -> jax.Array:
+    """Overlaps sum_i w_i theta_i theta_i^T (P, P); theta^T theta / N for weights None."""
+    if weights is None:
+        return theta.T @ theta / theta.shape[0]
+    return theta.T @ (theta * weights[:, None])

@@ -27,7 +27,7 @@ from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_grad
 from .history import make_history
 from .meanfield import current_variance, latent_trajectory, meanfield_loss
 from .model import LowRankRNN
-from .network import network_loss
+from .network import gram, network_loss
 from .optimizers import KINDS, MomentumState, Optimizer, as_optimizer, momentum_init, momentum_step
 from .overlaps import Overlaps, check_gram, visible_mask
 from .tasks import AbstractTask
@@ -136,8 +136,6 @@ def _default_chunk(epochs: int, progress: bool, chunk: int | None) -> int:
 
 
 def _finish(rnn, task, losses, overlaps, bad, attrs, what):
-    if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
-        attrs.update(_gain_accuracy(rnn, task, overlaps))
     history = make_history(rnn, losses, overlaps, attrs)
     if bad is not None:
         raise DivergenceError(
@@ -148,16 +146,19 @@ def _finish(rnn, task, losses, overlaps, bad, attrs, what):
     return history
 
 
-def _gain_accuracy(rnn, task, overlaps) -> dict:
-    """Largest Delta visited (at up to 20 recorded states) and the quadrature gain's error there."""
-    batch = task.sample(jax.random.key(0), rnn.dt)
-    B = rnn.slices["B"]
+def _gain_accuracy(rnn, task, key, overlaps) -> dict:
+    """Largest Delta = k^T S[B, B] k visited (at up to 20 recorded states, on epoch 0's batch) and
+    the quadrature gain's estimated error there (warns above 1e-6)."""
     picks = np.unique(np.linspace(0, len(overlaps) - 1, 20).astype(int))
-    max_delta = max(
-        float(jnp.max(current_variance(latent_trajectory(rnn, jnp.asarray(S), batch.inputs), jnp.asarray(S)[B, B])))
-        for S in overlaps[picks]
-    )
+    max_delta = float(_max_current_variance(jnp.asarray(overlaps[picks]), task.sample(key, rnn.dt).inputs, rnn=rnn))
     return {"max_delta": max_delta, "gain_error": rnn.nonlinearity.check_gain_accuracy(max_delta)}
+
+
+@functools.partial(jax.jit, static_argnames=("rnn",))
+def _max_current_variance(states, inputs, *, rnn):
+    B = rnn.slices["B"]
+    one = lambda S: jnp.max(current_variance(latent_trajectory(rnn, S, inputs), S[B, B]))
+    return jnp.max(jax.vmap(one)(states))
 
 
 def _base_attrs(rnn, task, lr, epochs, key) -> dict:
@@ -192,21 +193,49 @@ def _resolve_optimizer(optimizer, lr: float, N: int) -> optax.GradientTransforma
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk"))
-def _network_chunk(state, start, *, key, epochs, rnn, task, transformation, chunk):
-    """Epochs start..start+chunk-1 of full-network training; records (loss, theta^T theta / N)
-    of each state before its update. Epochs >= ``epochs`` only record (no update)."""
+def _rows_chunk(state, start, *, key, epochs, weights, rnn, task, transformation, chunk):
+    """Epochs start..start+chunk-1 of training the rows theta (n, P); records (loss, overlaps) of
+    each state before its update. Epochs >= ``epochs`` only record (no update).
+
+    With weights w (particles), each row's gradient is divided by n w_i: the transformation built
+    for n rows at rate eta n then moves row i by eta dL/dtheta_i / w_i, the per-row update of a
+    network of any size (the network itself is w = 1/n)."""
     batch_at = _batch_source(rnn, task, key)
 
     def epoch(state, k):
         theta, opt_state = state
-        N = theta.shape[0]
-        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(k)))(theta)
+        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(k), weights))(theta)
+        if weights is not None:
+            grad = grad / (theta.shape[0] * weights[:, None])
         updates, new_opt = transformation.update(grad, opt_state, theta)
         new = (optax.apply_updates(theta, updates), new_opt)
         new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, state)
-        return new, (loss, (theta.T @ theta) / N)
+        return new, (loss, gram(theta, weights))
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
+
+
+def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label):
+    """Shared loop of :func:`train_network` (weights None) and the particle engine.
+
+    Returns (History, final theta)."""
+    _check_common(rnn, task, lr, epochs, chunk)
+    theta0 = jnp.asarray(theta0)
+    if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
+        raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
+    n = theta0.shape[0]
+    key = jax.random.key(0) if key is None else key
+    transformation = _resolve_optimizer(optimizer, lr, n)
+    chunk = _default_chunk(epochs + 1, progress, chunk)
+    advance = functools.partial(
+        _rows_chunk, key=key, epochs=epochs, weights=weights, rnn=rnn, task=task, transformation=transformation, chunk=chunk
+    )
+    state = (theta0, transformation.init(theta0))
+    state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, label, progress)
+    attrs = {**_base_attrs(rnn, task, lr, epochs, key), **attrs}
+    attrs.update(dtype=str(theta0.dtype), optimizer=_optimizer_label(optimizer))
+    history = _finish(rnn, task, losses, overlaps, bad, attrs, label)
+    return history, state[0]
 
 
 def train_network(
@@ -219,6 +248,7 @@ def train_network(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
+    return_params: bool = False,
 ):
     """Train the full network theta (N, P) by an optax optimiser on the task's loss.
 
@@ -240,26 +270,17 @@ def train_network(
             keys give independent batches.
         progress: show a progress bar.
         chunk: epochs per compiled call (default: all at once, or 1% of the run with a bar).
+        return_params: also return the trained theta.
 
     Returns:
-        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N.
+        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N;
+        with ``return_params``, the pair (History, theta).
     """
-    _check_common(rnn, task, lr, epochs, chunk)
-    theta0 = jnp.asarray(theta0)
-    if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
-        raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
-    N = theta0.shape[0]
-    key = jax.random.key(0) if key is None else key
-    transformation = _resolve_optimizer(optimizer, lr, N)
-    chunk = _default_chunk(epochs + 1, progress, chunk)
-    advance = functools.partial(
-        _network_chunk, key=key, epochs=epochs, rnn=rnn, task=task, transformation=transformation, chunk=chunk
+    N = getattr(theta0, "shape", (0,))[0]
+    history, theta = train_rows(
+        rnn, task, theta0, None, lr, epochs, optimizer, key, progress, chunk, {"engine": "network", "N": int(N)}, f"network N={N}"
     )
-    state = (theta0, transformation.init(theta0))
-    state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"network N={N}", progress)
-    attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(engine="network", N=int(N), dtype=str(theta0.dtype), optimizer=_optimizer_label(optimizer))
-    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_network")
+    return (history, theta) if return_params else history
 
 
 # ---------------------------------------------------------------------------- overlap space
@@ -364,6 +385,8 @@ def train_overlaps(
         )
         state = momentum_init(S0) if optimizer.beta else S0
         _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
+    if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
+        attrs.update(_gain_accuracy(rnn, task, key, overlaps))
     return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
 
 

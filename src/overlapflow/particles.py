@@ -164,7 +164,7 @@ def train_particles(
     attrs = {"engine": "particles", "rule": rule, "n_particles": len(cloud)}
     if rule == "gauss-hermite":
         attrs["nodes"] = nodes
-    history, theta = train_rows(
+    history, (theta, _) = train_rows(
         rnn, task, cloud.theta, cloud.weights, lr, epochs, opt, key, progress, chunk, attrs, f"particles n={len(cloud)}"
     )
     return (history, Particles(theta, cloud.weights)) if return_particles else history

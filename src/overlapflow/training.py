@@ -193,7 +193,7 @@ def _resolve_optimizer(optimizer, lr: float, N: int) -> optax.GradientTransforma
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk"))
-def _rows_chunk(state, start, *, key, epochs, weights, rnn, task, transformation, chunk):
+def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transformation, chunk):
     """Epochs start..start+chunk-1 of training the rows theta (n, P); records (loss, overlaps) of
     each state before its update. Epochs >= ``epochs`` only record (no update).
 
@@ -204,7 +204,7 @@ def _rows_chunk(state, start, *, key, epochs, weights, rnn, task, transformation
 
     def epoch(state, k):
         theta, opt_state = state
-        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(k), weights))(theta)
+        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(offset + k), weights))(theta)
         if weights is not None:
             grad = grad / (theta.shape[0] * weights[:, None])
         updates, new_opt = transformation.update(grad, opt_state, theta)
@@ -215,10 +215,10 @@ def _rows_chunk(state, start, *, key, epochs, weights, rnn, task, transformation
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
 
-def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label):
+def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label, opt_state=None, epoch_offset=0):
     """Shared loop of :func:`train_network` (weights None) and the particle engine.
 
-    Returns (History, final theta)."""
+    Returns (History, (final theta, final optimiser state))."""
     _check_common(rnn, task, lr, epochs, chunk)
     theta0 = jnp.asarray(theta0)
     if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
@@ -228,14 +228,14 @@ def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress,
     transformation = _resolve_optimizer(optimizer, lr, n)
     chunk = _default_chunk(epochs + 1, progress, chunk)
     advance = functools.partial(
-        _rows_chunk, key=key, epochs=epochs, weights=weights, rnn=rnn, task=task, transformation=transformation, chunk=chunk
+        _rows_chunk, key=key, offset=epoch_offset, epochs=epochs, weights=weights, rnn=rnn, task=task, transformation=transformation, chunk=chunk
     )
-    state = (theta0, transformation.init(theta0))
+    state = (theta0, transformation.init(theta0) if opt_state is None else opt_state)
     state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, label, progress)
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **attrs}
     attrs.update(dtype=str(theta0.dtype), optimizer=_optimizer_label(optimizer))
     history = _finish(rnn, task, losses, overlaps, bad, attrs, label)
-    return history, state[0]
+    return history, state
 
 
 def train_network(
@@ -249,6 +249,9 @@ def train_network(
     progress: bool = False,
     chunk: int | None = None,
     return_params: bool = False,
+    return_state: bool = False,
+    opt_state=None,
+    epoch_offset: int = 0,
 ):
     """Train the full network theta (N, P) by an optax optimiser on the task's loss.
 
@@ -270,22 +273,29 @@ def train_network(
             keys give independent batches.
         progress: show a progress bar.
         chunk: epochs per compiled call (default: all at once, or 1% of the run with a bar).
-        return_params: also return the trained theta.
+        return_params: also return the trained theta: (History, theta).
+        return_state: also return (theta, optimiser state), to continue the run later.
+        opt_state: optimiser state to continue from (default: a fresh one).
+        epoch_offset: this run's epoch k uses the batch of epoch ``epoch_offset + k`` (to continue
+            a run in segments with the same batches as one uninterrupted run).
 
     Returns:
         History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N;
-        with ``return_params``, the pair (History, theta).
+        with ``return_params`` or ``return_state``, a pair (History, theta or (theta, opt_state)).
     """
     N = getattr(theta0, "shape", (0,))[0]
-    history, theta = train_rows(
-        rnn, task, theta0, None, lr, epochs, optimizer, key, progress, chunk, {"engine": "network", "N": int(N)}, f"network N={N}"
+    history, state = train_rows(
+        rnn, task, theta0, None, lr, epochs, optimizer, key, progress, chunk, {"engine": "network", "N": int(N)},
+        f"network N={N}", opt_state, epoch_offset,
     )
-    return (history, theta) if return_params else history
+    if return_state:
+        return history, state
+    return (history, state[0]) if return_params else history
 
 
 # ---------------------------------------------------------------------------- overlap space
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "method", "optimizer", "chunk"))
-def _overlap_chunk(state, start, *, key, lr, epochs, rnn, task, method, optimizer, chunk):
+def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, optimizer, chunk):
     """Epochs start..start+chunk-1 of overlap-space training; records (loss, S) of each state
     before its update. Epochs >= ``epochs`` only record (no update). The state is S, or a
     :class:`MomentumState` for momentum optimisers."""
@@ -302,7 +312,7 @@ def _overlap_chunk(state, start, *, key, lr, epochs, rnn, task, method, optimize
 
     def epoch(state, k):
         S = state.S if isinstance(state, MomentumState) else state
-        loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(k))
+        loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(offset + k))
         Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
         new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr), state)
         return new, (loss, S)
@@ -323,6 +333,9 @@ def train_overlaps(
     chunk: int | None = None,
     rtol: float = 1e-10,
     atol: float = 1e-12,
+    return_state: bool = False,
+    momentum_state: MomentumState | None = None,
+    epoch_offset: int = 0,
 ):
     r"""Train in overlap space: S (P, P) follows the learning dynamics closed on overlaps.
 
@@ -347,9 +360,14 @@ def train_overlaps(
         lr: overlap-scale learning rate eta > 0.
         epochs: number of updates (or the flow's final time).
         key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
+        return_state: also return the final state (S, or a :class:`MomentumState` for momentum).
+        momentum_state: momentum state to continue from (its S replaces S0).
+        epoch_offset: this run's epoch k uses the batch of epoch ``epoch_offset + k`` (and the flow
+            starts at t = epoch_offset), to continue a run in segments.
 
     Returns:
-        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P), in float64.
+        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P), in float64; with
+        ``return_state``, the pair (History, final state).
     """
     _check_common(rnn, task, lr, epochs, chunk)
     if method not in METHODS:
@@ -363,6 +381,8 @@ def train_overlaps(
         )
     if optimizer.beta and method != "exact":
         raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
+    if momentum_state is not None:
+        S0 = momentum_state.S
     S0 = S0.matrix if isinstance(S0, Overlaps) else S0
     S0 = np.asarray(S0, dtype=np.float64)
     if S0.shape != (rnn.n_vectors, rnn.n_vectors):
@@ -376,18 +396,20 @@ def train_overlaps(
     if method == "flow":
         chunk = chunk or 100  # one compiled segment length for every run length
         decay = optimizer.weight_decay
-        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, decay, epochs, batch_at(0), chunk, progress, rtol, atol)
+        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, decay, epochs, epoch_offset, batch_at(0), chunk, progress, rtol, atol)
         attrs.update(rtol=rtol, atol=atol)
+        state = jnp.asarray(overlaps[-1])
     else:
         chunk = _default_chunk(epochs + 1, progress, chunk)
         advance = functools.partial(
-            _overlap_chunk, key=key, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+            _overlap_chunk, key=key, offset=epoch_offset, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
         )
-        state = momentum_init(S0) if optimizer.beta else S0
-        _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
+        state = (momentum_state or momentum_init(S0)) if optimizer.beta else S0
+        state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
     if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
         attrs.update(_gain_accuracy(rnn, task, key, overlaps))
-    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
+    history = _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
+    return (history, state) if return_state else history
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "chunk", "rtol", "atol"))
@@ -417,11 +439,12 @@ def _flow_chunk(S, start, *, batch, lr, decay, rnn, task, chunk, rtol, atol):
     return states[-1], (losses, states)
 
 
-def _integrate_flow(rnn, task, S0, lr, decay, epochs, batch, chunk, progress, rtol, atol):
+def _integrate_flow(rnn, task, S0, lr, decay, epochs, t0, batch, chunk, progress, rtol, atol):
     """Gradient flow read at t = 0, 1, ..., epochs (records), integrated in segments of ``chunk``."""
     loss0 = float(meanfield_loss(rnn, task, S0, batch))
     advance = functools.partial(_flow_chunk, batch=batch, lr=lr, decay=decay, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol)
-    _, losses, overlaps, bad = _run_chunks(advance, S0, epochs, chunk, "overlaps (flow)", progress)
+    advance_from_t0 = lambda S, start: advance(S, t0 + start)
+    _, losses, overlaps, bad = _run_chunks(advance_from_t0, S0, epochs, chunk, "overlaps (flow)", progress)
     losses = np.concatenate([[loss0], losses])
     overlaps = np.concatenate([np.asarray(S0)[None], overlaps])
     return losses, overlaps, None if bad is None else bad + 1

@@ -60,3 +60,23 @@ def test_adam_network_trains_and_leaves_the_closure():
     assert runs[0].loss.values[-1] < 0.5 * runs[0].loss.values[0]
     # same initial overlaps, different neuron-space orientation: SGD would give identical overlaps
     assert of.max_overlap_deviation(*runs) > 1e-3
+
+
+def test_learning_rate_drop_once_the_loss_is_low_in_both_engines():
+    """The paper's A/B -> C schedule: lr divided by 5 from the first epoch with loss < threshold."""
+    rnn = of.LowRankRNN(rank=1)
+    task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)
+    theta = rnn.init(jax.random.key(0), N=100, dtype=jnp.float64)
+    S0 = of.Overlaps.from_params(rnn, theta)
+    opt = of.Optimizer("sgd", lr_drop_below=0.3, lr_drop_factor=5.0)
+    dropped = of.train_overlaps(rnn, task, S0, lr=5e-3, epochs=300, optimizer=opt)
+    assert of.max_overlap_deviation(of.train_network(rnn, task, theta, lr=5e-3, epochs=300, optimizer=opt), dropped) <= 1e-9
+    first = int(np.argmax(dropped.loss.values < 0.3))
+    assert 0 < first < 300
+    batch = task.sample(None, rnn.dt)
+    for k, lr in ((first - 1, 5e-3), (first, 1e-3)):
+        S = jnp.asarray(dropped.overlaps.values[k])
+        expected = of.exact_step(S, of.symmetric_gradient(rnn, task, S, batch)[1], lr)
+        np.testing.assert_allclose(dropped.overlaps.values[k + 1], np.asarray(expected), atol=1e-13)
+    with pytest.raises(ValueError, match="for SGD and Adam only"):
+        of.Optimizer("momentum", lr_drop_below=0.1)

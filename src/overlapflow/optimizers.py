@@ -47,6 +47,10 @@ class Optimizer:
         momentum: beta in [0, 1) for momentum / Nesterov.
         weight_decay: lambda >= 0 on the overlap scale (adds lambda tr(S) to the loss).
         b1, b2, eps: Adam's constants.
+        lr_drop_below: if set, every update from the first epoch whose loss is below this value on
+            is divided by ``lr_drop_factor`` (the paper's A/B -> C schedule: 0.015 and 5). For SGD
+            and Adam this is dividing the learning rate; momentum optimisers refuse it.
+        lr_drop_factor: the divisor (> 1).
     """
 
     kind: str = "sgd"
@@ -55,6 +59,8 @@ class Optimizer:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+    lr_drop_below: float | None = None
+    lr_drop_factor: float = 5.0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -63,6 +69,19 @@ class Optimizer:
             raise ValueError(f"optimizer momentum = {self.momentum!r}: must be in [0, 1)")
         if not self.weight_decay >= 0.0:
             raise ValueError(f"optimizer weight_decay = {self.weight_decay!r}: must be >= 0")
+        if self.lr_drop_below is not None:
+            if not self.lr_drop_below > 0 or not self.lr_drop_factor > 1:
+                raise ValueError(
+                    f"optimizer lr_drop_below = {self.lr_drop_below!r}, lr_drop_factor = {self.lr_drop_factor!r}: "
+                    "need a positive threshold and a factor > 1"
+                )
+            if self.beta:
+                raise ValueError(f"optimizer kind = {self.kind!r} with lr_drop_below: the drop is for SGD and Adam only")
+
+    @property
+    def lr_drop(self) -> tuple[float, float] | None:
+        """(threshold, factor) of the learning-rate drop, or None."""
+        return None if self.lr_drop_below is None else (float(self.lr_drop_below), float(self.lr_drop_factor))
 
     @property
     def closes_in_overlap_space(self) -> bool:

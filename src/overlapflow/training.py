@@ -124,9 +124,21 @@ def _run_chunks(advance, state, n_records: int, chunk: int, description: str, pr
 
 
 def _overlap_shape(state):
-    """(P, P) for a state that is S itself or a (theta, optimiser state) pair."""
-    theta = state[0] if isinstance(state, tuple) else state
-    return (theta.shape[-1], theta.shape[-1])
+    """(P, P) for any training state whose first leaf is S (P, P) or theta (n, P)."""
+    P = jax.tree.leaves(state)[0].shape[-1]
+    return (P, P)
+
+
+def _lr_scale(dropped, loss, lr_drop):
+    """Learning-rate factor of this epoch's update and the updated "dropped" flag.
+
+    With ``lr_drop = (threshold, factor)``, the rate is divided by ``factor`` from the first epoch
+    whose loss is below ``threshold`` on (the paper's A/B -> C schedule); None keeps it fixed."""
+    if lr_drop is None:
+        return 1.0, dropped
+    threshold, factor = lr_drop
+    dropped = dropped | (loss < threshold)
+    return jnp.where(dropped, 1.0 / factor, 1.0), dropped
 
 
 def _default_chunk(epochs: int, progress: bool, chunk: int | None) -> int:
@@ -173,6 +185,10 @@ def _base_attrs(rnn, task, lr, epochs, key) -> dict:
 
 
 # ---------------------------------------------------------------------------- full network
+def _lr_drop_of(optimizer):
+    return as_optimizer(optimizer).lr_drop if isinstance(optimizer, (str, Optimizer)) else None
+
+
 def _optimizer_label(optimizer) -> str:
     if isinstance(optimizer, (str, Optimizer)):
         return as_optimizer(optimizer).describe()
@@ -192,30 +208,34 @@ def _resolve_optimizer(optimizer, lr: float, N: int) -> optax.GradientTransforma
     raise TypeError(f"optimizer = {optimizer!r}: must be one of {list(KINDS)}, an overlapflow.Optimizer or a callable lr -> optax transformation")
 
 
-@functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk"))
-def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transformation, chunk):
+@functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk", "lr_drop"))
+def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transformation, chunk, lr_drop):
     """Epochs start..start+chunk-1 of training the rows theta (n, P); records (loss, overlaps) of
-    each state before its update. Epochs >= ``epochs`` only record (no update).
+    each state before its update. Epochs >= ``epochs`` only record (no update). The state is
+    ((theta, optimiser state), the learning-rate "dropped" flag).
 
     With weights w (particles), each row's gradient is divided by n w_i: the transformation built
     for n rows at rate eta n then moves row i by eta dL/dtheta_i / w_i, the per-row update of a
     network of any size (the network itself is w = 1/n)."""
     batch_at = _batch_source(rnn, task, key)
 
-    def epoch(state, k):
-        theta, opt_state = state
+    def epoch(carry, k):
+        (theta, opt_state), dropped = carry
         loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(offset + k), weights))(theta)
         if weights is not None:
             grad = grad / (theta.shape[0] * weights[:, None])
         updates, new_opt = transformation.update(grad, opt_state, theta)
-        new = (optax.apply_updates(theta, updates), new_opt)
-        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, state)
-        return new, (loss, gram(theta, weights))
+        scale, dropped = _lr_scale(dropped, loss, lr_drop)
+        new = (optax.apply_updates(theta, jax.tree.map(lambda u: scale * u, updates)), new_opt)
+        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry[0])
+        return (new, dropped), (loss, gram(theta, weights))
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
 
-def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label, opt_state=None, epoch_offset=0):
+def train_rows(
+    rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label, opt_state=None, epoch_offset=0
+):
     """Shared loop of :func:`train_network` (weights None) and the particle engine.
 
     Returns (History, (final theta, final optimiser state))."""
@@ -226,12 +246,14 @@ def train_rows(rnn, task, theta0, weights, lr, epochs, optimizer, key, progress,
     n = theta0.shape[0]
     key = jax.random.key(0) if key is None else key
     transformation = _resolve_optimizer(optimizer, lr, n)
+    lr_drop = _lr_drop_of(optimizer)
     chunk = _default_chunk(epochs + 1, progress, chunk)
     advance = functools.partial(
-        _rows_chunk, key=key, offset=epoch_offset, epochs=epochs, weights=weights, rnn=rnn, task=task, transformation=transformation, chunk=chunk
+        _rows_chunk, key=key, offset=epoch_offset, epochs=epochs, weights=weights, rnn=rnn, task=task,
+        transformation=transformation, chunk=chunk, lr_drop=lr_drop,
     )
-    state = (theta0, transformation.init(theta0) if opt_state is None else opt_state)
-    state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, label, progress)
+    state = ((theta0, transformation.init(theta0) if opt_state is None else opt_state), jnp.asarray(False))
+    (state, _), losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, label, progress)
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **attrs}
     attrs.update(dtype=str(theta0.dtype), optimizer=_optimizer_label(optimizer))
     history = _finish(rnn, task, losses, overlaps, bad, attrs, label)
@@ -297,8 +319,8 @@ def train_network(
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "method", "optimizer", "chunk"))
 def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, optimizer, chunk):
     """Epochs start..start+chunk-1 of overlap-space training; records (loss, S) of each state
-    before its update. Epochs >= ``epochs`` only record (no update). The state is S, or a
-    :class:`MomentumState` for momentum optimisers."""
+    before its update. Epochs >= ``epochs`` only record (no update). The state is (S, or a
+    :class:`MomentumState` for momentum optimisers; the learning-rate "dropped" flag)."""
     batch_at = _batch_source(rnn, task, key)
     mask = jnp.asarray(visible_mask(rnn))
     beta, decay = optimizer.beta, optimizer.weight_decay
@@ -307,15 +329,17 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
         "euler": euler_step,
         "visible-only": lambda S, Gamma, lr: visible_only_step(S, Gamma, lr, mask),
     }[method]
-    if isinstance(state, MomentumState):
+    if isinstance(state[0], MomentumState):
         update = lambda state, Gamma, lr: momentum_step(state, Gamma, lr, beta, optimizer.kind == "nesterov")
 
-    def epoch(state, k):
+    def epoch(carry, k):
+        state, dropped = carry
         S = state.S if isinstance(state, MomentumState) else state
         loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(offset + k))
         Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
-        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr), state)
-        return new, (loss, S)
+        scale, dropped = _lr_scale(dropped, loss, optimizer.lr_drop)
+        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr * scale), state)
+        return (new, dropped), (loss, S)
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
@@ -379,6 +403,8 @@ def train_overlaps(
             "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
             "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
         )
+    if optimizer.lr_drop is not None and method == "flow":
+        raise ValueError("optimizer lr_drop_below with method = 'flow': the learning-rate drop is for discrete steps only")
     if optimizer.beta and method != "exact":
         raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
     if momentum_state is not None:
@@ -404,8 +430,8 @@ def train_overlaps(
         advance = functools.partial(
             _overlap_chunk, key=key, offset=epoch_offset, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
         )
-        state = (momentum_state or momentum_init(S0)) if optimizer.beta else S0
-        state, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
+        state = ((momentum_state or momentum_init(S0)) if optimizer.beta else S0, jnp.asarray(False))
+        (state, _), losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
     if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
         attrs.update(_gain_accuracy(rnn, task, key, overlaps))
     history = _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")

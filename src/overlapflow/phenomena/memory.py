@@ -1,0 +1,188 @@
+r"""Memory of training history in invisible overlaps, and decoding that history.
+
+The A/B -> C protocol (paper figs 4d-f, 9, 10): twin pairs start from the same overlaps; one
+member learns task A (flip-flop), the other task B (decision making); then both learn task C
+(a teacher network). Afterwards both members solve C, so their visible overlaps agree, but the
+invisible ones can still tell which of A or B came first. :func:`decode_history` measures this
+with logistic regression (scikit-learn) under the paper's cross-validation:
+
+    8 training pairs, 2 test pairs, 50 resamplings; features standardised on the training set;
+    optional Gaussian noise (std 0 or 0.3) added to the training features.
+
+Expected shape: at the start nothing is decodable (the members are identical: accuracy 1/2);
+after A/B both visible and invisible overlaps decode the history; after C only invisible ones do.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import xarray as xr
+
+from ..model import LowRankRNN
+from ..optimizers import Optimizer
+from ..overlaps import check_gram, parse_pair
+from ..tasks import DecisionMaking, FlipFlop, Teacher
+from .curriculum import Phase, run_curriculum
+
+STAGES = ("start", "after_AB", "after_C")
+
+
+def random_initial_overlaps(rnn: LowRankRNN, key: jax.Array, cross_std: float = 0.4, norm_range=(0.5, 2.0), tries: int = 1000):
+    """A random valid overlap matrix: squared norms U(norm_range), off-diagonal |N(0, cross_std^2)|
+    (the paper's A/B -> C initialisation); redrawn until positive definite."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+    P = rnn.n_vectors
+    for _ in range(tries):
+        off = np.abs(rng.normal(0.0, cross_std, (P, P)))
+        S = np.triu(off, 1)
+        S = S + S.T + np.diag(rng.uniform(*norm_range, P))
+        if np.linalg.eigvalsh(S)[0] > 1e-6:
+            check_gram(S)
+            return S
+    raise ValueError(f"cross_std = {cross_std}, norm_range = {norm_range}: no positive-definite draw in {tries} tries")
+
+
+def ab_to_c_phases(epochs: int = 30000, lr: float = 0.01, batch_size: int = 128, lr_drop=(0.015, 5.0)):
+    """The three tasks of the A/B -> C protocol with the paper's settings, as Phases.
+
+    A: flip-flop with waits U(1, 2), input amplitude 2, target 1; B: perceptual decision making;
+    C: the paper's teacher. lr 0.01, divided by 5 once the loss is below 0.015.
+
+    With waits of 1 to 2 s, the flip-flop's default 2 s post-pulse mask would hide every step
+    (the loss would be 0); phase A masks 0.5 s after each pulse instead.
+    """
+    opt = Optimizer("sgd") if lr_drop is None else Optimizer("sgd", lr_drop_below=lr_drop[0], lr_drop_factor=lr_drop[1])
+    A = FlipFlop(batch_size=batch_size, wait_range=(1.0, 2.0), input_amp=2.0, target_amp=1.0, mask_after=0.5)
+    B = DecisionMaking(batch_size=batch_size)
+    C = Teacher.paper(batch_size=batch_size)
+    return {name: Phase(task, epochs, lr, optimizer=opt, name=name) for name, task in (("A", A), ("B", B), ("C", C))}
+
+
+def run_ab_to_c(
+    n_pairs: int = 10,
+    epochs: int = 30000,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    engine: str = "overlaps",
+    rnn: LowRankRNN | None = None,
+    key: jax.Array | None = None,
+    N: int = 1000,
+    progress: bool = False,
+    particle_options: dict | None = None,
+) -> xr.Dataset:
+    """Run the A/B -> C protocol on ``n_pairs`` twin pairs with one engine.
+
+    Args:
+        engine: ``"overlaps"`` (the reduced Gaussian-closure theory, as in the paper),
+            ``"particles"`` (the exact infinite-N limit) or ``"network"`` (full networks of N neurons).
+        epochs: epochs per phase (the paper: 30000).
+
+    Returns:
+        Dataset with ``overlaps`` (stage, pair, member, row, col) for stage in ("start", "after_AB",
+        "after_C") and member in ("A", "B"), ``loss`` (pair, member, epoch), ``visible`` (row, col).
+    """
+    rnn = rnn or LowRankRNN(rank=1, phi="erf")
+    key = jax.random.key(0) if key is None else key
+    phases = ab_to_c_phases(epochs, lr, batch_size)
+    stages = np.zeros((3, n_pairs, 2, rnn.n_vectors, rnn.n_vectors))
+    losses = np.zeros((n_pairs, 2, 2 * epochs + 1))
+    visible = None
+    for pair in range(n_pairs):
+        pair_key = jax.random.fold_in(key, pair)
+        S0 = random_initial_overlaps(rnn, pair_key)
+        theta0 = None
+        if engine == "network":
+            from ..overlaps import sample_params
+
+            theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1))
+        for m, first in enumerate("AB"):
+            history = run_curriculum(
+                rnn, [phases[first], phases["C"]], theta0=theta0, S0=S0, engines=(engine,),
+                key=jax.random.fold_in(pair_key, 2), progress=progress, particle_options=particle_options,
+            )[engine]
+            S = history.overlaps.values
+            stages[:, pair, m] = S[[0, epochs, 2 * epochs]]
+            losses[pair, m] = history.loss.values
+            visible = history.visible
+    names = list(rnn.vector_names)
+    return xr.Dataset(
+        {
+            "overlaps": (("stage", "pair", "member", "row", "col"), stages),
+            "loss": (("pair", "member", "epoch"), losses),
+            "visible": visible,
+        },
+        coords={"stage": list(STAGES), "pair": np.arange(n_pairs), "member": ["A", "B"], "row": names, "col": names, "epoch": np.arange(2 * epochs + 1)},
+        attrs={"engine": engine, "epochs_per_phase": epochs, "lr": lr, "batch_size": batch_size, **({"N": N} if engine == "network" else {})},
+    )
+
+
+def overlap_features(result: xr.Dataset, stage: str, which: str) -> tuple[np.ndarray, list[str]]:
+    """Features (pair, member, F) of the visible or invisible overlaps at a stage, and their labels."""
+    if stage not in STAGES:
+        raise ValueError(f"stage = {stage!r}: allowed {list(STAGES)}")
+    if which not in ("visible", "invisible"):
+        raise ValueError(f"which = {which!r}: allowed 'visible' or 'invisible'")
+    names = tuple(result.row.values)
+    mask = result.visible.values
+    P = len(names)
+    labels = [names[i] + names[j] for i in range(P - 1, -1, -1) for j in range(i + 1) if bool(mask[i, j]) == (which == "visible")]
+    index = [parse_pair(names, label) for label in labels]
+    S = result.overlaps.sel(stage=stage).values
+    return np.stack([S[..., i, j] for i, j in index], axis=-1), labels
+
+
+def decode_history(
+    result: xr.Dataset,
+    stage: str,
+    which: str,
+    n_train_pairs: int = 8,
+    resamples: int = 50,
+    feature_noise: float = 0.0,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Accuracy (mean, std over resamplings) of decoding A vs B from overlaps with logistic regression.
+
+    Each resampling draws ``n_train_pairs`` pairs to train on (both members, labels A = 0, B = 1)
+    and tests on the others; features are standardised on the training set, and Gaussian noise of
+    std ``feature_noise`` (in standardised units) is added to the training features.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    features, _ = overlap_features(result, stage, which)
+    n_pairs = features.shape[0]
+    if not 1 <= n_train_pairs < n_pairs:
+        raise ValueError(f"n_train_pairs = {n_train_pairs}: must be in [1, {n_pairs - 1}] for {n_pairs} pairs")
+    rng = np.random.default_rng(seed)
+    labels = np.array([0, 1])
+    scores = []
+    for _ in range(resamples):
+        order = rng.permutation(n_pairs)
+        train, test = order[:n_train_pairs], order[n_train_pairs:]
+        x_train = features[train].reshape(-1, features.shape[-1])
+        y_train = np.tile(labels, len(train))
+        x_test = features[test].reshape(-1, features.shape[-1])
+        y_test = np.tile(labels, len(test))
+        scaler = StandardScaler().fit(x_train)
+        x_train = scaler.transform(x_train) + feature_noise * rng.normal(size=x_train.shape)
+        x_test = scaler.transform(x_test)
+        if np.allclose(x_train, x_train[0]):  # nothing to learn: the classifier can only guess
+            scores.append(0.5)
+            continue
+        model = LogisticRegression().fit(x_train, y_train)
+        scores.append(float(np.mean(model.predict(x_test) == y_test)))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), **options) -> xr.DataArray:
+    """Decoding accuracy (stage, features, noise) for visible and invisible overlaps."""
+    table = np.zeros((len(STAGES), 2, len(noise_levels)))
+    for s, stage in enumerate(STAGES):
+        for f, which in enumerate(("visible", "invisible")):
+            for k, noise in enumerate(noise_levels):
+                table[s, f, k] = decode_history(result, stage, which, feature_noise=noise, **options)[0]
+    return xr.DataArray(
+        table, dims=("stage", "features", "noise"), coords={"stage": list(STAGES), "features": ["visible", "invisible"], "noise": list(noise_levels)},
+        name="accuracy",
+    )

@@ -10,7 +10,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from . import gaussianity, tasks
+from . import gaussianity, gram_map, invariants, phenomena, tasks
 from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
 from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
 from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
@@ -35,6 +35,9 @@ __all__ = [
     "exact_step",
     "flow_velocity",
     "gaussianity",
+    "gram_map",
+    "invariants",
+    "phenomena",
     "get_nonlinearity",
     "invisible_names",
     "latent_trajectory",

@@ -141,10 +141,17 @@ def _lr_scale(dropped, loss, lr_drop):
     return jnp.where(dropped, 1.0 / factor, 1.0), dropped
 
 
-def _default_chunk(epochs: int, progress: bool, chunk: int | None) -> int:
+MAX_CHUNK = 512
+
+
+def _default_chunk(n_records: int, progress: bool, chunk: int | None) -> int:
+    """Epochs per compiled call: the next power of two above the run (or 1% of it with a progress
+    bar), at most 512. Runs of different lengths then share a few compiled programs; a run
+    computes at most twice its own epochs (the surplus records are discarded)."""
     if chunk is not None:
         return chunk
-    return max(1, math.ceil(epochs / 100)) if progress else max(1, epochs)
+    wanted = max(1, math.ceil(n_records / 100)) if progress else max(1, n_records)
+    return min(MAX_CHUNK, 1 << (wanted - 1).bit_length())
 
 
 def _finish(rnn, task, losses, overlaps, bad, attrs, what):

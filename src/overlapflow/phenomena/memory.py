@@ -186,3 +186,53 @@ def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), **options) -> xr
         table, dims=("stage", "features", "noise"), coords={"stage": list(STAGES), "features": ["visible", "invisible"], "noise": list(noise_levels)},
         name="accuracy",
     )
+
+
+def phase_end_states(history: xr.Dataset) -> dict[str, np.ndarray]:
+    """Overlaps (P, P) at the end of each phase of a curriculum History, by phase name (and "start")."""
+    names = [n.strip() for n in history.attrs["phases"].split(",")]
+    ends = [int(e) for e in history.attrs["phase_ends"].split(",")]
+    states = {"start": history.overlaps.values[0]}
+    states.update({name: history.overlaps.values[end] for name, end in zip(names, ends, strict=True)})
+    return states
+
+
+def aba_memory_report(history: xr.Dataset, before: str = "A", during: str = "B1", after: str = "A2", rtol: float = 0.1) -> xr.Dataset:
+    r"""Did each invisible overlap return to its pre-B value after A -> B -> A?
+
+    For each invisible overlap sigma: ``change`` = sigma(end of B) - sigma(end of A) and
+    ``residual`` = sigma(end of A2) - sigma(end of A); it ``returned`` if |residual| <= rtol |change|.
+    The explanation is in the invariants tr((J S)^k) (:mod:`overlapflow.invariants`): exactly
+    conserved by gradient flow, drifting O(eta^2) per step under GD and diffusing under noise. The
+    visible overlaps return to A's solution; the invisible ones are then pinned by the (nearly)
+    conserved invariants, so they come back up to the invariants' drift, which is the trace B
+    leaves. The report carries ``invariant_drift`` (k) between the two A states.
+    """
+    from ..history import overlap_labels, rnn_from_history
+    from ..invariants import conserved_quantities
+
+    states = phase_end_states(history)
+    for name in (before, during, after):
+        if name not in states:
+            raise ValueError(f"phase {name!r}: not in this History; its phases are {list(states)}")
+    names = tuple(history.row.values)
+    labels = overlap_labels(history, "invisible")
+    index = [parse_pair(names, label) for label in labels]
+    value = {k: np.array([states[k][i, j] for i, j in index]) for k in (before, during, after)}
+    change, residual = value[during] - value[before], value[after] - value[before]
+    rnn = rnn_from_history(history)
+    inv_before, inv_after = (conserved_quantities(rnn, states[k]) for k in (before, after))
+    powers = sorted(inv_before)
+    return xr.Dataset(
+        {
+            "before": ("overlap", value[before]),
+            "during": ("overlap", value[during]),
+            "after": ("overlap", value[after]),
+            "change": ("overlap", change),
+            "residual": ("overlap", residual),
+            "returned": ("overlap", np.abs(residual) <= rtol * np.abs(change)),
+            "invariant_drift": ("power", np.array([float(inv_after[k] - inv_before[k]) for k in powers])),
+        },
+        coords={"overlap": labels, "power": powers},
+        attrs={"rtol": rtol, "phases": f"{before} -> {during} -> {after}"},
+    )

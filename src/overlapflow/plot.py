@@ -125,3 +125,36 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=150)
     return fig
+
+
+def task_gallery(tasks: dict, dt: float = 0.05, key=None, path=None) -> Figure:
+    """One panel per task: inputs, targets and the masked-out time of one sampled trial.
+
+    Args:
+        tasks: {title: task}; each task's first trial (first input and output channel) is drawn.
+        dt: Euler step used to sample.
+        key: JAX key for stochastic tasks (default ``jax.random.key(0)``).
+    """
+    import jax
+
+    key = jax.random.key(0) if key is None else key
+    cols = min(3, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig = Figure(figsize=(4.2 * cols, 2.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(tasks) :]:
+        ax.set_visible(False)
+    for ax, (title, task) in zip(axes, tasks.items(), strict=False):
+        batch = task.sample(key, dt)
+        t = dt * np.arange(batch.inputs.shape[1])
+        x, y, mask = (np.asarray(a[0, :, 0]) for a in batch)
+        scale = max(1.0, float(np.max(np.abs(x)) / (2 * max(np.max(np.abs(y)), 1e-12))))  # impulses of 1/dt
+        ax.plot(t, x / scale, color="0.55", lw=1, label="input" if scale == 1 else f"input / {scale:.0f}")
+        ax.plot(t, y, color="C3", lw=1.6, label="target")
+        ax.fill_between(t, 0, 1, where=mask == 0, transform=ax.get_xaxis_transform(), color="0.9", label="masked")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time")
+        ax.legend(fontsize=7, loc="upper right")
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

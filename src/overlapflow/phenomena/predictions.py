@@ -1,0 +1,102 @@
+r"""The paper's testable predictions, each as an experiment one can run in simulation first.
+
+1. :func:`behaviourally_identical_networks_diverge`: two networks that do the same thing (same
+   activity, same output: identical visible overlaps) but differ in invisible structure learn a
+   new task differently. Prediction for an experiment: animals (or circuits) with identical
+   behaviour can still differ in how fast or how they learn a new task.
+2. :func:`history_in_connectivity_not_behaviour`: after A/B -> C, training history is decodable
+   from invisible overlaps but not from behaviour (outputs on probe trials).
+3. :func:`invisible_drift_under_noise`: at a solution, noisy training (target noise) leaves
+   behaviour and visible overlaps in place while invisible structure drifts: representational
+   drift without behavioural change.
+
+Each function returns plain numbers (and the runs) so a study can be designed around them.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import xarray as xr
+
+from ..meanfield import meanfield_forward
+from ..model import LowRankRNN
+from ..tasks import AbstractTask, NoisyTargets
+from ..training import train_overlaps
+from .memory import decode_history
+from .twin import learning_separation, twin_network
+
+
+def behaviourally_identical_networks_diverge(
+    rnn: LowRankRNN, theta, invisible: dict, new_task: AbstractTask, lr: float, epochs: int, key: jax.Array | None = None
+) -> dict:
+    """Build a twin of ``theta`` with the given invisible overlaps, train both on ``new_task``.
+
+    Returns output distance before (round-off for twins) and after learning, the largest loss gap
+    along the way, and the :func:`learning_separation` Dataset (``"runs"``).
+    """
+    key = jax.random.key(0) if key is None else key
+    twin = twin_network(rnn, theta, invisible, jax.random.fold_in(key, 1), keep="A")
+    runs = learning_separation(rnn, new_task, theta, twin, lr, epochs, key=key)
+    return {
+        "output_distance_before": float(runs.attrs["output_distance_initial"]),
+        "output_distance_after": float(runs.attrs["output_distance_final"]),
+        "max_loss_gap": float(np.max(np.abs(runs.loss_a.values - runs.loss_b.values))),
+        "runs": runs,
+    }
+
+
+def behaviour_features(result: xr.Dataset, stage: str, probe_inputs, rnn: LowRankRNN | None = None) -> np.ndarray:
+    """Behaviour of every network of a :func:`~overlapflow.phenomena.memory.run_ab_to_c` result:
+    its outputs (reduced network) on fixed probe inputs (B, T, n_in), flattened: (pair, member, B T n_out)."""
+    rnn = rnn or LowRankRNN(rank=1, phi="erf")
+    S = result.overlaps.sel(stage=stage).values  # (pair, member, P, P)
+    forward = jax.vmap(jax.vmap(lambda s: meanfield_forward(rnn, s, probe_inputs).ravel()))
+    return np.asarray(forward(S))
+
+
+def history_in_connectivity_not_behaviour(result: xr.Dataset, probe_inputs, resamples: int = 50, seed: int = 0) -> dict:
+    """After A/B -> C: decoding accuracy of the history from invisible overlaps, visible overlaps,
+    and behaviour (logistic regression on the outputs for ``probe_inputs``; the paper's 8/2 split)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    n_pairs = result.sizes["pair"]
+    n_train = max(1, int(round(0.8 * n_pairs)))
+    outputs = behaviour_features(result, "after_C", probe_inputs)
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(resamples):
+        order = rng.permutation(n_pairs)
+        train, test = order[:n_train], order[n_train:]
+        x_train, x_test = outputs[train].reshape(2 * len(train), -1), outputs[test].reshape(2 * len(test), -1)
+        y_train, y_test = np.tile([0, 1], len(train)), np.tile([0, 1], len(test))
+        scaler = StandardScaler().fit(x_train)
+        model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
+        scores.append(float(np.mean(model.predict(scaler.transform(x_test)) == y_test)))
+    return {
+        "invisible": decode_history(result, "after_C", "invisible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
+        "visible": decode_history(result, "after_C", "visible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
+        "behaviour": float(np.mean(scores)),
+    }
+
+
+def invisible_drift_under_noise(
+    rnn: LowRankRNN, task: AbstractTask, S_solution, noise_std: float, lr: float, epochs: int, key: jax.Array | None = None
+) -> dict:
+    """Keep training a solved network with target noise of std ``noise_std``.
+
+    Returns the largest drift of visible and of invisible overlaps from the solution, the same
+    run without noise for reference, and the Histories.
+    """
+    noisy = train_overlaps(rnn, NoisyTargets(task, noise_std), S_solution, lr, epochs, key=key)
+    clean = train_overlaps(rnn, task, S_solution, lr, epochs, key=key)
+    drift = np.abs(noisy.overlaps.values - noisy.overlaps.values[0])
+    visible = noisy.visible.values
+    return {
+        "visible_drift": float(drift[:, visible].max()),
+        "invisible_drift": float(drift[:, ~visible].max()),
+        "clean_drift": float(np.abs(clean.overlaps.values - clean.overlaps.values[0]).max()),
+        "noisy": noisy,
+        "clean": clean,
+    }

@@ -1,0 +1,27 @@
+"""Experiments as configs: validated TOML configs, a checkpointed runner, the paper's figures.
+
+- :mod:`~overlapflow.experiments.config`: :func:`load_config` reads a TOML experiment into an
+  :class:`ExperimentConfig` (errors: one :class:`ConfigError` listing every problem by path).
+- :mod:`~overlapflow.experiments.runner`: :func:`run_experiment` runs it on the chosen engines in
+  checkpointed segments; ``resume=True`` continues an interrupted run to the same bits.
+- :mod:`~overlapflow.experiments.figures`: the paper's figures from shipped configs
+  (``overlapflow reproduce FIG``).
+- :mod:`~overlapflow.experiments.commands`: the ``run``, ``validate`` and ``reproduce`` commands
+  (``register(app)`` adds them to a typer app).
+"""
+
+from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config
+from .runner import ExperimentDiverged, RunError, load_results, read_final_state, run_experiment
+
+__all__ = [
+    "ConfigError",
+    "ExperimentConfig",
+    "ExperimentDiverged",
+    "RunError",
+    "load_config",
+    "load_config_text",
+    "load_results",
+    "parse_config",
+    "read_final_state",
+    "run_experiment",
+]

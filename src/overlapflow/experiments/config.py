@@ -1,0 +1,869 @@
+r"""Experiment configs: one validated description of a run, read from TOML.
+
+A config names the network, the training phases (each with its task, epochs, learning rate,
+optimiser and target noise), the initial state, the engines to run (full network, overlap theory,
+particles), N, the network's dtype, the output folder, how often to checkpoint and the seed::
+
+    name = "fig5"
+    N = 500
+    seed = 0
+    checkpoint_every = 1000          # epochs per segment; a checkpoint is written after each
+    output = "runs/fig5"
+
+    [network]                        # rank, n_in, n_out, phi, dt, tau
+    rank = 1
+
+    [[phases]]                       # any number of phases, run in order
+    name = "A"
+    epochs = 2000
+    lr = 5e-3                        # overlap-scale eta (the network is trained with eta * N)
+    target_noise = 0.0               # std of Gaussian noise on the targets
+    optimizer = "sgd"                # or a table {kind, momentum, weight_decay, b1, b2, eps}
+    [phases.task]
+    kind = "exponential_filter"      # exponential_filter | white_noise_filter | damped_oscillator |
+    c = 0.2                          # flipflop | decision_making | teacher
+
+    [init]                           # random network from `seed` (default: the top-level seed) and N,
+    # overlaps = {zm = 0.1, uu = 2}  # or explicit overlaps (Overlaps.from_dict; network vectors sampled),
+    # from_run = "runs/previous"     # or the final state of a finished run (its output folder),
+    # twin = {uu = 2.048, mu = 0.8}  # then optionally replaced by its twin (phenomena.twin.twin_network)
+
+    [engines]
+    network = true
+    overlaps = "exact"               # a method, a list of methods, or false
+    particles = false                # or {rule = "gauss-hermite", nodes = 8}
+
+A single phase may also be given at the top level (``task``, ``epochs``, ``lr``, ``optimizer``,
+``target_noise``) instead of ``[[phases]]``. TOML has no null: ``false`` turns an engine off.
+Paths (``output``, ``init.from_run``) are relative to the working directory.
+
+Every problem is reported at once as a :class:`ConfigError`, one line per problem:
+``field.path: value X: what is allowed``; the checks include building the tasks and the network
+(their own ValueErrors are reported at the phase's path).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from ..flow import METHODS
+from ..model import LowRankRNN
+from ..optimizers import KINDS, Optimizer
+from ..particles import RULES
+from ..tasks import (
+    LOSSES,
+    PAPER_TEACHER_OVERLAPS,
+    AbstractTask,
+    DampedOscillator,
+    DecisionMaking,
+    ExponentialFilter,
+    FlipFlop,
+    Teacher,
+    WhiteNoiseFilter,
+    n_steps,
+)
+
+PHIS = ("linear", "erf", "tanh", "relu")
+DTYPES = ("float32", "float64")
+MAX_SEED = 2**63 - 1
+SHORTHAND = ("task", "epochs", "lr", "optimizer", "target_noise")
+
+
+class ConfigError(ValueError):
+    """An invalid experiment config. ``problems`` lists (path, value, what is allowed); the message
+    has one line per problem, ``path: value X: what is allowed``."""
+
+    def __init__(self, problems, source: str | None = None):
+        self.problems = [(str(p), v, str(a)) for p, v, a in problems]
+        self.source = source
+        where = f" {source}" if source else ""
+        count = len(self.problems)
+        lines = [f"{path}: value {_show(value)}: {allowed}" for path, value, allowed in self.problems]
+        super().__init__(
+            f"invalid experiment config{where} ({count} problem{'s' if count != 1 else ''}):\n  " + "\n  ".join(lines)
+        )
+
+
+class _Missing:
+    def __repr__(self):
+        return "(missing)"
+
+
+MISSING = _Missing()
+
+
+def _show(value) -> str:
+    if value is MISSING:
+        return "(missing)"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------- field types
+def _int(low: int, high: int, description: str):
+    return Annotated[int, Field(ge=low, le=high, description=description)]
+
+
+def _number(description: str, **bounds):
+    return Annotated[float, Field(allow_inf_nan=False, description=description, **bounds)]
+
+
+Number = _number("a finite number")
+Positive = _number("a positive finite number", gt=0)
+NonNegative = _number("a finite number >= 0", ge=0)
+
+
+class _Model(BaseModel):
+    # strict: no silent conversions (a string is not a number, a bool is not an integer);
+    # integers are accepted where floats are expected.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NetworkConfig(_Model):
+    """The architecture (:class:`~overlapflow.LowRankRNN`)."""
+
+    rank: _int(1, 64, "rank R >= 1") = 1
+    n_in: _int(0, 1024, "number of inputs") = 1
+    n_out: _int(0, 1024, "number of outputs") = 1
+    phi: Literal[PHIS] = Field("linear", description="the nonlinearity")
+    dt: _number("Euler step > 0", gt=0) = 0.05
+    tau: _number("time constant > 0", gt=0) = 1.0
+
+    def build(self) -> LowRankRNN:
+        return LowRankRNN(self.rank, self.n_in, self.n_out, self.phi, self.dt, self.tau)
+
+    def describe(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------------------- tasks
+class ExponentialFilterConfig(_Model):
+    """Impulse x_0 = 1/dt; target a exp(-c t) (:class:`~overlapflow.tasks.ExponentialFilter`)."""
+
+    kind: Literal["exponential_filter"]
+    c: _number("decay rate c* of the target")
+    a: _number("amplitude a* of the target") = 1.0
+    t_max: _number("trial length > 0", gt=0) = 20.0
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        return ExponentialFilter(c=self.c, a=self.a, t_max=self.t_max)
+
+
+class WhiteNoiseFilterConfig(_Model):
+    """White-noise input filtered exponentially (:class:`~overlapflow.tasks.WhiteNoiseFilter`)."""
+
+    kind: Literal["white_noise_filter"]
+    c: _number("decay rate c*") = 0.2
+    a: _number("amplitude a*") = 1.0
+    noise_std: _number("input noise std >= 0", ge=0) = 0.5
+    t_max: _number("trial length > 0", gt=0) = 20.0
+    batch_size: _int(1, 1_000_000, "trials per batch") = 1
+    loss_kind: Literal[LOSSES] = Field("sum_sq_dt", description="the loss")
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        return WhiteNoiseFilter(self.c, self.a, self.noise_std, self.t_max, self.batch_size, self.loss_kind)
+
+
+class DampedOscillatorConfig(_Model):
+    """Impulse response a exp(-c t) cos(omega t) (:class:`~overlapflow.tasks.DampedOscillator`)."""
+
+    kind: Literal["damped_oscillator"]
+    c: _number("decay rate c*") = 0.3
+    omega: _number("angular frequency omega*") = 2.0
+    a: _number("amplitude") = 1.0
+    t_max: _number("trial length > 0", gt=0) = 20.0
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        return DampedOscillator(self.c, self.omega, self.a, self.t_max)
+
+
+class FlipFlopConfig(_Model):
+    """n-bit flip-flop (:class:`~overlapflow.tasks.FlipFlop`)."""
+
+    kind: Literal["flipflop"]
+    n_bits: _int(1, 1024, "number of bits (= the network's n_in and n_out)") = 1
+    batch_size: _int(1, 1_000_000, "trials per batch") = 10
+    t_max: _number("trial length > 0", gt=0) = 20.0
+    first_pulse: _number("onset of the first pulse >= 0", ge=0) = 0.5
+    wait_range: Annotated[
+        list[Number], Field(min_length=2, max_length=2, description="[low, high] of the onset-to-onset wait")
+    ] = [4.0, 10.0]
+    pulse_duration: _number("pulse length > 0", gt=0) = 0.5
+    input_amp: _number("pulse amplitude") = 1.0
+    target_amp: _number("held target amplitude") = 0.5
+    mask_after: _number("masked time after a pulse >= 0", ge=0) = 2.0
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        return FlipFlop(
+            self.n_bits,
+            self.batch_size,
+            self.t_max,
+            self.first_pulse,
+            tuple(self.wait_range),
+            self.pulse_duration,
+            self.input_amp,
+            self.target_amp,
+            self.mask_after,
+        )
+
+
+class DecisionMakingConfig(_Model):
+    """Perceptual decision making (:class:`~overlapflow.tasks.DecisionMaking`)."""
+
+    kind: Literal["decision_making"]
+    coherences: Annotated[list[Number], Field(min_length=1, description="coherence values drawn with equal odds")] = [
+        -16,
+        -8,
+        -2,
+        2,
+        8,
+        16,
+    ]
+    fixation: _number("fixation duration >= 0", ge=0) = 1.0
+    stimulus: _number("stimulus duration > 0", gt=0) = 9.0
+    delay: _number("delay duration >= 0", ge=0) = 1.0
+    response: _number("response duration > 0", gt=0) = 9.0
+    noise_std: _number("input noise std >= 0", ge=0) = 0.03
+    batch_size: _int(1, 1_000_000, "trials per batch") = 128
+    target: Literal["continuous", "sign"] = Field("continuous", description="continuous: coh / 16; sign: sign(coh)")
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        return DecisionMaking(
+            tuple(self.coherences),
+            self.fixation,
+            self.stimulus,
+            self.delay,
+            self.response,
+            self.noise_std,
+            self.batch_size,
+            self.target,
+        )
+
+
+class TeacherConfig(_Model):
+    """Output of a reduced network with fixed overlaps (:class:`~overlapflow.tasks.Teacher`); the
+    teacher has the student's n_in and n_out."""
+
+    kind: Literal["teacher"]
+    overlaps: Annotated[
+        dict[str, Number], Field(description="the teacher's overlaps by label, e.g. {zm = 0.5, uu = 2.2}")
+    ] = dict(PAPER_TEACHER_OVERLAPS)
+    rank: _int(1, 64, "the teacher's rank") = 1
+    phi: Literal[PHIS] = Field("erf", description="the teacher's nonlinearity")
+    noise_std: _number("input noise std >= 0", ge=0) = 1.5
+    pulse_scale: _number("factor on the flip-flop pulses") = 2.0
+    batch_size: _int(1, 1_000_000, "trials per batch") = 128
+    t_max: _number("trial length > 0", gt=0) = 20.0
+
+    def build(self, rnn: LowRankRNN) -> AbstractTask:
+        teacher = LowRankRNN(self.rank, rnn.n_in, rnn.n_out, self.phi, rnn.dt, rnn.tau)
+        return Teacher(
+            tuple(self.overlaps.items()), teacher, self.noise_std, self.pulse_scale, None, self.batch_size, self.t_max
+        )
+
+
+TASK_MODELS = (
+    ExponentialFilterConfig,
+    WhiteNoiseFilterConfig,
+    DampedOscillatorConfig,
+    FlipFlopConfig,
+    DecisionMakingConfig,
+    TeacherConfig,
+)
+TASK_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in TASK_MODELS)
+TaskConfig = Annotated[
+    Union[TASK_MODELS], Field(discriminator="kind", description=f"a task table with kind = one of {list(TASK_KINDS)}")
+]
+
+
+# ---------------------------------------------------------------------------- phases
+class OptimizerConfig(_Model):
+    """An optimiser for every engine (:class:`~overlapflow.Optimizer`)."""
+
+    kind: Literal[KINDS] = Field("sgd", description="the optimiser")
+    momentum: _number("beta in [0, 1)", ge=0, lt=1) = 0.9
+    weight_decay: _number("lambda >= 0 (overlap scale)", ge=0) = 0.0
+    b1: _number("Adam's b1 in [0, 1)", ge=0, lt=1) = 0.9
+    b2: _number("Adam's b2 in [0, 1)", ge=0, lt=1) = 0.999
+    eps: _number("Adam's eps > 0", gt=0) = 1e-8
+
+    def build(self) -> Optimizer:
+        return Optimizer(self.kind, self.momentum, self.weight_decay, self.b1, self.b2, self.eps)
+
+
+def _optimizer_shorthand(value):
+    """``optimizer = "adam"`` is ``optimizer = {kind = "adam"}``."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
+class PhaseConfig(_Model):
+    """One training phase (:class:`~overlapflow.phenomena.curriculum.Phase`)."""
+
+    name: Annotated[str, Field(min_length=1, description="a non-empty label")] | None = None
+    task: TaskConfig
+    epochs: _int(1, 10**9, "number of updates >= 1")
+    lr: _number("the overlap-scale learning rate eta > 0", gt=0)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    target_noise: _number("std of the target noise >= 0", ge=0) = 0.0
+
+    _shorthand = field_validator("optimizer", mode="before")(_optimizer_shorthand)
+
+
+# ---------------------------------------------------------------------------- initial state, engines
+class InitConfig(_Model):
+    """The initial state: a random network (``seed``, top-level ``N``), explicit ``overlaps`` or the
+    final state of a previous run (``from_run``), optionally replaced by its ``twin``."""
+
+    seed: _int(0, MAX_SEED, "seed of the random initial network (default: the top-level seed)") | None = None
+    overlaps: (
+        Annotated[
+            dict[str, Number],
+            Field(description="initial overlaps by label, e.g. {zm = 0.1, uu = 2.0}; missing: 0, diagonal 1"),
+        ]
+        | None
+    ) = None
+    from_run: Annotated[str, Field(min_length=1, description="output folder of a finished run")] | None = None
+    twin: (
+        Annotated[dict[str, Number], Field(description="invisible overlaps of the twin, e.g. {uu = 2.048, mu = 0.8}")]
+        | None
+    ) = None
+
+
+class ParticlesConfig(_Model):
+    """The infinite-N particle engine (:func:`~overlapflow.train_particles`)."""
+
+    rule: Literal[RULES] = Field("gauss-hermite", description="the quadrature rule")
+    nodes: _int(1, 64, "Gauss-Hermite nodes per direction") = 8
+    n: _int(4, 10**8, "particles of the qmc rule (even)") = 2**14
+
+
+Method = Annotated[Literal[METHODS], Field(description="an overlap-space method")]
+
+
+class EnginesConfig(_Model):
+    """Which engines run: the full network, overlap space (one or more methods), particles."""
+
+    network: Annotated[bool, Field(description="true or false")] = True
+    overlaps: (
+        Annotated[
+            list[Method], Field(min_length=1, description=f"a method of {list(METHODS)}, a list of them, or false")
+        ]
+        | None
+    ) = ["exact"]
+    particles: ParticlesConfig | None = None
+
+    @field_validator("overlaps", mode="before")
+    @classmethod
+    def _methods(cls, value):
+        if value is False:
+            return None
+        if value is True:
+            return ["exact"]
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("particles", mode="before")
+    @classmethod
+    def _particles(cls, value):
+        if value is False:
+            return None
+        return {} if value is True else value
+
+    def names(self) -> list[str]:
+        """Engine keys in run order: "network", "overlaps" (first method), "overlaps-<method>", "particles"."""
+        names = ["network"] if self.network else []
+        for k, method in enumerate(self.overlaps or []):
+            names.append("overlaps" if k == 0 else f"overlaps-{method}")
+        return names + (["particles"] if self.particles is not None else [])
+
+    def method_of(self, name: str) -> str:
+        return self.overlaps[0] if name == "overlaps" else name.removeprefix("overlaps-")
+
+
+# ---------------------------------------------------------------------------- the experiment
+class ExperimentConfig(_Model):
+    """A whole experiment; see the module docstring. Build with :func:`parse_config` or :func:`load_config`."""
+
+    name: Annotated[str, Field(min_length=1, description="a non-empty label")] = "experiment"
+    description: Annotated[str, Field(description="free text")] = ""
+    network: NetworkConfig = NetworkConfig()
+    phases: (
+        Annotated[list[PhaseConfig], Field(min_length=1, description="a non-empty array of [[phases]] tables")] | None
+    ) = None
+    task: TaskConfig | None = None
+    epochs: _int(1, 10**9, "number of updates >= 1 (single-phase shorthand)") | None = None
+    lr: _number("the overlap-scale learning rate eta > 0 (single-phase shorthand)", gt=0) | None = None
+    optimizer: OptimizerConfig | None = None
+    target_noise: _number("std of the target noise >= 0 (single-phase shorthand)", ge=0) | None = None
+    init: InitConfig = InitConfig()
+    engines: EnginesConfig = EnginesConfig()
+    N: _int(2, 10**8, "number of neurons of the full network") = 500
+    dtype: Literal[DTYPES] = Field("float32", description="the network's dtype")
+    output: Annotated[str, Field(min_length=1, description="the output folder")] = "overlapflow-run"
+    checkpoint_every: _int(1, 10**9, "epochs per segment (a checkpoint after each)") = 1000
+    seed: _int(0, MAX_SEED, "seed of the batches (and of the initial network unless init.seed)") = 0
+
+    _source_text: str | None = PrivateAttr(default=None)
+    _source_path: str | None = PrivateAttr(default=None)
+    _shorthand = field_validator("optimizer", mode="before")(_optimizer_shorthand)
+
+    # ------------------------------------------------------------------ built objects
+    def build_network(self) -> LowRankRNN:
+        return self.network.build()
+
+    def build_phases(self, rnn: LowRankRNN | None = None):
+        """The phases as :class:`~overlapflow.phenomena.curriculum.Phase` values."""
+        from ..phenomena.curriculum import Phase
+
+        rnn = rnn or self.build_network()
+        return [
+            Phase(p.task.build(rnn), p.epochs, p.lr, p.optimizer.build(), p.target_noise, self.phase_name(j))
+            for j, p in enumerate(self.phases)
+        ]
+
+    def phase_name(self, j: int) -> str:
+        return self.phases[j].name or f"phase {j}"
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(p.epochs for p in self.phases)
+
+    def resolved(self) -> dict:
+        """The resolved config as plain JSON values (phases filled in, shorthand removed)."""
+        return self.model_dump(mode="json", exclude=set(SHORTHAND))
+
+    def to_json(self) -> str:
+        return json.dumps(self.resolved(), indent=2, sort_keys=False)
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML (reads back with :func:`load_config` to an equal config)."""
+        data = self.resolved()
+        engines = data["engines"]
+        for key in ("overlaps", "particles"):
+            if engines[key] is None:
+                engines[key] = False  # TOML has no null
+        return dumps_toml(data)
+
+    def source_text(self) -> str:
+        """The TOML text this config was read from, or the resolved TOML if it was built otherwise."""
+        return self._source_text if self._source_text is not None else self.to_toml()
+
+    def replace(self, **changes) -> ExperimentConfig:
+        """A validated copy with top-level fields changed (values as in a TOML file)."""
+        data = self.resolved()
+        data.update(changes)
+        return parse_config(data)
+
+    def scaled(
+        self, N: int | None = None, epoch_scale: float = 1.0, checkpoint_every: int | None = None, suffix: str = ""
+    ) -> ExperimentConfig:
+        """A smaller (or larger) version: N, every phase's epochs times ``epoch_scale`` (at least 1),
+        the checkpoint interval; ``suffix`` is appended to the name."""
+        data = self.resolved()
+        for phase in data["phases"]:
+            phase["epochs"] = max(1, int(round(phase["epochs"] * epoch_scale)))
+        data["N"] = self.N if N is None else N
+        data["checkpoint_every"] = self.checkpoint_every if checkpoint_every is None else checkpoint_every
+        data["name"] = self.name + suffix
+        return parse_config(data)
+
+
+# ---------------------------------------------------------------------------- parsing and errors
+def load_config(path) -> ExperimentConfig:
+    """Read a TOML experiment config and validate it completely (raises :class:`ConfigError`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([("(file)", str(path), f"cannot be read ({error.strerror or error})")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([("(file)", str(path), f"not valid TOML: {error}")], source=str(path)) from None
+    config = parse_config(data, source=str(path))
+    config._source_text = text
+    config._source_path = str(path)
+    return config
+
+
+def load_config_text(text: str, source: str | None = None) -> ExperimentConfig:
+    """Like :func:`load_config`, from TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([("(text)", source or "<string>", f"not valid TOML: {error}")], source=source) from None
+    config = parse_config(data, source=source)
+    config._source_text = text
+    return config
+
+
+def parse_config(data, source: str | None = None) -> ExperimentConfig:
+    """Validate a config given as a dict (as read from TOML or JSON): types and ranges, the
+    single-phase shorthand, and everything building the network, tasks and initial state checks."""
+    if not isinstance(data, Mapping):
+        raise ConfigError([("(config)", data, "must be a table (a dict of settings)")], source=source)
+    try:
+        config = ExperimentConfig.model_validate(dict(data))
+    except ValidationError as error:
+        raise ConfigError(_pydantic_problems(error), source=source) from None
+    problems: list = []
+    config = _resolve_shorthand(config, data, problems)
+    if not problems:
+        _check_semantics(config, problems)
+    if problems:
+        raise ConfigError(problems, source=source)
+    return config
+
+
+def _resolve_shorthand(config: ExperimentConfig, data, problems) -> ExperimentConfig:
+    given = [key for key in SHORTHAND if getattr(config, key) is not None]
+    if config.phases is not None:
+        for key in given:
+            problems.append(
+                (
+                    key,
+                    data.get(key),
+                    "give either [[phases]] or a single phase at the top level (task, epochs, lr, ...), not both",
+                )
+            )
+        return config
+    if not given:
+        problems.append(
+            (
+                "phases",
+                MISSING,
+                "required: an array of [[phases]] tables, or a single phase at the top level (task, epochs, lr)",
+            )
+        )
+        return config
+    for key in ("task", "epochs", "lr"):
+        if getattr(config, key) is None:
+            what = ExperimentConfig.model_fields[key].description or "required"
+            problems.append((key, MISSING, f"required for a single phase at the top level ({what})"))
+    if problems:
+        return config
+    phase = PhaseConfig(
+        task=config.task,
+        epochs=config.epochs,
+        lr=config.lr,
+        optimizer=config.optimizer or OptimizerConfig(),
+        target_noise=config.target_noise or 0.0,
+    )
+    return config.model_copy(update={"phases": [phase], **{key: None for key in SHORTHAND}})
+
+
+_TASK_ERROR = re.compile(r"^\w+\.(\w+)(?:\[[^\]]*\])? = (.*?): (.*)$", re.S)
+
+
+def _task_problem(path: str, task_config, error: Exception):
+    """A task class's ValueError "Name.field = value: allowed" as a problem at path.field."""
+    match = _TASK_ERROR.match(str(error))
+    if match and match.group(1) in type(task_config).model_fields:
+        field = match.group(1)
+        return (f"{path}.{field}", getattr(task_config, field), match.group(3))
+    return (path, task_config.model_dump(), str(error))
+
+
+def _check_semantics(config: ExperimentConfig, problems) -> None:
+    """Everything past types and ranges: build the network and tasks; engines vs optimisers; init."""
+    try:
+        rnn = config.build_network()
+    except Exception as error:  # noqa: BLE001 - any failure is a problem of this table
+        problems.append(("network", config.network.model_dump(), str(error)))
+        return
+    if config.N < rnn.n_vectors:
+        problems.append(("N", config.N, f"must be >= P = {rnn.n_vectors} (the number of vectors of this network)"))
+    names = config.engines.names()
+    if not names:
+        problems.append(
+            (
+                "engines",
+                config.engines.model_dump(),
+                'select at least one engine (network = true, overlaps = "exact", or particles = {...})',
+            )
+        )
+    methods = config.engines.overlaps or []
+    for j, phase in enumerate(config.phases):
+        path = f"phases.{j}"
+        try:
+            task = phase.task.build(rnn)
+        except Exception as error:  # noqa: BLE001
+            problems.append(_task_problem(f"{path}.task", phase.task, error))
+            continue
+        try:
+            _check_task_steps(task, rnn.dt)
+        except Exception as error:  # noqa: BLE001
+            problems.append(_task_problem(f"{path}.task", phase.task, error))
+        if task.n_in != rnn.n_in or task.n_out != rnn.n_out:
+            problems.append(
+                (
+                    f"{path}.task",
+                    phase.task.model_dump(),
+                    f"has n_in = {task.n_in}, n_out = {task.n_out}; the network has n_in = {rnn.n_in}, "
+                    f"n_out = {rnn.n_out}; they must match",
+                )
+            )
+        kind = phase.optimizer.kind
+        if kind == "adam" and (methods or config.engines.particles is not None):
+            problems.append(
+                (
+                    f"{path}.optimizer.kind",
+                    kind,
+                    "'adam' runs on the full network only (it does not close in overlap space); "
+                    "set engines.overlaps = false and leave particles off",
+                )
+            )
+        if kind in ("momentum", "nesterov") and any(m != "exact" for m in methods):
+            problems.append(
+                (
+                    f"{path}.optimizer.kind",
+                    kind,
+                    f"momentum in overlap space needs method 'exact' (engines.overlaps = {methods})",
+                )
+            )
+    if "visible-only" in methods and (len(config.phases) > 1 or config.checkpoint_every < config.phases[0].epochs):
+        problems.append(
+            (
+                "engines.overlaps",
+                methods,
+                "'visible-only' (naive descent on the visible overlaps) leaves the set of Gram matrices, so it cannot "
+                "continue from a checkpoint: use a single phase and checkpoint_every >= its epochs",
+            )
+        )
+    _check_init(config, rnn, problems)
+
+
+def _check_task_steps(task: AbstractTask, dt: float) -> None:
+    """The task's own checks of its durations at step dt (no sampling, no compilation)."""
+    for method in ("periods", "steps"):
+        if hasattr(task, method):
+            getattr(task, method)(dt)
+            return
+    t_max = getattr(task, "t_max", None)
+    if t_max is not None and n_steps(t_max, dt) < 1:
+        raise ValueError(
+            f"{type(task).__name__}.t_max = {t_max!r}: gives T = {n_steps(t_max, dt)} steps at dt = {dt!r}; need T >= 1"
+        )
+
+
+def _check_init(config: ExperimentConfig, rnn: LowRankRNN, problems) -> None:
+    from ..overlaps import Overlaps
+
+    init = config.init
+    if init.overlaps is not None and init.from_run is not None:
+        problems.append(("init", init.model_dump(exclude_none=True), "give at most one of overlaps and from_run"))
+    if init.seed is not None and init.from_run is not None:
+        problems.append(
+            ("init.seed", init.seed, "not used with from_run (the run continues from a saved state); remove it")
+        )
+    S = np.eye(rnn.n_vectors)
+    if init.overlaps is not None:
+        try:
+            S = np.asarray(Overlaps.from_dict(rnn, init.overlaps).matrix)
+        except Exception as error:  # noqa: BLE001
+            problems.append(
+                (
+                    "init.overlaps",
+                    init.overlaps,
+                    f"{error} (labels are pairs of {list(rnn.vector_names)}; "
+                    "the matrix must be positive semi-definite)",
+                )
+            )
+    if init.from_run is not None:
+        from .runner import RunError, read_final_state
+
+        try:
+            previous = read_final_state(init.from_run)
+        except Exception as error:  # noqa: BLE001 - RunError, OSError, a path that cannot exist, an unreadable file
+            problems.append(
+                (
+                    "init.from_run",
+                    init.from_run,
+                    str(error) if isinstance(error, RunError) else f"cannot be read ({error})",
+                )
+            )
+        else:
+            if previous["network"] != config.network.describe():
+                problems.append(
+                    (
+                        "init.from_run",
+                        init.from_run,
+                        f"that run's network {previous['network']} differs from this one {config.network.describe()}",
+                    )
+                )
+            theta = previous["states"].get("network")
+            if theta is not None and "network" in config.engines.names() and theta.shape[0] != config.N:
+                problems.append(
+                    (
+                        "N",
+                        config.N,
+                        f"must equal the previous run's N = {theta.shape[0]} "
+                        f"(the network continues from {init.from_run})",
+                    )
+                )
+    if init.twin is not None:
+        try:
+            from ..phenomena.twin import twin_overlaps
+        except ImportError:  # pragma: no cover - the twin module ships with overlapflow
+            problems.append(("init.twin", init.twin, "needs overlapflow.phenomena.twin, which is not installed"))
+            return
+        try:
+            twin_overlaps(rnn, S, init.twin)
+        except Exception as error:  # noqa: BLE001
+            problems.append(("init.twin", init.twin, str(error)))
+
+
+# ---------------------------------------------------------------------------- pydantic errors -> problems
+def _unwrap(annotation, description=None):
+    """Strip Annotated / Optional: (type, discriminated-union members or None, the innermost
+    description found in Field metadata, else ``description``)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            args = typing.get_args(annotation)
+            for meta in args[1:]:
+                description = getattr(meta, "description", None) or description
+            annotation = args[0]
+            continue
+        if origin in (Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+            return annotation, members, description
+        return annotation, None, description
+
+
+def _field_at(loc):
+    """Walk an error location through the config models.
+
+    Returns (display path, the model holding the last key or None, the description of the last
+    field). Discriminated-union tags in the location are consumed without showing them."""
+    current, members, description = ExperimentConfig, None, None
+    path, parent = [], None
+    for item in loc:
+        if members is not None and isinstance(item, str):
+            chosen = [
+                m
+                for m in members
+                if isinstance(m, type)
+                and issubclass(m, BaseModel)
+                and item in typing.get_args(m.model_fields["kind"].annotation)
+            ]
+            if chosen:
+                current, members = chosen[0], None
+                continue
+        path.append(str(item))
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            parent = current
+            info = current.model_fields.get(item) if isinstance(item, str) else None
+            if info is None:
+                current, description = None, None
+                continue
+            current, members, description = _unwrap(info.annotation, info.description)
+        elif typing.get_origin(current) in (list, dict):
+            current, members, description = _unwrap(typing.get_args(current)[-1], description)
+            parent = None
+        else:
+            current, members = None, None
+    return ".".join(path) or "(config)", parent, description
+
+
+def _allowed_keys(model) -> str:
+    return ", ".join(model.model_fields) if model is not None else "?"
+
+
+def _pydantic_problems(error: ValidationError) -> list:
+    problems = []
+    for err in error.errors(include_url=False):
+        kind, loc = err["type"], err["loc"]
+        path, parent, description = _field_at(loc)
+        if kind == "extra_forbidden":
+            problems.append((path, err.get("input"), f"unknown key; allowed keys here: {_allowed_keys(parent)}"))
+        elif kind == "missing":
+            problems.append((path, MISSING, f"required ({description})" if description else "required"))
+        elif kind in ("union_tag_invalid", "union_tag_not_found") and isinstance(err.get("input"), Mapping):
+            problems.append(
+                (
+                    f"{path}.kind",
+                    err["input"].get("kind", MISSING),
+                    f"unknown task kind; allowed: {', '.join(TASK_KINDS)}",
+                )
+            )
+        elif kind in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
+            problems.append(
+                (path, err.get("input", MISSING), f"must be a table{f' ({description})' if description else ''}")
+            )
+        else:
+            message = err["msg"]
+            message = re.sub(r"^Input should be ", "must be ", message)
+            message = re.sub(r"^Value error, ", "", message)
+            if description and description not in message:
+                message = f"{message} ({description})"
+            problems.append((path, err.get("input", MISSING), message))
+    return problems
+
+
+# ---------------------------------------------------------------------------- TOML writing
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as TOML")
+
+
+def _is_table_array(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def dumps_toml(data: Mapping) -> str:
+    """Write a dict of plain values as TOML (tables, arrays of tables, inline values; None skipped)."""
+    lines: list[str] = []
+    _write_table(lines, [], data)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _write_table(lines, prefix, table) -> None:
+    for key, value in table.items():
+        if value is None or isinstance(value, Mapping) or _is_table_array(value):
+            continue
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    for key, value in table.items():
+        name = ".".join(_toml_key(k) for k in [*prefix, key])
+        if isinstance(value, Mapping):
+            lines += ["", f"[{name}]"]
+            _write_table(lines, [*prefix, key], value)
+        elif _is_table_array(value):
+            for item in value:
+                lines += ["", f"[[{name}]]"]
+                _write_table(lines, [*prefix, key], item)

@@ -9,6 +9,7 @@ import overlapflow as of
 from overlapflow.phenomena.curriculum import Phase, aba_curriculum, adam_curriculum, run_curriculum
 
 
+@pytest.mark.slow
 def test_aba_curriculum_network_overlaps_and_particles_agree():
     rnn = of.LowRankRNN(rank=1)
     theta = rnn.init(jax.random.key(0), N=300, dtype=jnp.float64)

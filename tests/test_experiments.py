@@ -552,6 +552,7 @@ def test_reproduce_fig1c_quick(app, tmp_path):
     assert numbers["max |log10(loss naive / loss theory)|"] > 1
 
 
+@pytest.mark.slow
 def test_reproduce_fig12_quick(app, tmp_path):
     """Rank 2: 9 visible / 12 invisible overlaps; the final loss (5000 epochs at N = 100) below 1e-4."""
     numbers = reproduce_quick(app, "12", tmp_path)

@@ -274,6 +274,7 @@ def _train(rnn, task, theta0, update, state, epochs):
     return np.asarray(theta), np.asarray(losses)
 
 
+@pytest.mark.slow
 def test_sgd_keeps_rows_gaussian_adam_does_not():
     """Rank-1 erf network on the flip-flop, N = 2000, 150 epochs of SGD (eta = 0.5, step eta N) and
     of Adam (optax.adam(1e-2)). Both learn (loss 0.25 -> ~0.004). Measured at seeds 0, 1, 2 (this test:

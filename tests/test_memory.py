@@ -43,6 +43,7 @@ def test_random_initial_overlaps_follow_the_paper():
     assert np.all(S[~np.eye(4, dtype=bool)] >= 0) and np.linalg.eigvalsh(S)[0] > 0
 
 
+@pytest.mark.slow
 def test_ab_to_c_protocol_short_run():
     """6 pairs, 150 epochs per phase: nothing decodable at the start (members identical), the
     history decodable from visible overlaps after A/B (measured 1.0 at 1000 epochs)."""

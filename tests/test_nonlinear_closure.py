@@ -1,6 +1,7 @@
 """Nonlinear (erf) networks: how close the Gaussian closure follows the full network."""
 
 import jax
+import pytest
 import numpy as np
 
 import overlapflow as of
@@ -14,6 +15,7 @@ def flipflop_like_task(T=100):
     return of.tasks.FixedBatch(x, y, loss="mse")
 
 
+@pytest.mark.slow
 def test_gaussian_closure_vs_full_network_at_two_sizes():
     """Measured (rank 1, erf, lr 0.05, 200 epochs, overlaps moving by 0.8): max deviation
     1.2e-3 at N = 1000 and 1.4e-3 at N = 8000. The closure's error comes from rows becoming

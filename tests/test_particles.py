@@ -70,6 +70,7 @@ def test_gauss_hermite_grid_refinement_converges():
     assert np.abs(fine.overlaps.values[-1] - S0).max() > 0.3
 
 
+@pytest.mark.slow
 def test_finite_networks_converge_to_the_particle_limit_like_inverse_sqrt_N():
     """Mean over 3 seeds of max_t |S_N - S_inf|: N^(-1/2) predicts a factor 4 from N = 250 to 4000;
     we require at least 2 (measured 4.1; exponent -0.52 over N = 250..16000, see the closing note).

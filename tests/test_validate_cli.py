@@ -23,6 +23,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 FILES = ("validation.nc", "validation.png", "validation.pdf", "summary.txt")
 
 
+@pytest.mark.slow
 def test_validate_theory_command_writes_its_files(tmp_path):
     out = tmp_path / "validation"
     # --quick, shrunk further by explicit options (which override the quick settings).

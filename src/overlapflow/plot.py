@@ -116,6 +116,11 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
     title = "  vs  ".join(f"{label} ({_STYLE_NAMES[k]})" for k, label in enumerate(labels))
     fig.suptitle(title, fontsize="medium")
 
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Figure, path, dpi: int = 150) -> Figure:
+    """Save ``fig`` to ``path`` (format from the extension, folders created); None saves nothing."""
     if path is not None:
         path = Path(path)
         supported = fig.canvas.get_supported_filetypes()
@@ -123,7 +128,7 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
         if ext not in supported:
             raise ValueError(f"path = {str(path)!r}: unknown figure format {ext!r}; allowed: {sorted(supported)}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+        fig.savefig(path, dpi=dpi)
     return fig
 
 
@@ -155,6 +160,4 @@ def task_gallery(tasks: dict, dt: float = 0.05, key=None, path=None) -> Figure:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("time")
         ax.legend(fontsize=7, loc="upper right")
-    if path is not None:
-        fig.savefig(path, dpi=120)
-    return fig
+    return save_figure(fig, path, dpi=120)

@@ -11,7 +11,6 @@ last good epoch.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from .model import LowRankRNN
 from .network import gram, network_loss
 from .optimizers import KINDS, MomentumState, Optimizer, as_optimizer, momentum_init, momentum_step
 from .overlaps import Overlaps, check_gram, visible_mask
+from .progress import progress_bar
 from .tasks import AbstractTask
 
 
@@ -69,33 +69,6 @@ def _batch_source(rnn, task, key):
 
 
 # ---------------------------------------------------------------------------- chunked runner
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, description: str, total: int):
-    if not enabled:
-        yield lambda advance, loss: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as bar:
-        task_id = bar.add_task(description, total=total, loss="-")
-        yield lambda advance, loss: bar.update(task_id, advance=advance, loss=f"{loss:.4g}")
-
-
 def _run_chunks(advance, state, n_records: int, chunk: int, description: str, progress: bool):
     """Call ``advance(state, start) -> (state, (losses (chunk,), overlaps (chunk, P, P)))`` until
     ``n_records`` records exist, checking each chunk for NaN/Inf.
@@ -104,7 +77,7 @@ def _run_chunks(advance, state, n_records: int, chunk: int, description: str, pr
     record (losses/overlaps then stop before it) or None.
     """
     losses, overlaps = [], []
-    with _progress_bar(progress, description, n_records) as update:
+    with progress_bar(progress, description, n_records) as update:
         for start in range(0, n_records, chunk):
             state, (loss, S) = advance(state, start)
             take = min(chunk, n_records - start)

@@ -6,7 +6,6 @@ Drawn with :class:`matplotlib.figure.Figure` directly (no pyplot), like :mod:`ov
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -16,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from .history import overlap_labels, overlap_series
+from .plot import save_figure
 
 CLOSURE_COLOUR = "tab:red"
 LIMIT_COLOUR = "black"
@@ -193,12 +193,4 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         fontsize="medium",
     )
 
-    if path is not None:
-        path = Path(path)
-        supported = fig.canvas.get_supported_filetypes()
-        ext = path.suffix.lower().lstrip(".")
-        if ext not in supported:
-            raise ValueError(f"path = {str(path)!r}: unknown figure format {ext!r}; allowed: {sorted(supported)}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
-    return fig
+    return save_figure(fig, path)

@@ -47,6 +47,7 @@ from ..history import load_history, make_history, max_overlap_deviation
 from ..optimizers import MomentumState
 from ..overlaps import Overlaps, sample_params
 from ..particles import make_particles
+from ..progress import progress_bar
 from ..training import DivergenceError, train_network, train_overlaps, train_rows
 from .config import ConfigError, ExperimentConfig
 
@@ -440,34 +441,6 @@ def _clear(out: Path) -> None:
             (out / name).unlink()
 
 
-# ---------------------------------------------------------------------------- progress
-@contextlib.contextmanager
-def _progress(enabled: bool, total: int, done: int):
-    if not enabled:
-        yield lambda description, advance, loss: None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns) as bar:
-        task_id = bar.add_task("starting", total=total, completed=done, loss="-")
-        yield lambda description, advance, loss: bar.update(
-            task_id, description=description, advance=advance, loss=f"{loss:.4g}"
-        )
 
 
 # ---------------------------------------------------------------------------- the runner
@@ -536,7 +509,7 @@ def run_experiment(
 
     done_segments = 0
     total = config.total_epochs * len(engines)
-    with _progress(progress, total, resumed_at * len(engines)) as update:
+    with progress_bar(progress, "starting", total, resumed_at * len(engines)) as update:
         for j in range(start_phase, len(phases)):
             phase = phases[j]
             phase_key = jax.random.fold_in(key, j)
@@ -552,7 +525,7 @@ def run_experiment(
                         _diverged(out, engines, engine, error, rnn, run_attrs, phases, j, offset)
                     engine.append(history, j)
                     engine.state = _to_jax(_to_numpy(state))  # the same round trip as a checkpoint
-                    update(f"{phase.name} · {engine.name}", length, float(history.loss.values[-1]))
+                    update(length, float(history.loss.values[-1]), description=f"{phase.name} · {engine.name}")
                 offset += length
                 position = (j, offset) if offset < phase.epochs else (j + 1, 0)
                 segments += 1

@@ -21,7 +21,7 @@ import xarray as xr
 
 from ..model import LowRankRNN
 from ..optimizers import Optimizer
-from ..overlaps import check_gram, parse_pair
+from ..overlaps import check_gram, parse_pair, sample_params
 from ..tasks import DecisionMaking, FlipFlop, Teacher
 from .curriculum import Phase, run_curriculum
 
@@ -93,8 +93,6 @@ def run_ab_to_c(
         S0 = random_initial_overlaps(rnn, pair_key)
         theta0 = None
         if engine == "network":
-            from ..overlaps import sample_params
-
             theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1))
         for m, first in enumerate("AB"):
             history = run_curriculum(

@@ -20,7 +20,7 @@ from .nonlinearity import Nonlinearity, get_nonlinearity
 from .optimizers import Optimizer
 from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
 from .particles import Particles, make_particles, train_particles
-from .training import DivergenceError, train_network, train_overlaps
+from .training import DivergenceError, train_network, train_overlaps, train_overlaps_batch
 from .validation import validate_theory
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "tasks",
     "train_network",
     "train_overlaps",
+    "train_overlaps_batch",
     "train_particles",
     "validate_theory",
     "visible_mask",

@@ -20,19 +20,21 @@ from .overlaps import canonical_pairs, parse_pair, visible_mask
 
 
 def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict) -> xr.Dataset:
-    """Build a History from losses (E+1,) and overlaps (E+1, P, P)."""
+    """Build a History from losses (E+1,) and overlaps (E+1, P, P), or a batch of runs:
+    losses (K, E+1) and overlaps (K, E+1, P, P) with a leading ``run`` dimension."""
     names = list(rnn.vector_names)
     losses = np.asarray(losses, dtype=np.float64)
     overlaps = np.asarray(overlaps, dtype=np.float64)
+    runs = ("run",) if losses.ndim == 2 else ()
     attrs = {key: _attr_value(value) for key, value in attrs.items()}
     attrs.update({f"rnn_{k}": _attr_value(v) for k, v in rnn.describe().items()})
     return xr.Dataset(
         {
-            "loss": ("epoch", losses),
-            "overlaps": (("epoch", "row", "col"), overlaps),
+            "loss": (runs + ("epoch",), losses),
+            "overlaps": (runs + ("epoch", "row", "col"), overlaps),
             "visible": (("row", "col"), visible_mask(rnn)),
         },
-        coords={"epoch": np.arange(losses.shape[0]), "row": names, "col": names},
+        coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names},
         attrs=attrs,
     )
 

@@ -70,8 +70,8 @@ def _batch_source(rnn, task, key):
 
 # ---------------------------------------------------------------------------- chunked runner
 def _run_chunks(advance, state, n_records: int, chunk: int, description: str, progress: bool):
-    """Call ``advance(state, start) -> (state, (losses (chunk,), overlaps (chunk, P, P)))`` until
-    ``n_records`` records exist, checking each chunk for NaN/Inf.
+    """Call ``advance(state, start) -> (state, (losses (chunk, ...), overlaps (chunk, ..., P, P)))``
+    until ``n_records`` records exist, checking each chunk for NaN/Inf (``...``: runs of a batch).
 
     Returns (state, losses, overlaps, bad) where ``bad`` is the index of the first non-finite
     record (losses/overlaps then stop before it) or None.
@@ -82,7 +82,7 @@ def _run_chunks(advance, state, n_records: int, chunk: int, description: str, pr
             state, (loss, S) = advance(state, start)
             take = min(chunk, n_records - start)
             loss, S = np.asarray(loss)[:take], np.asarray(S)[:take]
-            finite = np.isfinite(loss) & np.all(np.isfinite(S), axis=(1, 2))
+            finite = np.isfinite(loss.reshape(take, -1)).all(1) & np.isfinite(S.reshape(take, -1)).all(1)
             if not finite.all():
                 first = int(np.argmin(finite))
                 losses.append(loss[:first])
@@ -90,7 +90,7 @@ def _run_chunks(advance, state, n_records: int, chunk: int, description: str, pr
                 return state, np.concatenate(losses), np.concatenate(overlaps), start + first
             losses.append(loss)
             overlaps.append(S)
-            update(take, float(loss[-1]))
+            update(take, float(np.mean(loss[-1])))
     if not losses:
         return state, np.zeros(0), np.zeros((0,) + tuple(_overlap_shape(state))), None
     return state, np.concatenate(losses), np.concatenate(overlaps), None
@@ -454,3 +454,59 @@ def _integrate_flow(rnn, task, S0, lr, decay, epochs, t0, batch, chunk, progress
     losses = np.concatenate([[loss0], losses])
     overlaps = np.concatenate([np.asarray(S0)[None], overlaps])
     return losses, overlaps, None if bad is None else bad + 1
+
+
+def train_overlaps_batch(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    S0s,
+    lr: float,
+    epochs: int,
+    method: str = "exact",
+    optimizer: str | Optimizer = "sgd",
+    key: jax.Array | None = None,
+    progress: bool = False,
+    chunk: int | None = None,
+):
+    """K overlap-space runs of one architecture and task in one compiled call (``jax.vmap``).
+
+    Each run is :func:`train_overlaps` from its own S0 (same lr, method, optimiser and batches);
+    the results agree with K separate calls to round-off. Methods ``"exact"``, ``"euler"`` and
+    ``"visible-only"``; a NaN/Inf in any run stops all of them (:class:`DivergenceError`).
+
+    Args:
+        S0s: (K, P, P) initial overlaps, each symmetric positive semi-definite.
+
+    Returns:
+        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
+    """
+    _check_common(rnn, task, lr, epochs, chunk)
+    if method not in ("exact", "euler", "visible-only"):
+        raise ValueError(f"method = {method!r}: train_overlaps_batch runs 'exact', 'euler' or 'visible-only'")
+    optimizer = as_optimizer(optimizer)
+    if not optimizer.closes_in_overlap_space or (optimizer.beta and method != "exact"):
+        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: not closed in overlap space (see train_overlaps)")
+    S0s = np.asarray(S0s, dtype=np.float64)
+    P = rnn.n_vectors
+    if S0s.ndim != 3 or S0s.shape[1:] != (P, P):
+        raise ValueError(f"S0s: shape {S0s.shape}; must be (K, {P}, {P}) for this network")
+    for k, S in enumerate(S0s):
+        check_gram(S, f"S0s[{k}]")
+    S0s = jnp.asarray((S0s + np.swapaxes(S0s, 1, 2)) / 2)
+    key = jax.random.key(0) if key is None else key
+    chunk = _default_chunk(epochs + 1, progress, chunk)
+    one_run = functools.partial(
+        _overlap_chunk, key=key, offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+    )
+    runs = jax.vmap(one_run, in_axes=(0, None))
+
+    def advance(state, start):
+        state, (loss, S) = runs(state, start)
+        return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))  # records epoch-first
+
+    inner = jax.vmap(momentum_init)(S0s) if optimizer.beta else S0s
+    state = (inner, jnp.zeros(S0s.shape[0], dtype=bool))
+    _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{S0s.shape[0]} overlap runs ({method})", progress)
+    attrs = _base_attrs(rnn, task, lr, epochs, key)
+    attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(S0s.shape[0]))
+    return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_overlaps_batch")

@@ -324,6 +324,22 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
 
+def _overlap_optimizer(optimizer, method: str) -> Optimizer:
+    """The optimiser of an overlap-space run; refuses what does not close there with ``method``."""
+    optimizer = as_optimizer(optimizer)
+    if not optimizer.closes_in_overlap_space:
+        raise ValueError(
+            f"optimizer = {optimizer.kind!r}: Adam does not close in overlap space. It rescales each neuron's "
+            "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
+            "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
+        )
+    if optimizer.lr_drop is not None and method == "flow":
+        raise ValueError("optimizer lr_drop_below with method = 'flow': the learning-rate drop is for discrete steps only")
+    if optimizer.beta and method != "exact":
+        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
+    return optimizer
+
+
 def train_overlaps(
     rnn: LowRankRNN,
     task: AbstractTask,
@@ -376,17 +392,7 @@ def train_overlaps(
     _check_common(rnn, task, lr, epochs, chunk)
     if method not in METHODS:
         raise ValueError(f"method = {method!r}: unknown; allowed: {list(METHODS)}")
-    optimizer = as_optimizer(optimizer)
-    if not optimizer.closes_in_overlap_space:
-        raise ValueError(
-            f"optimizer = {optimizer.kind!r}: Adam does not close in overlap space. It rescales each neuron's "
-            "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
-            "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
-        )
-    if optimizer.lr_drop is not None and method == "flow":
-        raise ValueError("optimizer lr_drop_below with method = 'flow': the learning-rate drop is for discrete steps only")
-    if optimizer.beta and method != "exact":
-        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
+    optimizer = _overlap_optimizer(optimizer, method)
     if momentum_state is not None:
         S0 = momentum_state.S
     S0 = S0.matrix if isinstance(S0, Overlaps) else S0
@@ -483,9 +489,7 @@ def train_overlaps_batch(
     _check_common(rnn, task, lr, epochs, chunk)
     if method not in ("exact", "euler", "visible-only"):
         raise ValueError(f"method = {method!r}: train_overlaps_batch runs 'exact', 'euler' or 'visible-only'")
-    optimizer = as_optimizer(optimizer)
-    if not optimizer.closes_in_overlap_space or (optimizer.beta and method != "exact"):
-        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: not closed in overlap space (see train_overlaps)")
+    optimizer = _overlap_optimizer(optimizer, method)
     S0s = np.asarray(S0s, dtype=np.float64)
     P = rnn.n_vectors
     if S0s.ndim != 3 or S0s.shape[1:] != (P, P):

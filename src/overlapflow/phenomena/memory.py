@@ -145,10 +145,17 @@ def decode_history(
     and tests on the others; features are standardised on the training set, and Gaussian noise of
     std ``feature_noise`` (in standardised units) is added to the training features.
     """
+    features, _ = overlap_features(result, stage, which)
+    return decode_pairs(features, n_train_pairs, resamples, feature_noise, seed)
+
+
+def decode_pairs(features, n_train_pairs: int = 8, resamples: int = 50, feature_noise: float = 0.0, seed: int = 0) -> tuple[float, float]:
+    """Cross-validated logistic-regression accuracy (mean, std) of member A (0) vs B (1) from
+    features (pair, member, F), as in :func:`decode_history`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    features, _ = overlap_features(result, stage, which)
+    features = np.asarray(features, dtype=float)
     n_pairs = features.shape[0]
     if not 1 <= n_train_pairs < n_pairs:
         raise ValueError(f"n_train_pairs = {n_train_pairs}: must be in [1, {n_pairs - 1}] for {n_pairs} pairs")
@@ -168,7 +175,7 @@ def decode_history(
         if np.allclose(x_train, x_train[0]):  # nothing to learn: the classifier can only guess
             scores.append(0.5)
             continue
-        model = LogisticRegression().fit(x_train, y_train)
+        model = LogisticRegression(max_iter=2000).fit(x_train, y_train)
         scores.append(float(np.mean(model.predict(x_test) == y_test)))
     return float(np.mean(scores)), float(np.std(scores))
 

@@ -23,7 +23,7 @@ from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
 from ..tasks import AbstractTask, NoisyTargets
 from ..training import train_overlaps
-from .memory import decode_history
+from .memory import decode_history, decode_pairs
 from .twin import learning_separation, twin_network
 
 
@@ -58,26 +58,13 @@ def behaviour_features(result: xr.Dataset, stage: str, probe_inputs, rnn: LowRan
 def history_in_connectivity_not_behaviour(result: xr.Dataset, probe_inputs, resamples: int = 50, seed: int = 0) -> dict:
     """After A/B -> C: decoding accuracy of the history from invisible overlaps, visible overlaps,
     and behaviour (logistic regression on the outputs for ``probe_inputs``; the paper's 8/2 split)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     n_pairs = result.sizes["pair"]
     n_train = max(1, int(round(0.8 * n_pairs)))
-    outputs = behaviour_features(result, "after_C", probe_inputs)
-    rng = np.random.default_rng(seed)
-    scores = []
-    for _ in range(resamples):
-        order = rng.permutation(n_pairs)
-        train, test = order[:n_train], order[n_train:]
-        x_train, x_test = outputs[train].reshape(2 * len(train), -1), outputs[test].reshape(2 * len(test), -1)
-        y_train, y_test = np.tile([0, 1], len(train)), np.tile([0, 1], len(test))
-        scaler = StandardScaler().fit(x_train)
-        model = LogisticRegression(max_iter=2000).fit(scaler.transform(x_train), y_train)
-        scores.append(float(np.mean(model.predict(scaler.transform(x_test)) == y_test)))
+    behaviour = decode_pairs(behaviour_features(result, "after_C", probe_inputs), n_train, resamples, seed=seed)[0]
     return {
         "invisible": decode_history(result, "after_C", "invisible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
         "visible": decode_history(result, "after_C", "visible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
-        "behaviour": float(np.mean(scores)),
+        "behaviour": behaviour,
     }
 
 

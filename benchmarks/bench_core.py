@@ -352,7 +352,11 @@ def _tables(res: dict) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def print_tables(res: dict, plain: bool) -> None:
-    tables = _tables(res)
+    show_tables(_tables(res), plain)
+
+
+def show_tables(tables: list[tuple[str, list[str], list[list[str]]]], plain: bool) -> None:
+    """Print (title, header, rows) tables with rich, or as plain text."""
     try:
         if plain:
             raise ImportError

@@ -33,3 +33,41 @@ def test_batched_runs_reject_bad_input():
         of.train_overlaps_batch(rnn, task, bad, lr=1e-3, epochs=2)
     with pytest.raises(ValueError, match="method = 'flow'"):
         of.train_overlaps_batch(rnn, task, np.stack([np.eye(4)]), lr=1e-3, epochs=2, method="flow")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_batched_networks_equal_single_runs(optimizer):
+    rnn = of.LowRankRNN(rank=1, phi="erf")
+    task = of.tasks.WhiteNoiseFilter(batch_size=2, t_max=3.0)
+    thetas = jnp.stack([rnn.init(jax.random.key(k), N=120, dtype=jnp.float64) for k in range(3)])
+    keys = jax.random.split(jax.random.key(7), 3)
+    batch = of.train_network_batch(rnn, task, thetas, lr=1e-2, epochs=40, optimizer=optimizer, key=keys)
+    assert batch.loss.dims == ("run", "epoch") and batch.overlaps.shape == (3, 41, 4, 4)
+    assert batch.attrs["runs"] == 3 and batch.attrs["N"] == 120
+    for k in range(3):
+        single = of.train_network(rnn, task, thetas[k], lr=1e-2, epochs=40, optimizer=optimizer, key=keys[k])
+        assert np.abs(batch.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
+        assert np.abs(batch.loss.values[k] - single.loss.values).max() <= 1e-12
+    # different keys really give different batches
+    assert np.abs(batch.loss.values[0, 1:] - batch.loss.values[1, 1:]).max() > 1e-3
+
+
+def test_batched_overlap_runs_take_one_key_per_run():
+    rnn = of.LowRankRNN(rank=1)
+    task = of.tasks.WhiteNoiseFilter(batch_size=2, t_max=5.0)
+    S0 = np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=100, dtype=jnp.float64)).matrix)
+    keys = jax.random.split(jax.random.key(3), 2)
+    batch = of.train_overlaps_batch(rnn, task, np.stack([S0, S0]), lr=3e-3, epochs=30, key=keys)
+    for k in range(2):
+        single = of.train_overlaps(rnn, task, S0, lr=3e-3, epochs=30, key=keys[k])
+        assert np.abs(batch.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
+    assert np.abs(batch.overlaps.values[0, -1] - batch.overlaps.values[1, -1]).max() > 1e-6
+    with pytest.raises(ValueError, match=r"key: shape \(3,\)"):
+        of.train_overlaps_batch(rnn, task, np.stack([S0, S0]), lr=3e-3, epochs=3, key=jax.random.split(jax.random.key(0), 3))
+
+
+def test_batched_networks_reject_bad_input():
+    rnn = of.LowRankRNN(rank=1)
+    task = of.tasks.ExponentialFilter(c=0.2)
+    with pytest.raises(ValueError, match=r"thetas0: shape \(10, 4\)"):
+        of.train_network_batch(rnn, task, np.ones((10, 4)), lr=1e-3, epochs=2)

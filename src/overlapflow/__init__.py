@@ -20,7 +20,7 @@ from .nonlinearity import Nonlinearity, get_nonlinearity
 from .optimizers import Optimizer
 from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
 from .particles import Particles, make_particles, train_particles
-from .training import DivergenceError, train_network, train_overlaps, train_overlaps_batch
+from .training import DivergenceError, train_network, train_network_batch, train_overlaps, train_overlaps_batch
 from .validation import validate_theory
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "symmetric_gradient",
     "tasks",
     "train_network",
+    "train_network_batch",
     "train_overlaps",
     "train_overlaps_batch",
     "train_particles",

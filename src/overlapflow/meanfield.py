@@ -81,7 +81,7 @@ def _linear_latents(rnn, S, inputs):
     return jnp.swapaxes(k, 0, 1)
 
 
-def _nonlinear_latents(rnn, S, inputs, unroll: int = 8):
+def _nonlinear_latents(rnn, S, inputs, unroll: int = 2):
     S_VB, _, S_BB = _blocks(rnn, S)
     alpha, n_in, gain = rnn.alpha, rnn.n_in, rnn.nonlinearity.gain
     drive = jnp.swapaxes(_input_drive(rnn, inputs.astype(S.dtype)), 0, 1)

@@ -462,6 +462,28 @@ def _integrate_flow(rnn, task, S0, lr, decay, epochs, t0, batch, chunk, progress
     return losses, overlaps, None if bad is None else bad + 1
 
 
+def _batch_keys(key, K: int):
+    """(key, in_axis) for K runs: one key shared by all runs (paired batches), or K keys (K,)."""
+    key = jax.random.key(0) if key is None else key
+    if key.ndim == 0:
+        return key, None
+    if key.shape != (K,):
+        raise ValueError(f"key: shape {key.shape}; must be one key (every run sees the same batches) or ({K},) keys, one per run")
+    return key, 0
+
+
+def _vmapped_runs(one_run, key_axis):
+    """advance(state, start) running ``one_run(state, start, key)`` for every run at once (jax.vmap);
+    records come back epoch-first: (chunk, K) losses and (chunk, K, P, P) overlaps."""
+    runs = jax.vmap(one_run, in_axes=(0, None, key_axis))
+
+    def advance(state, start, key):
+        state, (loss, S) = runs(state, start, key)
+        return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))
+
+    return advance
+
+
 def train_overlaps_batch(
     rnn: LowRankRNN,
     task: AbstractTask,
@@ -476,12 +498,14 @@ def train_overlaps_batch(
 ):
     """K overlap-space runs of one architecture and task in one compiled call (``jax.vmap``).
 
-    Each run is :func:`train_overlaps` from its own S0 (same lr, method, optimiser and batches);
-    the results agree with K separate calls to round-off. Methods ``"exact"``, ``"euler"`` and
+    Each run is :func:`train_overlaps` from its own S0 (same lr, method and optimiser); the
+    results agree with K separate calls to round-off. Methods ``"exact"``, ``"euler"`` and
     ``"visible-only"``; a NaN/Inf in any run stops all of them (:class:`DivergenceError`).
 
     Args:
         S0s: (K, P, P) initial overlaps, each symmetric positive semi-definite.
+        key: one key (every run sees the same batches, as K calls with that key would) or an
+            array of K keys (K,) (run k draws its batches from ``key[k]``).
 
     Returns:
         History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
@@ -497,20 +521,63 @@ def train_overlaps_batch(
     for k, S in enumerate(S0s):
         check_gram(S, f"S0s[{k}]")
     S0s = jnp.asarray((S0s + np.swapaxes(S0s, 1, 2)) / 2)
-    key = jax.random.key(0) if key is None else key
+    key, key_axis = _batch_keys(key, S0s.shape[0])
     chunk = _default_chunk(epochs + 1, progress, chunk)
-    one_run = functools.partial(
-        _overlap_chunk, key=key, offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+    one_run = lambda state, start, key: _overlap_chunk(
+        state, start, key=key, offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
     )
-    runs = jax.vmap(one_run, in_axes=(0, None))
-
-    def advance(state, start):
-        state, (loss, S) = runs(state, start)
-        return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))  # records epoch-first
-
+    advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
     inner = jax.vmap(momentum_init)(S0s) if optimizer.beta else S0s
     state = (inner, jnp.zeros(S0s.shape[0], dtype=bool))
     _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{S0s.shape[0]} overlap runs ({method})", progress)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
     attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(S0s.shape[0]))
     return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_overlaps_batch")
+
+
+def train_network_batch(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    thetas0,
+    lr: float,
+    epochs: int,
+    optimizer: str | Optimizer | Callable = "sgd",
+    key: jax.Array | None = None,
+    progress: bool = False,
+    chunk: int | None = None,
+):
+    """K full networks of the same size trained in one compiled call (``jax.vmap``): seeds,
+    initial overlaps, or both. Each run is :func:`train_network` from its own theta0 (same lr
+    and optimiser, any optax optimiser including Adam) and agrees with K separate calls to round-off.
+
+    For K networks of a few hundred to a few thousand neurons the per-step work is small and the
+    batch fills the machine better than K calls in a Python loop (``benchmarks/bench_scale.py``).
+
+    Args:
+        thetas0: (K, N, P) initial connectivities, e.g. ``jnp.stack([sample_params(rnn, S0, N, k)
+            for k in keys])``; their dtype is the run's dtype.
+        key: one key (every network sees the same batches) or K keys (K,), one per network.
+
+    Returns:
+        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
+    """
+    _check_common(rnn, task, lr, epochs, chunk)
+    thetas0 = jnp.asarray(thetas0)
+    if thetas0.ndim != 3 or thetas0.shape[2] != rnn.n_vectors or not jnp.issubdtype(thetas0.dtype, jnp.floating):
+        raise ValueError(
+            f"thetas0: shape {thetas0.shape}, dtype {thetas0.dtype}; must be a float (K, N, P) array with P = {rnn.n_vectors}"
+        )
+    K, N = thetas0.shape[:2]
+    key, key_axis = _batch_keys(key, K)
+    transformation = _resolve_optimizer(optimizer, lr, N)
+    chunk = _default_chunk(epochs + 1, progress, chunk)
+    one_run = lambda state, start, key: _rows_chunk(
+        state, start, key=key, offset=0, epochs=epochs, weights=None, rnn=rnn, task=task,
+        transformation=transformation, chunk=chunk, lr_drop=_lr_drop_of(optimizer),
+    )
+    advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
+    state = ((thetas0, jax.vmap(transformation.init)(thetas0)), jnp.zeros(K, dtype=bool))
+    _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{K} networks N={N}", progress)
+    attrs = _base_attrs(rnn, task, lr, epochs, key)
+    attrs.update(engine="network", N=int(N), runs=int(K), dtype=str(thetas0.dtype), optimizer=_optimizer_label(optimizer))
+    return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_network_batch")

@@ -70,6 +70,7 @@ def run_ab_to_c(
     N: int = 1000,
     progress: bool = False,
     particle_options: dict | None = None,
+    pairs=None,
 ) -> xr.Dataset:
     """Run the A/B -> C protocol on ``n_pairs`` twin pairs with one engine.
 
@@ -77,6 +78,9 @@ def run_ab_to_c(
         engine: ``"overlaps"`` (the reduced Gaussian-closure theory, as in the paper),
             ``"particles"`` (the exact infinite-N limit) or ``"network"`` (full networks of N neurons).
         epochs: epochs per phase (the paper: 30000).
+        pairs: which pair indices to run (default ``range(n_pairs)``). Pair p depends only on
+            ``key`` and p, so a long run can be split into pieces (processes, machines, sessions)
+            and the pieces joined with ``xr.concat(pieces, dim="pair")``.
 
     Returns:
         Dataset with ``overlaps`` (stage, pair, member, row, col) for stage in ("start", "after_AB",
@@ -85,10 +89,11 @@ def run_ab_to_c(
     rnn = rnn or LowRankRNN(rank=1, phi="erf")
     key = jax.random.key(0) if key is None else key
     phases = ab_to_c_phases(epochs, lr, batch_size)
-    stages = np.zeros((3, n_pairs, 2, rnn.n_vectors, rnn.n_vectors))
-    losses = np.zeros((n_pairs, 2, 2 * epochs + 1))
+    pairs = list(range(n_pairs) if pairs is None else pairs)
+    stages = np.zeros((3, len(pairs), 2, rnn.n_vectors, rnn.n_vectors))
+    losses = np.zeros((len(pairs), 2, 2 * epochs + 1))
     visible = None
-    for pair in range(n_pairs):
+    for slot, pair in enumerate(pairs):
         pair_key = jax.random.fold_in(key, pair)
         S0 = random_initial_overlaps(rnn, pair_key)
         theta0 = None
@@ -100,8 +105,8 @@ def run_ab_to_c(
                 key=jax.random.fold_in(pair_key, 2), progress=progress, particle_options=particle_options,
             )[engine]
             S = history.overlaps.values
-            stages[:, pair, m] = S[[0, epochs, 2 * epochs]]
-            losses[pair, m] = history.loss.values
+            stages[:, slot, m] = S[[0, epochs, 2 * epochs]]
+            losses[slot, m] = history.loss.values
             visible = history.visible
     names = list(rnn.vector_names)
     return xr.Dataset(
@@ -110,7 +115,7 @@ def run_ab_to_c(
             "loss": (("pair", "member", "epoch"), losses),
             "visible": visible,
         },
-        coords={"stage": list(STAGES), "pair": np.arange(n_pairs), "member": ["A", "B"], "row": names, "col": names, "epoch": np.arange(2 * epochs + 1)},
+        coords={"stage": list(STAGES), "pair": pairs, "member": ["A", "B"], "row": names, "col": names, "epoch": np.arange(2 * epochs + 1)},
         attrs={"engine": engine, "epochs_per_phase": epochs, "lr": lr, "batch_size": batch_size, **({"N": N} if engine == "network" else {})},
     )
 

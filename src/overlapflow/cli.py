@@ -20,6 +20,7 @@ from rich.table import Table
 
 from . import __version__
 from .experiments.commands import register as register_experiment_commands
+from .experiments.sweep_commands import register as register_sweep_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learning dynamics of low-rank RNNs in overlap space.")
 
@@ -309,6 +310,7 @@ def validate_theory_command(
 
 
 register_experiment_commands(app)  # run, validate, reproduce
+register_sweep_command(app)  # sweep
 
 if __name__ == "__main__":  # pragma: no cover
     app()

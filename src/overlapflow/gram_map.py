@@ -125,7 +125,8 @@ def plot_gram_map(rnn_linear: LowRankRNN, rnn_nonlinear: LowRankRNN, path=None, 
     its coefficient (e.g. ``mm + zz``).
 
     Args:
-        rnn_linear, rnn_nonlinear: the two architectures (any two with the same vector names work).
+        rnn_linear: the architecture of the left panel.
+        rnn_nonlinear: the architecture of the right panel (any two with the same vector names work).
         path: if given, save there (format from the extension).
 
     Returns:

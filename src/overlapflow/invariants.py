@@ -230,7 +230,8 @@ def K_drift(rnn: LowRankRNN, theta0, theta1, relative: bool = False, method: str
     ||K||_F grows like N (||K||_F^2 = N^2 tr((J S)^2)); ``relative=True`` divides by ||K_0||_F.
 
     Args:
-        theta0, theta1: (N, P) connectivities with the same N (read in float64).
+        theta0: (N, P) connectivity before (read in float64).
+        theta1: (N, P) connectivity after, with the same N (read in float64).
         relative: divide by ||K_0||_F.
         method: ``"qr"`` or ``"gram"``.
 

@@ -46,7 +46,9 @@ class Optimizer:
         kind: ``"sgd"``, ``"momentum"`` (heavy ball), ``"nesterov"`` or ``"adam"``.
         momentum: beta in [0, 1) for momentum / Nesterov.
         weight_decay: lambda >= 0 on the overlap scale (adds lambda tr(S) to the loss).
-        b1, b2, eps: Adam's constants.
+        b1: Adam's first-moment decay.
+        b2: Adam's second-moment decay.
+        eps: Adam's epsilon.
         lr_drop_below: if set, every update from the first epoch whose loss is below this value on
             is divided by ``lr_drop_factor`` (the paper's A/B -> C schedule: 0.015 and 5). For SGD
             and Adam this is dividing the learning rate; momentum optimisers refuse it.

@@ -144,7 +144,9 @@ def train_particles(
     Args:
         S0: initial overlaps (P, P) (rows start as N(0, S0)), or ready :class:`Particles`.
         lr: overlap-scale learning rate eta (each particle moves by eta dL/dtheta_p / w_p).
-        rule, nodes, n: the quadrature rule (module docstring).
+        rule: the quadrature rule, ``"gauss-hermite"`` or ``"qmc"`` (module docstring).
+        nodes: Gauss-Hermite nodes per direction.
+        n: number of QMC particles.
         optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"`` or an :class:`~overlapflow.Optimizer`
             (SGD-type: per-row updates; Adam is refused, its per-coordinate scale has no N -> infinity
             limit at rate eta).

@@ -12,6 +12,7 @@
 
 from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config
 from .runner import ExperimentDiverged, RunError, load_results, read_final_state, run_experiment
+from .sweep import Sweep, SweepConfigError, SweepStatus, load_sweep, read_sweep, run_sweep, sweep_status
 
 __all__ = [
     "ConfigError",
@@ -24,4 +25,11 @@ __all__ = [
     "parse_config",
     "read_final_state",
     "run_experiment",
+    "Sweep",
+    "SweepConfigError",
+    "SweepStatus",
+    "load_sweep",
+    "read_sweep",
+    "run_sweep",
+    "sweep_status",
 ]

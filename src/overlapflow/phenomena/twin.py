@@ -388,8 +388,10 @@ def learning_separation(
     (``network_forward`` on the evaluation batch), and ``output_distance_initial`` the same before training.
 
     Args:
-        theta_a, theta_b: (N_a, P), (N_b, P) initial connectivities (N may differ); float64 recommended.
-        lr: overlap-scale learning rate eta; epochs: number of updates.
+        theta_a: (N_a, P) initial connectivity of the first network; float64 recommended.
+        theta_b: (N_b, P) initial connectivity of the second (N may differ).
+        lr: overlap-scale learning rate eta.
+        epochs: number of updates.
         key: batches (default ``jax.random.key(0)``), shared by both runs.
         optimizer: as in :func:`~overlapflow.train_network`.
 

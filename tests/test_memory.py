@@ -78,3 +78,23 @@ def test_aba_memory_report_on_the_paper_protocol_from_the_twin():
     states = phase_end_states(history)
     uu = lambda s: s[1, 1]
     assert abs(uu(states["A+noise"]) - uu(states["A2"])) > abs(uu(states["A2"]) - uu(states["A"]))
+
+
+def test_ab_to_c_overlap_engine_batches_pairs_exactly():
+    """The overlap engine runs each phase as one vmapped call over the pairs; every member equals
+    its own run_curriculum (same batches) to round-off (measured 1e-16), for any subset of pairs."""
+    from overlapflow.phenomena.curriculum import run_curriculum
+    from overlapflow.phenomena.memory import ab_to_c_phases
+
+    rnn = of.LowRankRNN(rank=1, phi="erf")
+    result = run_ab_to_c(n_pairs=3, epochs=6, batch_size=3, pairs=[2, 0])
+    assert list(result.pair.values) == [2, 0]
+    phases = ab_to_c_phases(6, 0.01, 3)
+    for slot, pair in enumerate([2, 0]):
+        pair_key = jax.random.fold_in(jax.random.key(0), pair)
+        S0 = random_initial_overlaps(rnn, pair_key)
+        for m, first in enumerate("AB"):
+            runs = run_curriculum(rnn, [phases[first], phases["C"]], S0=S0, engines=("overlaps",), key=jax.random.fold_in(pair_key, 2))
+            single = runs["overlaps"]
+            assert np.abs(single.overlaps.values[[0, 6, 12]] - result.overlaps.values[:, slot, m]).max() <= 1e-12
+            assert np.abs(single.loss.values - result.loss.values[slot, m]).max() <= 1e-12

@@ -16,6 +16,7 @@ after A/B both visible and invisible overlaps decode the history; after C only i
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
@@ -23,12 +24,15 @@ from ..model import LowRankRNN
 from ..optimizers import Optimizer
 from ..overlaps import check_gram, parse_pair, sample_params
 from ..tasks import DecisionMaking, FlipFlop, Teacher
+from ..training import train_overlaps_batch
 from .curriculum import Phase, run_curriculum
 
 STAGES = ("start", "after_AB", "after_C")
 
 
-def random_initial_overlaps(rnn: LowRankRNN, key: jax.Array, cross_std: float = 0.4, norm_range=(0.5, 2.0), tries: int = 1000):
+def random_initial_overlaps(
+    rnn: LowRankRNN, key: jax.Array, cross_std: float = 0.4, norm_range=(0.5, 2.0), tries: int = 1000
+):
     """A random valid overlap matrix: squared norms U(norm_range), off-diagonal |N(0, cross_std^2)|
     (the paper's A/B -> C initialisation); redrawn until positive definite."""
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
@@ -90,24 +94,32 @@ def run_ab_to_c(
     key = jax.random.key(0) if key is None else key
     phases = ab_to_c_phases(epochs, lr, batch_size)
     pairs = list(range(n_pairs) if pairs is None else pairs)
-    stages = np.zeros((3, len(pairs), 2, rnn.n_vectors, rnn.n_vectors))
-    losses = np.zeros((len(pairs), 2, 2 * epochs + 1))
-    visible = None
-    for slot, pair in enumerate(pairs):
-        pair_key = jax.random.fold_in(key, pair)
-        S0 = random_initial_overlaps(rnn, pair_key)
-        theta0 = None
-        if engine == "network":
-            theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1))
-        for m, first in enumerate("AB"):
-            history = run_curriculum(
-                rnn, [phases[first], phases["C"]], theta0=theta0, S0=S0, engines=(engine,),
-                key=jax.random.fold_in(pair_key, 2), progress=progress, particle_options=particle_options,
-            )[engine]
-            S = history.overlaps.values
-            stages[:, slot, m] = S[[0, epochs, 2 * epochs]]
-            losses[slot, m] = history.loss.values
-            visible = history.visible
+    pair_keys = [jax.random.fold_in(key, pair) for pair in pairs]
+    S0s = np.stack([random_initial_overlaps(rnn, pair_key) for pair_key in pair_keys])
+    if engine == "overlaps":
+        overlaps, losses, visible = _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress)
+    else:
+        overlaps = np.zeros((len(pairs), 2, 2 * epochs + 1, rnn.n_vectors, rnn.n_vectors))
+        losses = np.zeros((len(pairs), 2, 2 * epochs + 1))
+        for slot, (pair_key, S0) in enumerate(zip(pair_keys, S0s, strict=True)):
+            theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1)) if engine == "network" else None
+            for m, first in enumerate("AB"):
+                history = run_curriculum(
+                    rnn,
+                    [phases[first], phases["C"]],
+                    theta0=theta0,
+                    S0=S0,
+                    engines=(engine,),
+                    key=jax.random.fold_in(pair_key, 2),
+                    progress=progress,
+                    particle_options=particle_options,
+                )[engine]
+                overlaps[slot, m], losses[slot, m], visible = (
+                    history.overlaps.values,
+                    history.loss.values,
+                    history.visible,
+                )
+    stages = np.moveaxis(overlaps[:, :, [0, epochs, 2 * epochs]], 2, 0)
     names = list(rnn.vector_names)
     return xr.Dataset(
         {
@@ -115,9 +127,48 @@ def run_ab_to_c(
             "loss": (("pair", "member", "epoch"), losses),
             "visible": visible,
         },
-        coords={"stage": list(STAGES), "pair": pairs, "member": ["A", "B"], "row": names, "col": names, "epoch": np.arange(2 * epochs + 1)},
-        attrs={"engine": engine, "epochs_per_phase": epochs, "lr": lr, "batch_size": batch_size, **({"N": N} if engine == "network" else {})},
+        coords={
+            "stage": list(STAGES),
+            "pair": pairs,
+            "member": ["A", "B"],
+            "row": names,
+            "col": names,
+            "epoch": np.arange(2 * epochs + 1),
+        },
+        attrs={
+            "engine": engine,
+            "epochs_per_phase": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            **({"N": N} if engine == "network" else {}),
+        },
     )
+
+
+def _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress):
+    """Both members of every pair in overlap space, each phase one vmapped call over the pairs
+    (:func:`~overlapflow.training.train_overlaps_batch` with a key per pair): the same runs, with
+    the same batches, as :func:`run_curriculum` on each member.
+
+    Returns overlaps (pair, member, epoch, P, P), losses (pair, member, epoch) and ``visible``."""
+    K = len(S0s)
+    curriculum_keys = [jax.random.fold_in(pair_key, 2) for pair_key in pair_keys]
+    phase_keys = lambda j: jnp.stack([jax.random.fold_in(k, j) for k in curriculum_keys])
+
+    def train(phase, S, keys):
+        return train_overlaps_batch(
+            rnn, phase.training_task, S, phase.lr, phase.epochs, optimizer=phase.optimizer, key=keys, progress=progress
+        )
+
+    first = [train(phases[name], S0s, phase_keys(0)) for name in "AB"]
+    second = train(
+        phases["C"], np.concatenate([h.overlaps.values[:, -1] for h in first]), jnp.concatenate([phase_keys(1)] * 2)
+    )
+    joined = lambda var: np.stack(
+        [np.concatenate([first[m][var].values, second[var].values[m * K : (m + 1) * K, 1:]], axis=1) for m in range(2)],
+        axis=1,
+    )
+    return joined("overlaps"), joined("loss"), first[0].visible
 
 
 def overlap_features(result: xr.Dataset, stage: str, which: str) -> tuple[np.ndarray, list[str]]:
@@ -129,7 +180,12 @@ def overlap_features(result: xr.Dataset, stage: str, which: str) -> tuple[np.nda
     names = tuple(result.row.values)
     mask = result.visible.values
     P = len(names)
-    labels = [names[i] + names[j] for i in range(P - 1, -1, -1) for j in range(i + 1) if bool(mask[i, j]) == (which == "visible")]
+    labels = [
+        names[i] + names[j]
+        for i in range(P - 1, -1, -1)
+        for j in range(i + 1)
+        if bool(mask[i, j]) == (which == "visible")
+    ]
     index = [parse_pair(names, label) for label in labels]
     S = result.overlaps.sel(stage=stage).values
     return np.stack([S[..., i, j] for i, j in index], axis=-1), labels
@@ -154,7 +210,9 @@ def decode_history(
     return decode_pairs(features, n_train_pairs, resamples, feature_noise, seed)
 
 
-def decode_pairs(features, n_train_pairs: int = 8, resamples: int = 50, feature_noise: float = 0.0, seed: int = 0) -> tuple[float, float]:
+def decode_pairs(
+    features, n_train_pairs: int = 8, resamples: int = 50, feature_noise: float = 0.0, seed: int = 0
+) -> tuple[float, float]:
     """Cross-validated logistic-regression accuracy (mean, std) of member A (0) vs B (1) from
     features (pair, member, F), as in :func:`decode_history`."""
     from sklearn.linear_model import LogisticRegression
@@ -193,7 +251,9 @@ def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), **options) -> xr
             for k, noise in enumerate(noise_levels):
                 table[s, f, k] = decode_history(result, stage, which, feature_noise=noise, **options)[0]
     return xr.DataArray(
-        table, dims=("stage", "features", "noise"), coords={"stage": list(STAGES), "features": ["visible", "invisible"], "noise": list(noise_levels)},
+        table,
+        dims=("stage", "features", "noise"),
+        coords={"stage": list(STAGES), "features": ["visible", "invisible"], "noise": list(noise_levels)},
         name="accuracy",
     )
 
@@ -207,7 +267,9 @@ def phase_end_states(history: xr.Dataset) -> dict[str, np.ndarray]:
     return states
 
 
-def aba_memory_report(history: xr.Dataset, before: str = "A", during: str = "B1", after: str = "A2", rtol: float = 0.1) -> xr.Dataset:
+def aba_memory_report(
+    history: xr.Dataset, before: str = "A", during: str = "B1", after: str = "A2", rtol: float = 0.1
+) -> xr.Dataset:
     r"""Did each invisible overlap return to its pre-B value after A -> B -> A?
 
     For each invisible overlap sigma: ``change`` = sigma(end of B) - sigma(end of A) and

@@ -47,7 +47,9 @@ def random_initial_overlaps(
     raise ValueError(f"cross_std = {cross_std}, norm_range = {norm_range}: no positive-definite draw in {tries} tries")
 
 
-def ab_to_c_phases(epochs: int = 30000, lr: float = 0.01, batch_size: int = 128, lr_drop=(0.015, 5.0)):
+def ab_to_c_phases(
+    epochs: int = 30000, lr: float = 0.01, batch_size: int = 128, lr_drop=(0.015, 5.0), c_epochs: int | None = None
+):
     """The three tasks of the A/B -> C protocol with the paper's settings, as Phases.
 
     A: flip-flop with waits U(1, 2), input amplitude 2, target 1; B: perceptual decision making;
@@ -60,12 +62,16 @@ def ab_to_c_phases(epochs: int = 30000, lr: float = 0.01, batch_size: int = 128,
     A = FlipFlop(batch_size=batch_size, wait_range=(1.0, 2.0), input_amp=2.0, target_amp=1.0, mask_after=0.5)
     B = DecisionMaking(batch_size=batch_size)
     C = Teacher.paper(batch_size=batch_size)
-    return {name: Phase(task, epochs, lr, optimizer=opt, name=name) for name, task in (("A", A), ("B", B), ("C", C))}
+    lengths = {"A": epochs, "B": epochs, "C": epochs if c_epochs is None else c_epochs}
+    return {
+        name: Phase(task, lengths[name], lr, optimizer=opt, name=name) for name, task in (("A", A), ("B", B), ("C", C))
+    }
 
 
 def run_ab_to_c(
     n_pairs: int = 10,
     epochs: int = 30000,
+    c_epochs: int | None = None,
     lr: float = 0.01,
     batch_size: int = 128,
     engine: str = "overlaps",
@@ -81,7 +87,8 @@ def run_ab_to_c(
     Args:
         engine: ``"overlaps"`` (the reduced Gaussian-closure theory, as in the paper),
             ``"particles"`` (the exact infinite-N limit) or ``"network"`` (full networks of N neurons).
-        epochs: epochs per phase (the paper: 30000).
+        epochs: epochs of phases A and B (the paper: 30000).
+        c_epochs: epochs of phase C (default ``epochs``).
         pairs: which pair indices to run (default ``range(n_pairs)``). Pair p depends only on
             ``key`` and p, so a long run can be split into pieces (processes, machines, sessions)
             and the pieces joined with ``xr.concat(pieces, dim="pair")``.
@@ -92,15 +99,16 @@ def run_ab_to_c(
     """
     rnn = rnn or LowRankRNN(rank=1, phi="erf")
     key = jax.random.key(0) if key is None else key
-    phases = ab_to_c_phases(epochs, lr, batch_size)
+    phases = ab_to_c_phases(epochs, lr, batch_size, c_epochs=c_epochs)
+    total = epochs + phases["C"].epochs
     pairs = list(range(n_pairs) if pairs is None else pairs)
     pair_keys = [jax.random.fold_in(key, pair) for pair in pairs]
     S0s = np.stack([random_initial_overlaps(rnn, pair_key) for pair_key in pair_keys])
     if engine == "overlaps":
         overlaps, losses, visible = _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress)
     else:
-        overlaps = np.zeros((len(pairs), 2, 2 * epochs + 1, rnn.n_vectors, rnn.n_vectors))
-        losses = np.zeros((len(pairs), 2, 2 * epochs + 1))
+        overlaps = np.zeros((len(pairs), 2, total + 1, rnn.n_vectors, rnn.n_vectors))
+        losses = np.zeros((len(pairs), 2, total + 1))
         for slot, (pair_key, S0) in enumerate(zip(pair_keys, S0s, strict=True)):
             theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1)) if engine == "network" else None
             for m, first in enumerate("AB"):
@@ -119,7 +127,7 @@ def run_ab_to_c(
                     history.loss.values,
                     history.visible,
                 )
-    stages = np.moveaxis(overlaps[:, :, [0, epochs, 2 * epochs]], 2, 0)
+    stages = np.moveaxis(overlaps[:, :, [0, epochs, total]], 2, 0)
     names = list(rnn.vector_names)
     return xr.Dataset(
         {
@@ -133,11 +141,12 @@ def run_ab_to_c(
             "member": ["A", "B"],
             "row": names,
             "col": names,
-            "epoch": np.arange(2 * epochs + 1),
+            "epoch": np.arange(total + 1),
         },
         attrs={
             "engine": engine,
             "epochs_per_phase": epochs,
+            "c_epochs": int(phases["C"].epochs),
             "lr": lr,
             "batch_size": batch_size,
             **({"N": N} if engine == "network" else {}),

@@ -45,3 +45,12 @@ def test_version_and_help():
 def test_demo_rejects_bad_learning_rate(tmp_path):
     result = runner.invoke(app, ["demo", "--lr", "-1", "--out", str(tmp_path), "--quiet"], env=ENV)
     assert result.exit_code == 2
+
+
+def test_cli_errors_print_brackets_as_text(tmp_path):
+    """Config errors name TOML tables ([[phases]]); rich markup must not swallow them."""
+    config = tmp_path / "no_phases.toml"
+    config.write_text('name = "x"\nN = 10\n[network]\nrank = 1\n')
+    result = CliRunner().invoke(app, ["validate", str(config)])
+    assert result.exit_code == 2
+    assert "an array of [[phases]] tables" in result.output

@@ -28,7 +28,7 @@ from overlapflow.experiments import (
 )
 from overlapflow.experiments.commands import register
 from overlapflow.experiments.config import TASK_KINDS
-from overlapflow.experiments.figures import FIGURES, figure_config, figure_id
+from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
 
 ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -322,7 +322,7 @@ def test_configs_round_trip_and_the_shorthand_is_one_phase(tmp_path):
     )
     assert short.resolved() == long.resolved() and len(short.phases) == 1
     for spec in FIGURES.values():
-        if spec.available:
+        if spec.config is not None:
             shipped = figure_config(spec.id)
             assert load_config_text(shipped.to_toml()).resolved() == shipped.resolved()
             assert figure_config(spec.id, quick=True).N < shipped.N
@@ -509,18 +509,17 @@ def test_run_validate_and_resume_from_the_command_line(uninterrupted, tmp_path, 
     assert result.exit_code == 2 and "phases.0.epochs" in output
 
 
-def test_reproduce_lists_figures_and_refuses_unavailable_ones(app):
+def test_reproduce_lists_every_figure_as_available_and_refuses_unknown_ones(app):
     result, output = invoke(app, "reproduce", "--list")
     assert result.exit_code == 0
-    for fig in ("1c", "3", "5", "6", "7", "12"):
+    for fig in ("1c", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12"):
         assert re.search(rf"^\s*{fig}\s+available", output, re.M), fig
-    for fig in ("2", "4", "8", "9", "10", "11"):
-        assert re.search(rf"^\s*{fig}\s+not yet available", output, re.M), fig
-    result, output = invoke(app, "reproduce", "fig2")
-    assert result.exit_code == 2 and "not yet available" in output and "Traceback" not in output
+    assert "not yet available" not in output
     result, output = invoke(app, "reproduce", "42")
-    assert result.exit_code == 2 and "unknown figure" in output
+    assert result.exit_code == 2 and "unknown figure" in output and "Traceback" not in output
     assert figure_id("Figure 1") == "1c" and figure_id("fig4b") == "4" and figure_id("12") == "12"
+    with pytest.raises(FigureUnavailable, match="not from one experiment config"):
+        figure_config("9")
 
 
 # ---------------------------------------------------------------------------- figures (--quick)

@@ -4,10 +4,12 @@
   :class:`ExperimentConfig` (errors: one :class:`ConfigError` listing every problem by path).
 - :mod:`~overlapflow.experiments.runner`: :func:`run_experiment` runs it on the chosen engines in
   checkpointed segments; ``resume=True`` continues an interrupted run to the same bits.
-- :mod:`~overlapflow.experiments.figures`: the paper's figures from shipped configs
-  (``overlapflow reproduce FIG``).
-- :mod:`~overlapflow.experiments.commands`: the ``run``, ``validate`` and ``reproduce`` commands
-  (``register(app)`` adds them to a typer app).
+- :mod:`~overlapflow.experiments.figures`: every figure of the paper, from a shipped config or a
+  runner of the phenomena APIs with the paper's settings (``overlapflow reproduce FIG|all``).
+- :mod:`~overlapflow.experiments.sweep`: sweeps of config overrides on Dask, gathered in a zarr
+  store (``overlapflow sweep SWEEP.toml``).
+- :mod:`~overlapflow.experiments.commands`, :mod:`~overlapflow.experiments.sweep_commands`: the
+  ``run``, ``validate``, ``reproduce`` and ``sweep`` commands (``register(app)`` adds them to a typer app).
 """
 
 from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config

@@ -4,12 +4,14 @@ r"""The ``run``, ``validate`` and ``reproduce`` commands; :func:`register` adds 
     overlapflow run --resume FOLDER [--quiet]                      continue an interrupted run
     overlapflow validate CONFIG                                    check a config, run nothing
     overlapflow reproduce FIG [--quick] [--out DIR] [--quiet]      a figure of the paper
-    overlapflow reproduce --list                                   the figures and their status
+    overlapflow reproduce all [--quick] [--out DIR] [--quiet]      every figure (DIR/<folder> each)
+    overlapflow reproduce --list                                   the figures and how each is made
 
 Exit codes: 0 success; 1 the run diverged (NaN/Inf: the last good checkpoint and the partial
-Histories are kept); 2 an invalid config, an occupied or foreign output folder, or a figure that is
-unknown or not yet available. Progress bars show unless ``--quiet`` or stdout is not a terminal.
-The functions can be called from Python too (they raise ``typer.Exit`` with the exit code).
+Histories are kept); 2 an invalid config, an occupied or foreign output folder, or an unknown
+figure (``reproduce all``: the first failing figure's code, after trying every figure). Progress
+bars show unless ``--quiet`` or stdout is not a terminal. The functions can be called from Python
+too (they raise ``typer.Exit`` with the exit code).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 EXIT_DIVERGED = 1
@@ -33,7 +36,8 @@ def _console() -> Console:
 
 
 def _error(message: str) -> None:
-    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/red] {message}", markup=True)
+    """Print ``message`` as an error; brackets in it (``[[phases]]``, ``[grid]``) are kept as text."""
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", markup=True)
 
 
 def _progress(quiet: bool) -> bool:
@@ -166,65 +170,107 @@ def validate(
 def _figure_table() -> Table:
     from .figures import FIGURES
 
-    table = Table(box=box.SIMPLE_HEAD, title="figures of arXiv 2605.04115")
+    table = Table(box=box.SIMPLE_HEAD, title="figures of arXiv 2605.04115 (folder: overlapflow-FOLDER)")
     table.add_column("fig")
     table.add_column("status")
+    table.add_column("made from")
+    table.add_column("folder")
     table.add_column("what it shows")
     for spec in FIGURES.values():
-        status = f"available ({spec.config})" if spec.available else "not yet available"
-        table.add_row(spec.id, status, spec.title if spec.available else f"{spec.title} [{spec.unavailable}]")
+        table.add_row(spec.id, "available", spec.config or spec.run.__name__, spec.folder, spec.title)
     return table
+
+
+def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, console: Console):
+    """Make one figure and print its key numbers; returns (FigureResult or None, exit code)."""
+    from .config import ConfigError
+    from .figures import FigureUnavailable, format_numbers, reproduce_figure
+    from .runner import ExperimentDiverged, RunError
+
+    try:
+        result = reproduce_figure(fig, quick=quick, out=out, progress=progress)
+    except FigureUnavailable as error:
+        _error(f"{error}. See overlapflow reproduce --list.")
+        return None, EXIT_USAGE
+    except (ConfigError, RunError) as error:
+        _error(f"fig {fig}: {error}")
+        return None, EXIT_USAGE
+    except ExperimentDiverged as error:
+        _error(f"fig {fig}: {error}")
+        return None, EXIT_DIVERGED
+    console.print(f"fig {result.fig}{' (--quick)' if quick else ''}: key numbers")
+    console.print(format_numbers(result.numbers), markup=False, highlight=False)
+    console.print(f"wrote {', '.join(str(p) for p in result.files)}")
+    return result, 0
+
+
+def _reproduce_all(quick: bool, out: Path | None, progress: bool, console: Console):
+    """Every figure in the paper's order, each in its default folder (or OUT/<folder>); figures that
+    share data share a folder and compute it once. A figure that fails does not stop the others; the
+    exit code is the first failure's."""
+    import time
+
+    from .figures import FIGURES, default_folder
+
+    results, rows, code = [], [], 0
+    for spec in FIGURES.values():
+        started = time.perf_counter()
+        folder = default_folder(spec.id, quick) if out is None else out / spec.folder
+        result, status = _reproduce_one(spec.id, quick, folder, progress, console)
+        seconds = time.perf_counter() - started
+        code = code or status
+        rows.append((spec.id, "ok" if status == 0 else f"failed (exit {status})", f"{seconds:.1f}", str(folder)))
+        if result is not None:
+            results.append(result)
+    table = Table(box=box.SIMPLE_HEAD, title=f"overlapflow reproduce all{' --quick' if quick else ''}")
+    for column, justify in (("fig", "left"), ("status", "left"), ("seconds", "right"), ("folder", "left")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    if code:
+        raise typer.Exit(code)
+    return results
 
 
 def reproduce(
     fig: Annotated[
-        str | None, typer.Argument(help="Figure: 1c, 3, 5, 6, 7, 12 (see --list).", show_default=False)
+        str | None,
+        typer.Argument(help="Figure: 1c, 2, 3, ..., 12 (see --list), or all.", show_default=False),
     ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Smaller N and fewer epochs: well under a minute per figure.")
+        bool, typer.Option("--quick", help="Smaller N, fewer epochs: about a minute per figure, or less.")
     ] = False,
     out: Annotated[
         Path | None,
         typer.Option(
             "--out",
-            help="Output folder (default: overlapflow-figFIG, or overlapflow-figFIG-quick).",
+            help="Output folder (default: overlapflow-FOLDER, or overlapflow-FOLDER-quick, FOLDER as in --list). "
+            "With all: one subfolder FOLDER per figure in it.",
             show_default=False,
         ),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the figures and whether each can be reproduced.")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="List the figures and how each is made.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ):
-    """Reproduce a figure of the paper from its shipped config.
+    """Reproduce a figure of the paper (or all of them) with the paper's settings.
 
-    Writes figFIG.png and .pdf, the data (netCDF) and summary.txt with the key numbers next to the paper's.
-
-    Running again in the same folder continues an interrupted run, or only redraws a finished one.
+    Writes figFIG.png and .pdf, the data (netCDF) and summary.txt + figFIG.json with the key numbers
+    next to the paper's. Running again in the same folder continues an interrupted run, reuses
+    finished runs and stored data, and redraws. Figures that share data share a folder.
     """
-    from .config import ConfigError
-    from .figures import FigureUnavailable, format_numbers, reproduce_figure
-    from .runner import ExperimentDiverged, RunError
-
     console = _console()
     if list_:
         console.print(_figure_table())
         return None
     if fig is None:
-        _error("give a figure (e.g. overlapflow reproduce 5) or --list")
+        _error("give a figure (e.g. overlapflow reproduce 5), all, or --list")
         raise typer.Exit(EXIT_USAGE)
-    try:
-        result = reproduce_figure(fig, quick=quick, out=out, progress=_progress(quiet))
-    except FigureUnavailable as error:
-        _error(f"{error}. See overlapflow reproduce --list.")
-        raise typer.Exit(EXIT_USAGE) from None
-    except (ConfigError, RunError) as error:
-        _error(str(error))
-        raise typer.Exit(EXIT_USAGE) from None
-    except ExperimentDiverged as error:
-        _error(str(error))
-        raise typer.Exit(EXIT_DIVERGED) from None
-    console.print(f"fig {result.fig}{' (--quick)' if quick else ''}: key numbers")
-    console.print(format_numbers(result.numbers), markup=False, highlight=False)
-    console.print(f"wrote {', '.join(str(p) for p in result.files)}")
+    if fig.strip().lower() == "all":
+        return _reproduce_all(quick, out, _progress(quiet), console)
+    result, code = _reproduce_one(fig, quick, out, _progress(quiet), console)
+    if code:
+        raise typer.Exit(code)
     return result
 
 

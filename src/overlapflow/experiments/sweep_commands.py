@@ -98,7 +98,7 @@ def sweep(
     try:
         definition = read_sweep(sweep_path)
     except ConfigError as error:
-        _error(escape(str(error)))
+        _error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     before = sweep_status(definition)
     if status:
@@ -124,7 +124,7 @@ def sweep(
             definition, scheduler=scheduler, workers=workers, progress=_progress(quiet), retry_failed=retry_failed
         )
     except OSError as error:  # e.g. the scheduler cannot be reached (distributed raises OSError / TimeoutError)
-        _error(escape(f"{type(error).__name__}: {error}"))
+        _error(f"{type(error).__name__}: {error}")
         raise typer.Exit(EXIT_USAGE) from None
     after = sweep_status(definition)
     _print_status(console, after)

@@ -21,7 +21,11 @@ def synthetic_result(n_pairs=10, seed=0):
             S[2, p, m, 3, 3] += 3.0 * m + 0.01 * rng.normal()
     return xr.Dataset(
         {"overlaps": (("stage", "pair", "member", "row", "col"), S), "visible": (("row", "col"), of.visible_mask(rnn))},
-        coords={"stage": ["start", "after_AB", "after_C"], "row": list(rnn.vector_names), "col": list(rnn.vector_names)},
+        coords={
+            "stage": ["start", "after_AB", "after_C"],
+            "row": list(rnn.vector_names),
+            "col": list(rnn.vector_names),
+        },
     )
 
 
@@ -94,7 +98,19 @@ def test_ab_to_c_overlap_engine_batches_pairs_exactly():
         pair_key = jax.random.fold_in(jax.random.key(0), pair)
         S0 = random_initial_overlaps(rnn, pair_key)
         for m, first in enumerate("AB"):
-            runs = run_curriculum(rnn, [phases[first], phases["C"]], S0=S0, engines=("overlaps",), key=jax.random.fold_in(pair_key, 2))
+            runs = run_curriculum(
+                rnn, [phases[first], phases["C"]], S0=S0, engines=("overlaps",), key=jax.random.fold_in(pair_key, 2)
+            )
             single = runs["overlaps"]
             assert np.abs(single.overlaps.values[[0, 6, 12]] - result.overlaps.values[:, slot, m]).max() <= 1e-12
             assert np.abs(single.loss.values - result.loss.values[slot, m]).max() <= 1e-12
+
+
+def test_join_pairs_rebuilds_a_split_run():
+    from overlapflow.phenomena.memory import join_pairs
+
+    synthetic = synthetic_result(n_pairs=4).assign_coords(pair=np.arange(4))
+    joined = join_pairs([synthetic.isel(pair=[2, 3]), synthetic.isel(pair=[0, 1])])
+    xr.testing.assert_identical(joined, synthetic)
+    with pytest.raises(ValueError, match="the pieces overlap"):
+        join_pairs([synthetic.isel(pair=[0, 1]), synthetic.isel(pair=[1])])

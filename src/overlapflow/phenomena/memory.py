@@ -91,7 +91,7 @@ def run_ab_to_c(
         c_epochs: epochs of phase C (default ``epochs``).
         pairs: which pair indices to run (default ``range(n_pairs)``). Pair p depends only on
             ``key`` and p, so a long run can be split into pieces (processes, machines, sessions)
-            and the pieces joined with ``xr.concat(pieces, dim="pair")``.
+            and the pieces joined with :func:`join_pairs`.
 
     Returns:
         Dataset with ``overlaps`` (stage, pair, member, row, col) for stage in ("start", "after_AB",
@@ -152,6 +152,17 @@ def run_ab_to_c(
             **({"N": N} if engine == "network" else {}),
         },
     )
+
+
+def join_pairs(pieces) -> xr.Dataset:
+    """One A/B -> C result from pieces of :func:`run_ab_to_c` run on disjoint ``pairs`` (same
+    settings), sorted by pair."""
+    pieces = list(pieces)
+    pairs = np.concatenate([piece.pair.values for piece in pieces])
+    if len(set(pairs.tolist())) != len(pairs):
+        raise ValueError(f"pairs {sorted(pairs.tolist())}: the pieces overlap; each pair may come from one piece only")
+    joined = xr.concat([piece.drop_vars("visible") for piece in pieces], dim="pair", combine_attrs="drop_conflicts")
+    return joined.assign(visible=pieces[0].visible).sortby("pair")
 
 
 def _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress):

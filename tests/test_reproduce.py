@@ -76,7 +76,7 @@ def test_reproduce_all_makes_every_figure_and_goes_on_after_a_failure(app, tmp_p
         "0": figures.FigureSpec("0", "a figure whose data cannot be made", draw=figures.draw_fig11, run=broken),
         "11": figures.FIGURES["11"],
     }
-    monkeypatch.setattr(figures, "FIGURES", specs)
+    monkeypatch.setattr(figures.registry, "FIGURES", specs)
     result, output = invoke(app, "reproduce", "all", "--quick", "--out", tmp_path, "--quiet")
     assert result.exit_code == 2, output
     assert "fig 0: stored data for other settings" in output

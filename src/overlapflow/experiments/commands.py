@@ -168,7 +168,7 @@ def validate(
 
 # ---------------------------------------------------------------------------- reproduce
 def _figure_table() -> Table:
-    from .figures import FIGURES
+    from .figures.registry import FIGURES
 
     table = Table(box=box.SIMPLE_HEAD, title="figures of arXiv 2605.04115 (folder: overlapflow-FOLDER)")
     table.add_column("fig")
@@ -210,7 +210,7 @@ def _reproduce_all(quick: bool, out: Path | None, progress: bool, console: Conso
     exit code is the first failure's."""
     import time
 
-    from .figures import FIGURES, default_folder
+    from .figures.registry import FIGURES, default_folder
 
     results, rows, code = [], [], 0
     for spec in FIGURES.values():

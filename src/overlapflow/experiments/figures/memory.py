@@ -1,0 +1,235 @@
+"""Figs 4d-f, 9 and 10: the A/B -> C protocol and decoding the training history from visible vs
+invisible overlaps."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from .data import _stored, _write_data
+from .spec import KeyNumber
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySettings:
+    """Figs 4d-f, 9 and 10: the A/B -> C protocol (:func:`~overlapflow.phenomena.memory.run_ab_to_c`) and
+    the decoding of each pair's history (:func:`~overlapflow.phenomena.memory.decoding_table`), with
+    the paper's values: 10 twin pairs on the reduced 10-D theory (engine ``"overlaps"``), 30000 epochs
+    per phase at lr 0.01 (divided by 5 once the loss is below 0.015), batch 128; decoding with 8
+    training and 2 test pairs, 50 resamplings, feature noise 0 and 0.3. At these settings the protocol
+    runs for hours: 2 x 30000 epochs of the 20 members (vmapped), batch 128, T = 400, measured at about
+    0.4 s per epoch on a busy 2-core CPU (about 6 hours), in one piece (no checkpoint)."""
+
+    n_pairs: int = 10
+    epochs: int = 30000
+    lr: float = 0.01
+    batch_size: int = 128
+    engine: str = "overlaps"
+    seed: int = 0
+    n_train_pairs: int = 8
+    resamples: int = 50
+    noise_levels: tuple[float, ...] = (0.0, 0.3)
+
+    def protocol(self) -> dict:
+        """The settings of the protocol run (the decoding's aside): what ``ab_to_c.nc`` was computed with."""
+        return {key: getattr(self, key) for key in ("n_pairs", "epochs", "lr", "batch_size", "engine", "seed")}
+
+
+def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
+    """Figs 9 and 10's data: the A/B -> C protocol (``ab_to_c.nc``, reused when computed with the same
+    protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise)."""
+    from ...phenomena.memory import decoding_table, run_ab_to_c
+
+    def protocol():
+        return run_ab_to_c(
+            n_pairs=settings.n_pairs,
+            epochs=settings.epochs,
+            lr=settings.lr,
+            batch_size=settings.batch_size,
+            engine=settings.engine,
+            key=jax.random.key(settings.seed),
+            progress=progress,
+        )
+
+    result = _stored(out, "ab_to_c", settings.protocol(), protocol)
+    table = decoding_table(
+        result,
+        noise_levels=settings.noise_levels,
+        n_train_pairs=settings.n_train_pairs,
+        resamples=settings.resamples,
+    )
+    decoding = table.to_dataset().assign_attrs(n_train_pairs=settings.n_train_pairs, resamples=settings.resamples)
+    return {"ab_to_c": result, "decoding": _write_data(out, "decoding", decoding)}
+
+
+_KINDS = ("visible", "invisible")
+_STAGE_LABELS = {"start": "start", "after_AB": "after A / B", "after_C": "after C"}
+
+
+def _member_distance(result: xr.Dataset) -> xr.DataArray:
+    """RMS over pairs and overlaps of sigma(member A) - sigma(member B): (stage, features)."""
+    from ...phenomena.memory import STAGES, overlap_features
+
+    values = [
+        [float(np.sqrt(np.mean(np.diff(overlap_features(result, stage, which)[0], axis=1) ** 2))) for which in _KINDS]
+        for stage in STAGES
+    ]
+    return xr.DataArray(values, dims=("stage", "features"), coords={"stage": list(STAGES), "features": list(_KINDS)})
+
+
+def _draw_memory_loss(ax, result: xr.Dataset) -> None:
+    epochs, E = result.epoch.values, int(result.attrs["epochs_per_phase"])
+    for member, color in (("A", "C1"), ("B", "C2")):
+        loss = result.loss.sel(member=member).values
+        for curve in loss:
+            ax.plot(epochs, curve, color=color, lw=0.5, alpha=0.35)
+        task = "flip-flop" if member == "A" else "decision making"
+        ax.plot(epochs, np.exp(np.mean(np.log(loss), axis=0)), color=color, lw=2, label=f"member {member}: {task}, C")
+    ax.axvspan(E, epochs[-1], color="0.93", zorder=-1)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch (shaded: task C)")
+    ax.set_title(f"loss of the {result.sizes['pair']} pairs (thick: geometric mean)", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="upper right")
+
+
+def _draw_member_distance(ax, distance: xr.DataArray) -> None:
+    x = np.arange(distance.sizes["stage"])
+    for k, which in enumerate(_KINDS):
+        ax.plot(x, distance.sel(features=which).values, "o-", color=f"C{k}", label=f"{which} overlaps")
+    ax.set_xticks(x, [_STAGE_LABELS[s] for s in distance.stage.values])
+    ax.set_ylabel("RMS of sigma(A) - sigma(B)")
+    ax.set_title("how far apart the two members are", fontsize="medium")
+    ax.legend(fontsize="x-small")
+
+
+def _draw_decoding(ax, decoding: xr.Dataset, noise: float) -> None:
+    accuracy = decoding.accuracy.sel(noise=noise)
+    x = np.arange(accuracy.sizes["stage"])
+    for k, which in enumerate(_KINDS):
+        ax.bar(x + (k - 0.5) * 0.38, accuracy.sel(features=which).values, 0.38, color=f"C{k}", label=which)
+    ax.axhline(0.5, color="k", lw=0.8, linestyle="--", label="chance")
+    ax.set_xticks(x, [_STAGE_LABELS[s] for s in accuracy.stage.values])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy (A vs B)")
+    ax.set_title(f"decoding the history, feature noise {noise:g}", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="lower left")
+
+
+def _distance_numbers(result: xr.Dataset) -> list[KeyNumber]:
+    distance = _member_distance(result)
+    paper = {
+        ("start", "visible"): "0 (same start)",
+        ("start", "invisible"): "0 (same start)",
+        ("after_AB", "visible"): "> 0",
+        ("after_AB", "invisible"): "> 0",
+        ("after_C", "visible"): "~0 (both solve C)",
+        ("after_C", "invisible"): "> 0 (memory of A / B)",
+    }
+    numbers = [
+        KeyNumber(
+            f"RMS sigma(A) - sigma(B), {which} overlaps, {_STAGE_LABELS[stage]}",
+            float(distance.sel(stage=stage, features=which)),
+            paper[stage, which],
+            _training_note(result, stage),
+        )
+        for stage in distance.stage.values
+        for which in _KINDS
+    ]
+    after_c = distance.sel(stage="after_C")
+    numbers.append(
+        KeyNumber(
+            "invisible / visible distance after C",
+            float(after_c.sel(features="invisible") / after_c.sel(features="visible")),
+            ">> 1",
+            _training_note(result, "after_C"),
+        )
+    )
+    final = result.loss.isel(epoch=-1)
+    for member in ("A", "B"):
+        numbers.append(
+            KeyNumber(
+                f"final loss on C, member {member} (median over pairs)",
+                float(final.sel(member=member).median()),
+                "~0 (learns C)",
+                _training_note(result, "after_C"),
+            )
+        )
+    return numbers
+
+
+_EXPECTED_ACCURACY = {
+    ("start", "visible"): 0.5,
+    ("start", "invisible"): 0.5,
+    ("after_AB", "visible"): "high",
+    ("after_AB", "invisible"): "high",
+    ("after_C", "visible"): "chance (0.5)",
+    ("after_C", "invisible"): "above chance",
+}
+
+
+def _training_note(result: xr.Dataset, stage: str) -> str:
+    """For the stage after C: how long C was trained, next to the paper's epochs."""
+    epochs = int(result.attrs["epochs_per_phase"])
+    paper = MemorySettings().epochs
+    return "" if stage != "after_C" or epochs == paper else f"{epochs} epochs per phase (paper: {paper})"
+
+
+def _decoding_numbers(data, noise_levels) -> list[KeyNumber]:
+    decoding, accuracy = data["decoding"], data["decoding"].accuracy
+    setup = f"{decoding.attrs['resamples']} resamplings, {decoding.attrs['n_train_pairs']} training pairs"
+    return [
+        KeyNumber(
+            f"decoding accuracy, {which} overlaps, {_STAGE_LABELS[stage]}, noise {noise:g}",
+            float(accuracy.sel(stage=stage, features=which, noise=noise)),
+            _EXPECTED_ACCURACY[stage, which],
+            "; ".join(filter(None, (setup, _training_note(data["ab_to_c"], stage)))),
+        )
+        for noise in noise_levels
+        for stage in accuracy.stage.values
+        for which in _KINDS
+    ]
+
+
+def draw_fig9(data, settings: MemorySettings, out):
+    from ...phenomena.memory import STAGES, overlap_features
+
+    result = data["ab_to_c"]
+    fig = Figure(figsize=(20, 9), layout="constrained")
+    axes = fig.subplots(2, 4)
+    for row, which in enumerate(_KINDS):
+        for col, stage in enumerate(STAGES):
+            ax = axes[row, col + 1]
+            features, labels = overlap_features(result, stage, which)
+            for k, label in enumerate(labels):
+                ax.plot(features[:, 0, k], features[:, 1, k], "o", ms=4, color=f"C{k}", label=rf"$\sigma_{{{label}}}$")
+            lo, hi = np.min(features), np.max(features)
+            ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, zorder=0)
+            ax.set_xlabel("member A (flip-flop first)")
+            ax.set_ylabel("member B (decision making first)")
+            ax.set_title(f"{which} overlaps, {_STAGE_LABELS[stage]}", fontsize="medium")
+            ax.legend(fontsize="xx-small", ncol=2, loc="upper left")
+    _draw_memory_loss(axes[0, 0], result)
+    _draw_member_distance(axes[1, 0], _member_distance(result))
+    fig.suptitle(
+        f"Fig 9: A/B -> C on {result.sizes['pair']} twin pairs ({settings.engine}, {settings.epochs} epochs per phase, "
+        f"lr {settings.lr:g}, batch {settings.batch_size}): after C visible overlaps agree, invisible ones differ"
+    )
+    return fig, _distance_numbers(result)
+
+
+def draw_fig10(data, settings: MemorySettings, out):
+    decoding = data["decoding"]
+    fig = Figure(figsize=(6 * len(settings.noise_levels), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(settings.noise_levels)))
+    for ax, noise in zip(axes, settings.noise_levels, strict=True):
+        _draw_decoding(ax, decoding, noise)
+    fig.suptitle(
+        f"Fig 10: decoding the training history (A or B first) by logistic regression, "
+        f"{settings.n_train_pairs} of {data['ab_to_c'].sizes['pair']} pairs to train, {settings.resamples} resamplings"
+    )
+    return fig, _decoding_numbers(data, settings.noise_levels)

@@ -13,7 +13,10 @@ def test_batched_overlap_runs_equal_single_runs(optimizer):
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=2, t_max=5.0), std=0.1)
     S0s = np.stack(
-        [np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(k), N=100, dtype=jnp.float64)).matrix) for k in range(3)]
+        [
+            np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(k), N=100, dtype=jnp.float64)).matrix)
+            for k in range(3)
+        ]
     )
     batch = of.train_overlaps_batch(rnn, task, S0s, lr=3e-3, epochs=100, optimizer=optimizer, key=jax.random.key(4))
     assert batch.loss.dims == ("run", "epoch") and batch.overlaps.shape == (3, 101, 4, 4)
@@ -63,7 +66,9 @@ def test_batched_overlap_runs_take_one_key_per_run():
         assert np.abs(batch.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
     assert np.abs(batch.overlaps.values[0, -1] - batch.overlaps.values[1, -1]).max() > 1e-6
     with pytest.raises(ValueError, match=r"key: shape \(3,\)"):
-        of.train_overlaps_batch(rnn, task, np.stack([S0, S0]), lr=3e-3, epochs=3, key=jax.random.split(jax.random.key(0), 3))
+        of.train_overlaps_batch(
+            rnn, task, np.stack([S0, S0]), lr=3e-3, epochs=3, key=jax.random.split(jax.random.key(0), 3)
+        )
 
 
 def test_batched_networks_reject_bad_input():

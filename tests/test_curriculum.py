@@ -14,7 +14,9 @@ def test_aba_curriculum_network_overlaps_and_particles_agree():
     rnn = of.LowRankRNN(rank=1)
     theta = rnn.init(jax.random.key(0), N=300, dtype=jnp.float64)
     phases = aba_curriculum(scale=0.05)  # 150, 50, 50, 50, 200 epochs; the last with target noise
-    runs = run_curriculum(rnn, phases, theta0=theta, engines=("network", "overlaps", "particles"), particle_options={"nodes": 2})
+    runs = run_curriculum(
+        rnn, phases, theta0=theta, engines=("network", "overlaps", "particles"), particle_options={"nodes": 2}
+    )
     total = sum(p.epochs for p in phases)
     for history in runs.values():
         assert history.sizes["epoch"] == total + 1
@@ -42,7 +44,9 @@ def test_after_aba_visible_overlaps_return_but_invisible_ones_remember():
     S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=300, dtype=jnp.float64)).matrix
     A, B = of.tasks.ExponentialFilter(c=0.2), of.tasks.ExponentialFilter(c=0.4)
     only_a = run_curriculum(rnn, [Phase(A, 3000, 5e-3)], S0=S0, engines=("overlaps",))["overlaps"]
-    aba = run_curriculum(rnn, [Phase(A, 1500, 5e-3), Phase(B, 500, 5e-3), Phase(A, 1000, 5e-3)], S0=S0, engines=("overlaps",))["overlaps"]
+    aba = run_curriculum(
+        rnn, [Phase(A, 1500, 5e-3), Phase(B, 500, 5e-3), Phase(A, 1000, 5e-3)], S0=S0, engines=("overlaps",)
+    )["overlaps"]
     diff = np.abs(only_a.overlaps.values[-1] - aba.overlaps.values[-1])
     visible = only_a.visible.values
     assert diff[visible].max() < 1e-4

@@ -99,7 +99,7 @@ def test_exact_engine_follows_the_authors_float32_network():
     order = data["overlap_order"]
     full = np.asarray(data["all_full_rnn"])  # (2000, 10): overlaps at the start of each epoch
     rnn = of.LowRankRNN(rank=1, dt=0.05)
-    S0 = of.Overlaps.from_dict(rnn, dict(zip(order, full[0])))
+    S0 = of.Overlaps.from_dict(rnn, dict(zip(order, full[0], strict=False)))
     history = of.train_overlaps(rnn, _reference_task(), S0, lr=5e-3, epochs=1999, method="exact")
     ours = np.stack([of.overlap_series(history, label).values for label in order], axis=1)
     deviation = np.max(np.abs(ours - full))
@@ -114,7 +114,7 @@ def test_visible_only_matches_the_authors_naive_descent():
     data = json.loads(REFERENCE.read_text())
     order = data["overlap_order"]
     rnn = of.LowRankRNN(rank=1, dt=0.05)
-    S0 = of.Overlaps.from_dict(rnn, dict(zip(order, data["all_full_rnn"][0])))
+    S0 = of.Overlaps.from_dict(rnn, dict(zip(order, data["all_full_rnn"][0], strict=False)))
     history = of.train_overlaps(rnn, _reference_task(), S0, lr=5e-3, epochs=1999, method="visible-only")
     assert np.max(np.abs(history.loss.values - np.asarray(data["all_loss_eff_4d"]))) <= 1e-6
     invisible = history.overlaps.values[:, ~history.visible.values]

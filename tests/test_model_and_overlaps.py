@@ -172,7 +172,9 @@ def test_history_layout_and_netcdf_roundtrip(rank1, tmp_path):
         1e-3,
     )
     np.testing.assert_allclose(history.overlaps.values[1], np.asarray(S1), atol=1e-15)
-    assert history.loss.values[1] == pytest.approx(float(of.meanfield_loss(rank1, task, S1, task.sample(None, 0.05))), rel=1e-13)
+    assert history.loss.values[1] == pytest.approx(
+        float(of.meanfield_loss(rank1, task, S1, task.sample(None, 0.05))), rel=1e-13
+    )
 
 
 def test_network_forward_never_builds_an_N_by_N_matrix():

@@ -1,8 +1,8 @@
 """Nonlinear (erf) networks: how close the Gaussian closure follows the full network."""
 
 import jax
-import pytest
 import numpy as np
+import pytest
 
 import overlapflow as of
 

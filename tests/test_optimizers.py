@@ -43,7 +43,9 @@ def test_adam_is_refused_in_overlap_space_with_the_reason():
     with pytest.raises(ValueError, match="Adam does not close in overlap space"):
         of.train_overlaps(rnn, of.tasks.ExponentialFilter(c=0.2), np.eye(4), lr=1e-3, epochs=1, optimizer="adam")
     with pytest.raises(ValueError, match="method 'exact' only"):
-        of.train_overlaps(rnn, of.tasks.ExponentialFilter(c=0.2), np.eye(4), lr=1e-3, epochs=1, method="euler", optimizer="momentum")
+        of.train_overlaps(
+            rnn, of.tasks.ExponentialFilter(c=0.2), np.eye(4), lr=1e-3, epochs=1, method="euler", optimizer="momentum"
+        )
     with pytest.raises(ValueError, match="momentum = 1.5"):
         of.Optimizer("momentum", momentum=1.5)
     with pytest.raises(ValueError, match="kind = 'rmsprop'"):
@@ -70,7 +72,10 @@ def test_learning_rate_drop_once_the_loss_is_low_in_both_engines():
     S0 = of.Overlaps.from_params(rnn, theta)
     opt = of.Optimizer("sgd", lr_drop_below=0.3, lr_drop_factor=5.0)
     dropped = of.train_overlaps(rnn, task, S0, lr=5e-3, epochs=300, optimizer=opt)
-    assert of.max_overlap_deviation(of.train_network(rnn, task, theta, lr=5e-3, epochs=300, optimizer=opt), dropped) <= 1e-9
+    assert (
+        of.max_overlap_deviation(of.train_network(rnn, task, theta, lr=5e-3, epochs=300, optimizer=opt), dropped)
+        <= 1e-9
+    )
     first = int(np.argmax(dropped.loss.values < 0.3))
     assert 0 < first < 300
     batch = task.sample(None, rnn.dt)

@@ -8,7 +8,7 @@ import pytest
 from conftest import random_inputs_task
 
 import overlapflow as of
-from overlapflow.particles import gauss_hermite_particles, make_particles, qmc_particles, train_particles
+from overlapflow.particles import gauss_hermite_particles, make_particles, train_particles
 from overlapflow.validation import fit_power_law, per_epoch_deviation, validate_theory
 
 
@@ -57,7 +57,10 @@ def test_linear_particles_with_momentum_equal_the_momentum_closure():
     S0 = initial_overlaps(rnn)
     opt = of.Optimizer("momentum", momentum=0.9)
     exact = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=100, optimizer=opt)
-    assert of.max_overlap_deviation(train_particles(rnn, task, S0, lr=2e-3, epochs=100, nodes=2, optimizer=opt), exact) <= 1e-12
+    assert (
+        of.max_overlap_deviation(train_particles(rnn, task, S0, lr=2e-3, epochs=100, nodes=2, optimizer=opt), exact)
+        <= 1e-12
+    )
 
 
 def test_gauss_hermite_grid_refinement_converges():
@@ -82,7 +85,9 @@ def test_finite_networks_converge_to_the_particle_limit_like_inverse_sqrt_N():
     assert mean[0] / mean[1] > 2.0
     assert -0.8 < result.attrs["exponent"] < -0.3
     closure = result.closure_deviation.values
-    assert closure.max() > 0.5 * mean[1]  # as far off as a network of a few thousand neurons (measured 1.5e-3 vs 1.3e-3 to 1.6e-3)
+    assert (
+        closure.max() > 0.5 * mean[1]
+    )  # as far off as a network of a few thousand neurons (measured 1.5e-3 vs 1.3e-3 to 1.6e-3)
     assert 1e-4 < closure.max() < 5e-3
     assert closure[1] < 1e-6 < closure[200]  # exact at the first step, then grows (about t^2)
     assert closure[200] > 20 * closure[20]

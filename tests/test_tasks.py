@@ -69,15 +69,15 @@ def test_interface(task, dt):
     assert hash(task) == hash(dataclasses.replace(task)) and task == dataclasses.replace(task)
     # reproducible from a key; another key gives another batch unless deterministic
     again = as_np(task.sample(KEY, dt))
-    for a, b in zip((inputs, targets, mask), again):
+    for a, b in zip((inputs, targets, mask), again, strict=False):
         np.testing.assert_array_equal(a, b)
     # usable under jit with a traced key (XLA may fuse differently: equal to rounding)
     jitted = as_np(jax.jit(lambda k: task.sample(k, dt))(KEY))
-    for a, b in zip((inputs, targets, mask), jitted):
+    for a, b in zip((inputs, targets, mask), jitted, strict=False):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     other = as_np(task.sample(jax.random.key(1), dt))
     if task.deterministic:
-        for a, b in zip((inputs, targets, mask), other):
+        for a, b in zip((inputs, targets, mask), other, strict=False):
             np.testing.assert_array_equal(a, b)
     else:
         assert not np.array_equal(inputs, other[0])

@@ -1,9 +1,9 @@
 """The ``overlapflow`` command line (typer).
 
-    overlapflow demo [--out DIR] [--n N] [--epochs E] [--lr ETA] [--c C] [--seed S] [--quiet]
-    overlapflow validate-theory [--task flipflop|pulses] [--sizes N1,N2,..] [--seeds K] [--epochs E]
-                                [--lr ETA] [--nodes Q] [--out DIR] [--quick] [--quiet] [--seed S]
-    overlapflow --version
+overlapflow demo [--out DIR] [--n N] [--epochs E] [--lr ETA] [--c C] [--seed S] [--quiet]
+overlapflow validate-theory [--task flipflop|pulses] [--sizes N1,N2,..] [--seeds K] [--epochs E]
+                            [--lr ETA] [--nodes Q] [--out DIR] [--quick] [--quiet] [--seed S]
+overlapflow --version
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from . import __version__
 from .experiments.commands import register as register_experiment_commands
 from .experiments.sweep_commands import register as register_sweep_command
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learning dynamics of low-rank RNNs in overlap space.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Learning dynamics of low-rank RNNs in overlap space."
+)
 
 
 def _version(value: bool):
@@ -33,7 +35,9 @@ def _version(value: bool):
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ):
     """overlapflow: train low-rank RNNs in full and in overlap space, and compare.
 
@@ -41,9 +45,19 @@ def main(
     """
 
 
-@app.command()
+DEMO_HELP = (
+    "Train the rank-1 linear exponential-filter task both ways and compare.\n\n"
+    "The full network (N neurons, float32, SGD with rate eta*N) and its overlaps (exact step, float64) "
+    "start from the same connectivity. The overlap theory is exact for a linear network, so the two "
+    "agree up to float32 rounding."
+)
+
+
+@app.command(help=DEMO_HELP)
 def demo(
-    out: Path = typer.Option(Path("overlapflow-demo"), "--out", help="Folder for compare.png/.pdf, network.nc, overlaps.nc."),
+    out: Path = typer.Option(
+        Path("overlapflow-demo"), "--out", help="Folder for compare.png/.pdf, network.nc, overlaps.nc."
+    ),
     n: int = typer.Option(500, "--n", min=4, help="Neurons N of the full network."),
     epochs: int = typer.Option(2000, "--epochs", min=0, help="Training epochs (SGD steps)."),
     lr: float = typer.Option(5e-3, "--lr", help="Overlap-scale learning rate eta (the network uses eta*N)."),
@@ -51,10 +65,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seed of the network's random initial connectivity."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ):
-    """Train the rank-1 linear exponential-filter task both ways and compare.
-
-    The full network (N neurons, float32, SGD with rate eta*N) and its overlaps (exact step, float64) start from the same connectivity. The overlap theory is exact for a linear network, so the two agree up to float32 rounding.
-    """
+    """Train the rank-1 linear exponential-filter task both ways and compare (help: DEMO_HELP)."""
     for value, hint in ((lr, "--lr"), (c, "--c")):
         if not value > 0 or value == float("inf"):
             raise typer.BadParameter(f"{value!r}: must be a positive finite number", param_hint=hint)
@@ -93,7 +104,7 @@ def demo(
     table.add_row("final loss", f"{float(sim.loss[-1]):.3e}", f"{float(thy.loss[-1]):.3e}", "0")
     names = ("sigma_zm", "sigma_zu*sigma_vm", "sigma_vu")
     paper = (a, a * (1 - c), 1 - c)
-    for name, x, y, p in zip(names, solution(sim), solution(thy), paper):
+    for name, x, y, p in zip(names, solution(sim), solution(thy), paper, strict=False):
         table.add_row(name, f"{x:.4f}", f"{y:.4f}", f"{p:.4f}")
     table.add_row("max overlap deviation", f"{deviation:.3e}", "", "")
     console.print(table)

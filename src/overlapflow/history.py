@@ -52,7 +52,14 @@ def _attr_value(value):
 def rnn_from_history(history: xr.Dataset) -> LowRankRNN:
     """The architecture a History was recorded for (built-in phi only)."""
     a = history.attrs
-    return LowRankRNN(int(a["rnn_rank"]), int(a["rnn_n_in"]), int(a["rnn_n_out"]), a["rnn_phi"], float(a["rnn_dt"]), float(a["rnn_tau"]))
+    return LowRankRNN(
+        int(a["rnn_rank"]),
+        int(a["rnn_n_in"]),
+        int(a["rnn_n_out"]),
+        a["rnn_phi"],
+        float(a["rnn_dt"]),
+        float(a["rnn_tau"]),
+    )
 
 
 def overlap_series(history: xr.Dataset, label: str) -> xr.DataArray:

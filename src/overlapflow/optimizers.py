@@ -78,7 +78,9 @@ class Optimizer:
                     "need a positive threshold and a factor > 1"
                 )
             if self.beta:
-                raise ValueError(f"optimizer kind = {self.kind!r} with lr_drop_below: the drop is for SGD and Adam only")
+                raise ValueError(
+                    f"optimizer kind = {self.kind!r} with lr_drop_below: the drop is for SGD and Adam only"
+                )
 
     @property
     def lr_drop(self) -> tuple[float, float] | None:

@@ -87,12 +87,13 @@ def check_gram(S, field: str = "S", rtol: float = 1e-8) -> None:
     scale = max(1.0, float(np.max(np.abs(S))))
     asym = float(np.max(np.abs(S - S.T)))
     if asym > rtol * scale:
-        raise ValueError(f"{field}: not symmetric (largest |S - S^T| = {asym:.3g}); an overlap matrix must be symmetric")
+        raise ValueError(
+            f"{field}: not symmetric (largest |S - S^T| = {asym:.3g}); an overlap matrix must be symmetric"
+        )
     low = float(np.linalg.eigvalsh((S + S.T) / 2)[0])
     if low < -rtol * scale * S.shape[0]:
         raise ValueError(
-            f"{field}: not positive semi-definite (smallest eigenvalue {low:.6g}); "
-            "no set of vectors has these overlaps"
+            f"{field}: not positive semi-definite (smallest eigenvalue {low:.6g}); no set of vectors has these overlaps"
         )
 
 
@@ -141,7 +142,9 @@ class Overlaps:
         try:
             return parse_pair(self.names, key)
         except ValueError as error:
-            raise KeyError(f"{key!r}: index overlaps by two vector names, e.g. S['z', 'm'] or S['zm'] ({error})") from None
+            raise KeyError(
+                f"{key!r}: index overlaps by two vector names, e.g. S['z', 'm'] or S['zm'] ({error})"
+            ) from None
 
     def __getitem__(self, key) -> jax.Array:
         i, j = self._index(key)

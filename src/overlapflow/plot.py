@@ -64,7 +64,9 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
         raise ValueError("compare: give at least one History")
     for k, h in enumerate(histories):
         if not isinstance(h, xr.Dataset) or not {"loss", "overlaps", "visible"} <= set(h.variables):
-            raise TypeError(f"histories[{k}] = {type(h).__name__}: must be a History (xarray.Dataset with loss, overlaps, visible)")
+            raise TypeError(
+                f"histories[{k}] = {type(h).__name__}: must be a History (xarray.Dataset with loss, overlaps, visible)"
+            )
     if labels is None:
         labels = [history_label(h) for h in histories]
     labels = list(labels)
@@ -82,9 +84,17 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
     widths = [(2.8, 0.5)] + [(1.3, 1.0)] * (len(histories) - 1)
 
     # Panel 1: loss.
-    for h, style, (lw, alpha), label in zip(histories, styles, widths, labels):
+    for h, style, (lw, alpha), label in zip(histories, styles, widths, labels, strict=False):
         loss = np.asarray(h.loss.values, dtype=float)
-        ax_loss.plot(h.epoch.values, np.where(loss > 0, loss, np.nan), color="k", linestyle=style, lw=lw, alpha=alpha, label=label)
+        ax_loss.plot(
+            h.epoch.values,
+            np.where(loss > 0, loss, np.nan),
+            color="k",
+            linestyle=style,
+            lw=lw,
+            alpha=alpha,
+            label=label,
+        )
     ax_loss.set_yscale("log")
     ax_loss.set_title("loss")
     ax_loss.set_ylabel("loss")
@@ -94,8 +104,8 @@ def compare(*histories: xr.Dataset, labels: Sequence[str] | None = None, path=No
     for ax, which in ((ax_vis, "visible"), (ax_inv, "invisible")):
         names = overlap_labels(first, which)
         colours = [f"C{i % 10}" for i in range(len(names))]
-        for name, colour in zip(names, colours):
-            for h, style, (lw, alpha) in zip(histories, styles, widths):
+        for name, colour in zip(names, colours, strict=False):
+            for h, style, (lw, alpha) in zip(histories, styles, widths, strict=False):
                 try:
                     series = overlap_series(h, name)
                 except ValueError:

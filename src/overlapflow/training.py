@@ -183,9 +183,14 @@ def _resolve_optimizer(optimizer, lr: float, N: int) -> optax.GradientTransforma
     if callable(optimizer):
         transformation = optimizer(lr * N)
         if not isinstance(transformation, optax.GradientTransformation):
-            raise TypeError(f"optimizer factory returned {transformation!r}; it must return an optax GradientTransformation")
+            raise TypeError(
+                f"optimizer factory returned {transformation!r}; it must return an optax GradientTransformation"
+            )
         return transformation
-    raise TypeError(f"optimizer = {optimizer!r}: must be one of {list(KINDS)}, an overlapflow.Optimizer or a callable lr -> optax transformation")
+    raise TypeError(
+        f"optimizer = {optimizer!r}: must be one of {list(KINDS)}, an overlapflow.Optimizer "
+        "or a callable lr -> optax transformation"
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("rnn", "task", "transformation", "chunk", "lr_drop"))
@@ -214,7 +219,20 @@ def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transf
 
 
 def train_rows(
-    rnn, task, theta0, weights, lr, epochs, optimizer, key, progress, chunk, attrs, label, opt_state=None, epoch_offset=0
+    rnn,
+    task,
+    theta0,
+    weights,
+    lr,
+    epochs,
+    optimizer,
+    key,
+    progress,
+    chunk,
+    attrs,
+    label,
+    opt_state=None,
+    epoch_offset=0,
 ):
     """Shared loop of :func:`train_network` (weights None) and the particle engine.
 
@@ -222,15 +240,25 @@ def train_rows(
     _check_common(rnn, task, lr, epochs, chunk)
     theta0 = jnp.asarray(theta0)
     if theta0.ndim != 2 or theta0.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta0.dtype, jnp.floating):
-        raise ValueError(f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}")
+        raise ValueError(
+            f"theta0: shape {theta0.shape}, dtype {theta0.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}"
+        )
     n = theta0.shape[0]
     key = jax.random.key(0) if key is None else key
     transformation = _resolve_optimizer(optimizer, lr, n)
     lr_drop = _lr_drop_of(optimizer)
     chunk = _default_chunk(epochs + 1, progress, chunk)
     advance = functools.partial(
-        _rows_chunk, key=key, offset=epoch_offset, epochs=epochs, weights=weights, rnn=rnn, task=task,
-        transformation=transformation, chunk=chunk, lr_drop=lr_drop,
+        _rows_chunk,
+        key=key,
+        offset=epoch_offset,
+        epochs=epochs,
+        weights=weights,
+        rnn=rnn,
+        task=task,
+        transformation=transformation,
+        chunk=chunk,
+        lr_drop=lr_drop,
     )
     state = ((theta0, transformation.init(theta0) if opt_state is None else opt_state), jnp.asarray(False))
     (state, _), losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, label, progress)
@@ -287,8 +315,20 @@ def train_network(
     """
     N = getattr(theta0, "shape", (0,))[0]
     history, state = train_rows(
-        rnn, task, theta0, None, lr, epochs, optimizer, key, progress, chunk, {"engine": "network", "N": int(N)},
-        f"network N={N}", opt_state, epoch_offset,
+        rnn,
+        task,
+        theta0,
+        None,
+        lr,
+        epochs,
+        optimizer,
+        key,
+        progress,
+        chunk,
+        {"engine": "network", "N": int(N)},
+        f"network N={N}",
+        opt_state,
+        epoch_offset,
     )
     if return_state:
         return history, state
@@ -334,9 +374,14 @@ def _overlap_optimizer(optimizer, method: str) -> Optimizer:
             "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
         )
     if optimizer.lr_drop is not None and method == "flow":
-        raise ValueError("optimizer lr_drop_below with method = 'flow': the learning-rate drop is for discrete steps only")
+        raise ValueError(
+            "optimizer lr_drop_below with method = 'flow': the learning-rate drop is for discrete steps only"
+        )
     if optimizer.beta and method != "exact":
-        raise ValueError(f"optimizer = {optimizer.kind!r} with method = {method!r}: momentum is closed in overlap space for method 'exact' only")
+        raise ValueError(
+            f"optimizer = {optimizer.kind!r} with method = {method!r}: "
+            "momentum is closed in overlap space for method 'exact' only"
+        )
     return optimizer
 
 
@@ -408,16 +453,29 @@ def train_overlaps(
     if method == "flow":
         chunk = chunk or 100  # one compiled segment length for every run length
         decay = optimizer.weight_decay
-        losses, overlaps, bad = _integrate_flow(rnn, task, S0, lr, decay, epochs, epoch_offset, batch_at(0), chunk, progress, rtol, atol)
+        losses, overlaps, bad = _integrate_flow(
+            rnn, task, S0, lr, decay, epochs, epoch_offset, batch_at(0), chunk, progress, rtol, atol
+        )
         attrs.update(rtol=rtol, atol=atol)
         state = jnp.asarray(overlaps[-1])
     else:
         chunk = _default_chunk(epochs + 1, progress, chunk)
         advance = functools.partial(
-            _overlap_chunk, key=key, offset=epoch_offset, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+            _overlap_chunk,
+            key=key,
+            offset=epoch_offset,
+            lr=lr,
+            epochs=epochs,
+            rnn=rnn,
+            task=task,
+            method=method,
+            optimizer=optimizer,
+            chunk=chunk,
         )
         state = ((momentum_state or momentum_init(S0)) if optimizer.beta else S0, jnp.asarray(False))
-        (state, _), losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"overlaps ({method})", progress)
+        (state, _), losses, overlaps, bad = _run_chunks(
+            advance, state, epochs + 1, chunk, f"overlaps ({method})", progress
+        )
     if not rnn.is_linear and rnn.nonlinearity.closed_gain is None and len(overlaps):
         attrs.update(_gain_accuracy(rnn, task, key, overlaps))
     history = _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps")
@@ -454,7 +512,9 @@ def _flow_chunk(S, start, *, batch, lr, decay, rnn, task, chunk, rtol, atol):
 def _integrate_flow(rnn, task, S0, lr, decay, epochs, t0, batch, chunk, progress, rtol, atol):
     """Gradient flow read at t = 0, 1, ..., epochs (records), integrated in segments of ``chunk``."""
     loss0 = float(meanfield_loss(rnn, task, S0, batch))
-    advance = functools.partial(_flow_chunk, batch=batch, lr=lr, decay=decay, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol)
+    advance = functools.partial(
+        _flow_chunk, batch=batch, lr=lr, decay=decay, rnn=rnn, task=task, chunk=chunk, rtol=rtol, atol=atol
+    )
     advance_from_t0 = lambda S, start: advance(S, t0 + start)
     _, losses, overlaps, bad = _run_chunks(advance_from_t0, S0, epochs, chunk, "overlaps (flow)", progress)
     losses = np.concatenate([[loss0], losses])
@@ -468,7 +528,9 @@ def _batch_keys(key, K: int):
     if key.ndim == 0:
         return key, None
     if key.shape != (K,):
-        raise ValueError(f"key: shape {key.shape}; must be one key (every run sees the same batches) or ({K},) keys, one per run")
+        raise ValueError(
+            f"key: shape {key.shape}; must be one key (every run sees the same batches) or ({K},) keys, one per run"
+        )
     return key, 0
 
 
@@ -524,15 +586,29 @@ def train_overlaps_batch(
     key, key_axis = _batch_keys(key, S0s.shape[0])
     chunk = _default_chunk(epochs + 1, progress, chunk)
     one_run = lambda state, start, key: _overlap_chunk(
-        state, start, key=key, offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer, chunk=chunk
+        state,
+        start,
+        key=key,
+        offset=0,
+        lr=lr,
+        epochs=epochs,
+        rnn=rnn,
+        task=task,
+        method=method,
+        optimizer=optimizer,
+        chunk=chunk,
     )
     advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
     inner = jax.vmap(momentum_init)(S0s) if optimizer.beta else S0s
     state = (inner, jnp.zeros(S0s.shape[0], dtype=bool))
-    _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{S0s.shape[0]} overlap runs ({method})", progress)
+    _, losses, overlaps, bad = _run_chunks(
+        advance, state, epochs + 1, chunk, f"{S0s.shape[0]} overlap runs ({method})", progress
+    )
     attrs = _base_attrs(rnn, task, lr, epochs, key)
     attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(S0s.shape[0]))
-    return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_overlaps_batch")
+    return _finish(
+        rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_overlaps_batch"
+    )
 
 
 def train_network_batch(
@@ -565,19 +641,31 @@ def train_network_batch(
     thetas0 = jnp.asarray(thetas0)
     if thetas0.ndim != 3 or thetas0.shape[2] != rnn.n_vectors or not jnp.issubdtype(thetas0.dtype, jnp.floating):
         raise ValueError(
-            f"thetas0: shape {thetas0.shape}, dtype {thetas0.dtype}; must be a float (K, N, P) array with P = {rnn.n_vectors}"
+            f"thetas0: shape {thetas0.shape}, dtype {thetas0.dtype}; "
+            f"must be a float (K, N, P) array with P = {rnn.n_vectors}"
         )
     K, N = thetas0.shape[:2]
     key, key_axis = _batch_keys(key, K)
     transformation = _resolve_optimizer(optimizer, lr, N)
     chunk = _default_chunk(epochs + 1, progress, chunk)
     one_run = lambda state, start, key: _rows_chunk(
-        state, start, key=key, offset=0, epochs=epochs, weights=None, rnn=rnn, task=task,
-        transformation=transformation, chunk=chunk, lr_drop=_lr_drop_of(optimizer),
+        state,
+        start,
+        key=key,
+        offset=0,
+        epochs=epochs,
+        weights=None,
+        rnn=rnn,
+        task=task,
+        transformation=transformation,
+        chunk=chunk,
+        lr_drop=_lr_drop_of(optimizer),
     )
     advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
     state = ((thetas0, jax.vmap(transformation.init)(thetas0)), jnp.zeros(K, dtype=bool))
     _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{K} networks N={N}", progress)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(engine="network", N=int(N), runs=int(K), dtype=str(thetas0.dtype), optimizer=_optimizer_label(optimizer))
+    attrs.update(
+        engine="network", N=int(N), runs=int(K), dtype=str(thetas0.dtype), optimizer=_optimizer_label(optimizer)
+    )
     return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_network_batch")

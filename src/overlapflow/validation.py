@@ -64,7 +64,9 @@ def validate_theory(
     """
     key = jax.random.key(0) if key is None else key
     S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
-    limit = train_particles(rnn, task, S0, lr, epochs, rule=rule, nodes=nodes, n=n_particles, key=key, progress=progress)
+    limit = train_particles(
+        rnn, task, S0, lr, epochs, rule=rule, nodes=nodes, n=n_particles, key=key, progress=progress
+    )
     closure = train_overlaps(rnn, task, S0, lr, epochs, key=key, progress=progress)
     dev = np.zeros((len(sizes), seeds))
     epoch_dev = np.zeros((len(sizes), epochs + 1))

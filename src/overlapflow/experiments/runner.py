@@ -441,8 +441,6 @@ def _clear(out: Path) -> None:
             (out / name).unlink()
 
 
-
-
 # ---------------------------------------------------------------------------- the runner
 def run_experiment(
     config: ExperimentConfig,

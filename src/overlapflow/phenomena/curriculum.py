@@ -115,13 +115,22 @@ def run_curriculum(
             args = (rnn, phase.training_task, state, phase.lr, phase.epochs)
             phase_key = jax.random.fold_in(key, j)
             if engine == "network":
-                history, state = train_network(*args, optimizer=phase.optimizer, key=phase_key, progress=progress, return_params=True)
+                history, state = train_network(
+                    *args, optimizer=phase.optimizer, key=phase_key, progress=progress, return_params=True
+                )
             elif engine == "overlaps":
-                history = train_overlaps(*args, method=method, optimizer=phase.optimizer, key=phase_key, progress=progress)
+                history = train_overlaps(
+                    *args, method=method, optimizer=phase.optimizer, key=phase_key, progress=progress
+                )
                 state = history.overlaps.values[-1]
             else:
                 history, cloud = train_particles(
-                    *args, optimizer=phase.optimizer, key=phase_key, progress=progress, return_particles=True, **(particle_options or {})
+                    *args,
+                    optimizer=phase.optimizer,
+                    key=phase_key,
+                    progress=progress,
+                    return_particles=True,
+                    **(particle_options or {}),
                 )
                 state = cloud
             pieces.append(history if j == 0 else history.isel(epoch=slice(1, None)))
@@ -168,4 +177,7 @@ def adam_curriculum(lr: float = 1e-3, scale: float = 1.0) -> list[Phase]:
     """The paper's fig 7: Adam (lr 1e-3) on filters c* = 0.2, 0.4, 0.2, 0.4, 0.2, 4000 epochs each.
     Full network only: Adam does not close in overlap space."""
     n = max(1, int(round(4000 * scale)))
-    return [Phase(ExponentialFilter(c=c), n, lr, optimizer="adam", name=f"{name}") for c, name in zip((0.2, 0.4, 0.2, 0.4, 0.2), ("A", "B", "A", "B", "A"), strict=True)]
+    return [
+        Phase(ExponentialFilter(c=c), n, lr, optimizer="adam", name=f"{name}")
+        for c, name in zip((0.2, 0.4, 0.2, 0.4, 0.2), ("A", "B", "A", "B", "A"), strict=True)
+    ]

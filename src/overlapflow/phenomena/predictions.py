@@ -28,7 +28,13 @@ from .twin import learning_separation, twin_network
 
 
 def behaviourally_identical_networks_diverge(
-    rnn: LowRankRNN, theta, invisible: dict, new_task: AbstractTask, lr: float, epochs: int, key: jax.Array | None = None
+    rnn: LowRankRNN,
+    theta,
+    invisible: dict,
+    new_task: AbstractTask,
+    lr: float,
+    epochs: int,
+    key: jax.Array | None = None,
 ) -> dict:
     """Build a twin of ``theta`` with the given invisible overlaps, train both on ``new_task``.
 
@@ -62,14 +68,24 @@ def history_in_connectivity_not_behaviour(result: xr.Dataset, probe_inputs, resa
     n_train = max(1, int(round(0.8 * n_pairs)))
     behaviour = decode_pairs(behaviour_features(result, "after_C", probe_inputs), n_train, resamples, seed=seed)[0]
     return {
-        "invisible": decode_history(result, "after_C", "invisible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
-        "visible": decode_history(result, "after_C", "visible", n_train_pairs=n_train, resamples=resamples, seed=seed)[0],
+        "invisible": decode_history(
+            result, "after_C", "invisible", n_train_pairs=n_train, resamples=resamples, seed=seed
+        )[0],
+        "visible": decode_history(result, "after_C", "visible", n_train_pairs=n_train, resamples=resamples, seed=seed)[
+            0
+        ],
         "behaviour": behaviour,
     }
 
 
 def invisible_drift_under_noise(
-    rnn: LowRankRNN, task: AbstractTask, S_solution, noise_std: float, lr: float, epochs: int, key: jax.Array | None = None
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    S_solution,
+    noise_std: float,
+    lr: float,
+    epochs: int,
+    key: jax.Array | None = None,
 ) -> dict:
     """Keep training a solved network with target noise of std ``noise_std``.
 

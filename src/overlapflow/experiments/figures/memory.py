@@ -23,7 +23,8 @@ class MemorySettings:
     per phase at lr 0.01 (divided by 5 once the loss is below 0.015), batch 128; decoding with 8
     training and 2 test pairs, 50 resamplings, feature noise 0 and 0.3. At these settings the protocol
     runs for hours: 2 x 30000 epochs of the 20 members (vmapped), batch 128, T = 400, measured at about
-    0.4 s per epoch on a busy 2-core CPU (about 6 hours), in one piece (no checkpoint)."""
+    0.4 s per epoch on a busy 2-core CPU (about 6 hours). Each pair is stored when done
+    (``ab_to_c_pair<p>.nc``), so running the figure again after a stop continues with the next pair."""
 
     n_pairs: int = 10
     epochs: int = 30000
@@ -43,9 +44,9 @@ class MemorySettings:
 def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Figs 9 and 10's data: the A/B -> C protocol (``ab_to_c.nc``, reused when computed with the same
     protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise)."""
-    from ...phenomena.memory import decoding_table, run_ab_to_c
+    from ...phenomena.memory import decoding_table, join_pairs, run_ab_to_c
 
-    def protocol():
+    def pair(p: int) -> xr.Dataset:
         return run_ab_to_c(
             n_pairs=settings.n_pairs,
             epochs=settings.epochs,
@@ -54,9 +55,18 @@ def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> d
             engine=settings.engine,
             key=jax.random.key(settings.seed),
             progress=progress,
+            pairs=[p],
         )
 
+    def protocol() -> xr.Dataset:  # one stored piece per pair: a stopped run loses at most one pair
+        pieces = [
+            _stored(out, f"ab_to_c_pair{p}", settings.protocol(), lambda p=p: pair(p)) for p in range(settings.n_pairs)
+        ]
+        return join_pairs(pieces)
+
     result = _stored(out, "ab_to_c", settings.protocol(), protocol)
+    for piece in out.glob("ab_to_c_pair*.nc"):
+        piece.unlink()
     table = decoding_table(
         result,
         noise_levels=settings.noise_levels,

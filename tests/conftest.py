@@ -1,9 +1,12 @@
 import pathlib
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import typer
+from typer.testing import CliRunner
 
 import overlapflow as of
 
@@ -26,3 +29,20 @@ def random_inputs_task(rnn, T=60, B=2, seed=0, loss="sum_sq_dt"):
     x = rng.normal(size=(B, T, rnn.n_in)) * (rng.random((B, T, 1)) < 0.2)
     y = np.sin(np.linspace(0, 3, T))[None, :, None] * rng.normal(size=(B, 1, rnn.n_out))
     return of.tasks.FixedBatch(x, y, loss=loss)
+
+
+CLI_ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None}
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def command_app(register) -> typer.Typer:
+    """A typer app holding the commands that ``register(app)`` adds."""
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def invoke(app, *args):
+    """Run a command of ``app``: (click Result, its output without ANSI codes)."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env=CLI_ENV)
+    return result, ANSI.sub("", result.output)

@@ -11,10 +11,9 @@ import shutil
 
 import numpy as np
 import pytest
-import typer
+from conftest import command_app, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import overlapflow as of
 from overlapflow.experiments import (
@@ -30,21 +29,10 @@ from overlapflow.experiments.commands import register
 from overlapflow.experiments.config import TASK_KINDS
 from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
 
-ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None}
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-runner = CliRunner()
-
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer()
-    register(app)
-    return app
-
-
-def invoke(app, *args):
-    result = runner.invoke(app, [str(a) for a in args], env=ENV)
-    return result, ANSI.sub("", result.output)
+    return command_app(register)
 
 
 # ---------------------------------------------------------------------------- a valid config with every task kind

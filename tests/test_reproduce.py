@@ -7,30 +7,18 @@ import re
 
 import numpy as np
 import pytest
-import typer
 import xarray as xr
-from typer.testing import CliRunner
+from conftest import command_app, invoke
 
 import overlapflow as of
 from overlapflow.experiments import figures
 from overlapflow.experiments.commands import register
 from overlapflow.experiments.runner import RunError
 
-ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None}
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-runner = CliRunner()
-
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer()
-    register(app)
-    return app
-
-
-def invoke(app, *args):
-    result = runner.invoke(app, [str(a) for a in args], env=ENV)
-    return result, ANSI.sub("", result.output)
+    return command_app(register)
 
 
 def make(app, fig, out, data):

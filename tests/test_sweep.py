@@ -8,8 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-import typer
-from typer.testing import CliRunner
+from conftest import command_app, invoke
 
 from overlapflow.experiments import (
     ConfigError,
@@ -22,9 +21,6 @@ from overlapflow.experiments import (
 )
 from overlapflow.experiments.config import dumps_toml
 from overlapflow.experiments.sweep_commands import register
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1", "FORCE_COLOR": None}
-ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # A run of a second or less once compiled: rank-1 linear network, N = 16, 8 epochs, 40 time steps.
 # The network engine only (float64): the workers compile one program for every point below.
@@ -57,12 +53,7 @@ def scheduler():
 
 @pytest.fixture(scope="module")
 def app():
-    return register(typer.Typer())
-
-
-def invoke(app, *args):
-    result = CliRunner().invoke(app, [str(a) for a in args], env=ENV)
-    return result, ANSI.sub("", result.output)
+    return command_app(register)
 
 
 def write_sweep(folder, **sweep):

@@ -534,16 +534,18 @@ def _batch_keys(key, K: int):
     return key, 0
 
 
-def _vmapped_runs(one_run, key_axis):
-    """advance(state, start) running ``one_run(state, start, key)`` for every run at once (jax.vmap);
-    records come back epoch-first: (chunk, K) losses and (chunk, K, P, P) overlaps."""
+def _run_batch(one_run, state, key, key_axis, n_records: int, chunk: int, description: str, progress: bool):
+    """K runs of ``one_run(state, start, key)`` at once (``jax.vmap``), in chunks with NaN checks.
+
+    Returns (losses (K, n_records), overlaps (K, n_records, P, P), bad) as :func:`_run_chunks`."""
     runs = jax.vmap(one_run, in_axes=(0, None, key_axis))
 
-    def advance(state, start, key):
+    def advance(state, start):
         state, (loss, S) = runs(state, start, key)
-        return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))
+        return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))  # records epoch-first
 
-    return advance
+    _, losses, overlaps, bad = _run_chunks(advance, state, n_records, chunk, description, progress)
+    return np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad
 
 
 def train_overlaps_batch(
@@ -585,30 +587,15 @@ def train_overlaps_batch(
     S0s = jnp.asarray((S0s + np.swapaxes(S0s, 1, 2)) / 2)
     key, key_axis = _batch_keys(key, S0s.shape[0])
     chunk = _default_chunk(epochs + 1, progress, chunk)
-    one_run = lambda state, start, key: _overlap_chunk(
-        state,
-        start,
-        key=key,
-        offset=0,
-        lr=lr,
-        epochs=epochs,
-        rnn=rnn,
-        task=task,
-        method=method,
-        optimizer=optimizer,
-        chunk=chunk,
-    )
-    advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
+    chunk_options = dict(offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer)
+    one_run = lambda state, start, key: _overlap_chunk(state, start, key=key, chunk=chunk, **chunk_options)
     inner = jax.vmap(momentum_init)(S0s) if optimizer.beta else S0s
     state = (inner, jnp.zeros(S0s.shape[0], dtype=bool))
-    _, losses, overlaps, bad = _run_chunks(
-        advance, state, epochs + 1, chunk, f"{S0s.shape[0]} overlap runs ({method})", progress
-    )
+    description = f"{S0s.shape[0]} overlap runs ({method})"
+    losses, overlaps, bad = _run_batch(one_run, state, key, key_axis, epochs + 1, chunk, description, progress)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
     attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(S0s.shape[0]))
-    return _finish(
-        rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_overlaps_batch"
-    )
+    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps_batch")
 
 
 def train_network_batch(
@@ -648,24 +635,15 @@ def train_network_batch(
     key, key_axis = _batch_keys(key, K)
     transformation = _resolve_optimizer(optimizer, lr, N)
     chunk = _default_chunk(epochs + 1, progress, chunk)
+    chunk_options = dict(offset=0, epochs=epochs, weights=None, rnn=rnn, task=task, transformation=transformation)
     one_run = lambda state, start, key: _rows_chunk(
-        state,
-        start,
-        key=key,
-        offset=0,
-        epochs=epochs,
-        weights=None,
-        rnn=rnn,
-        task=task,
-        transformation=transformation,
-        chunk=chunk,
-        lr_drop=_lr_drop_of(optimizer),
+        state, start, key=key, chunk=chunk, lr_drop=_lr_drop_of(optimizer), **chunk_options
     )
-    advance = functools.partial(_vmapped_runs(one_run, key_axis), key=key)
     state = ((thetas0, jax.vmap(transformation.init)(thetas0)), jnp.zeros(K, dtype=bool))
-    _, losses, overlaps, bad = _run_chunks(advance, state, epochs + 1, chunk, f"{K} networks N={N}", progress)
-    attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(
-        engine="network", N=int(N), runs=int(K), dtype=str(thetas0.dtype), optimizer=_optimizer_label(optimizer)
+    losses, overlaps, bad = _run_batch(
+        one_run, state, key, key_axis, epochs + 1, chunk, f"{K} networks N={N}", progress
     )
-    return _finish(rnn, task, np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, attrs, "train_network_batch")
+    attrs = _base_attrs(rnn, task, lr, epochs, key)
+    attrs.update(engine="network", N=int(N), runs=int(K), dtype=str(thetas0.dtype))
+    attrs.update(optimizer=_optimizer_label(optimizer))
+    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_network_batch")

@@ -71,7 +71,6 @@ def ab_to_c_phases(
 def run_ab_to_c(
     n_pairs: int = 10,
     epochs: int = 30000,
-    c_epochs: int | None = None,
     lr: float = 0.01,
     batch_size: int = 128,
     engine: str = "overlaps",
@@ -81,6 +80,7 @@ def run_ab_to_c(
     progress: bool = False,
     particle_options: dict | None = None,
     pairs=None,
+    c_epochs: int | None = None,
 ) -> xr.Dataset:
     """Run the A/B -> C protocol on ``n_pairs`` twin pairs with one engine.
 

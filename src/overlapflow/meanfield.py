@@ -82,6 +82,8 @@ def _linear_latents(rnn, S, inputs):
 
 
 def _nonlinear_latents(rnn, S, inputs, unroll: int = 2):
+    """Latents k (B, T, n_in + R) of the nonlinear reduced network. The steps are tiny (B x d), and
+    the gradient through an unroll of 8 was 5x slower on CPU than through 2 (docs/notes.md)."""
     S_VB, _, S_BB = _blocks(rnn, S)
     alpha, n_in, gain = rnn.alpha, rnn.n_in, rnn.nonlinearity.gain
     drive = jnp.swapaxes(_input_drive(rnn, inputs.astype(S.dtype)), 0, 1)

@@ -364,6 +364,16 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
 
+def _initial_overlaps(rnn: LowRankRNN, S0, name: str) -> np.ndarray:
+    """S0 (P, P) (an array or :class:`Overlaps`) checked as a Gram matrix of this network and
+    symmetrised, in float64; errors name the argument ``name``."""
+    S0 = np.asarray(S0.matrix if isinstance(S0, Overlaps) else S0, dtype=np.float64)
+    if S0.shape != (rnn.n_vectors, rnn.n_vectors):
+        raise ValueError(f"{name}: shape {S0.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
+    check_gram(S0, name)
+    return (S0 + S0.T) / 2
+
+
 def _overlap_optimizer(optimizer, method: str) -> Optimizer:
     """The optimiser of an overlap-space run; refuses what does not close there with ``method``."""
     optimizer = as_optimizer(optimizer)
@@ -440,12 +450,7 @@ def train_overlaps(
     optimizer = _overlap_optimizer(optimizer, method)
     if momentum_state is not None:
         S0 = momentum_state.S
-    S0 = S0.matrix if isinstance(S0, Overlaps) else S0
-    S0 = np.asarray(S0, dtype=np.float64)
-    if S0.shape != (rnn.n_vectors, rnn.n_vectors):
-        raise ValueError(f"S0: shape {S0.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
-    check_gram(S0, "S0")
-    S0 = jnp.asarray((S0 + S0.T) / 2)
+    S0 = jnp.asarray(_initial_overlaps(rnn, S0, "S0"))
     key = jax.random.key(0) if key is None else key
     batch_at = _batch_source(rnn, task, key)
     attrs = _base_attrs(rnn, task, lr, epochs, key)
@@ -582,9 +587,7 @@ def train_overlaps_batch(
     P = rnn.n_vectors
     if S0s.ndim != 3 or S0s.shape[1:] != (P, P):
         raise ValueError(f"S0s: shape {S0s.shape}; must be (K, {P}, {P}) for this network")
-    for k, S in enumerate(S0s):
-        check_gram(S, f"S0s[{k}]")
-    S0s = jnp.asarray((S0s + np.swapaxes(S0s, 1, 2)) / 2)
+    S0s = jnp.asarray(np.stack([_initial_overlaps(rnn, S, f"S0s[{k}]") for k, S in enumerate(S0s)]))
     key, key_axis = _batch_keys(key, S0s.shape[0])
     chunk = _default_chunk(epochs + 1, progress, chunk)
     chunk_options = dict(offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer)

@@ -93,7 +93,8 @@ def test_interface(task, dt):
         (lambda: DampedOscillator(loss_kind="l1"), r"DampedOscillator\.loss_kind = 'l1'.*allowed"),
         (lambda: FlipFlop(n_bits=0), r"FlipFlop\.n_bits = 0"),
         (lambda: FlipFlop(wait_range=(5.0, 4.0)), r"FlipFlop\.wait_range = \(5\.0, 4\.0\).*low <= high"),
-        (lambda: FlipFlop(wait_range=(0.2, 1.0)), r"FlipFlop\.wait_range.*pulse_duration"),
+        (lambda: FlipFlop(wait_range=(0.2, 1.0), spacing="onset"), r"FlipFlop\.wait_range.*pulse_duration"),
+        (lambda: FlipFlop(spacing="offset"), r"FlipFlop\.spacing = 'offset': unknown; allowed: \['after_delay', 'onset'\]"),
         (lambda: FlipFlop(pulse_duration=0.0), r"FlipFlop\.pulse_duration = 0\.0"),
         (lambda: DecisionMaking(target="binary"), r"DecisionMaking\.target = 'binary'.*continuous"),
         (lambda: DecisionMaking(coherences=()), r"DecisionMaking\.coherences = \(\)"),
@@ -153,8 +154,8 @@ def test_damped_oscillator_formula():
 # ---------------------------------------------------------------------------- flip-flop
 def reconstruct_flipflop(inputs, task, dt):
     """From the inputs alone: onsets per (trial, bit), and the expected target and mask."""
-    P = max(1, round(task.pulse_duration / dt))
-    M = round(task.mask_after / dt)
+    steps = task.steps(dt)
+    P, M = steps["pulse"], steps["mask_after"]
     B, T, n = inputs.shape
     targets, mask = np.zeros_like(inputs), np.zeros_like(inputs)
     onsets = {}
@@ -181,33 +182,78 @@ def reconstruct_flipflop(inputs, task, dt):
     return onsets, targets, mask
 
 
+def authors_flipflop(T, dt, waits, signs, input_amp, target_amp, stimulus_duration=0.5, delay_duration=2.0):
+    """The authors' generator (``flip_flop`` in code/nonlinear.ipynb, cell 1) for one trial, line
+    by line, with its random waits (in time units) and signs given instead of drawn."""
+    stim_d, ded = int(stimulus_duration / dt), int(delay_duration / dt)
+    x, y, m = np.zeros(T), np.zeros(T), np.zeros(T)
+    last_delay_end, had_pulse, i = 0, False, 0
+    while True:
+        wait = int(0.5 / dt) if not had_pulse else int(waits[i - 1] / dt)
+        pulse_start = last_delay_end + wait
+        if pulse_start >= T:
+            break
+        if had_pulse and last_delay_end < pulse_start:
+            m[last_delay_end:pulse_start] = 1.0
+        pulse_end = min(pulse_start + stim_d, T)
+        delay_end = min(pulse_end + ded, T)
+        x[pulse_start:pulse_end] = signs[i]
+        y[pulse_start:] = signs[i]
+        m[max(0, pulse_start - 1) : delay_end] = 0.0
+        had_pulse, last_delay_end, i = True, delay_end, i + 1
+    if had_pulse and last_delay_end < T:
+        m[last_delay_end:T] = 1.0
+    return x * input_amp, y * target_amp, m
+
+
 @pytest.mark.parametrize(
     "task, dt",
     [
         (FLIPFLOP_3BITS, DT),
         (FLIPFLOP_ABC, 0.025),
-        (FlipFlop(batch_size=16, first_pulse=0.0, wait_range=(0.6, 0.6), mask_after=0.0), 0.1),
+        (FlipFlop(batch_size=16, first_pulse=0.0, wait_range=(0.6, 0.6), mask_after=0.0, spacing="onset"), 0.1),
+        (FlipFlop(batch_size=16, wait_range=(1.0, 2.0), spacing="onset", mask_after=0.5), 0.05),
     ],
-    ids=["paper-3bits", "A/B->C", "edge"],
+    ids=["paper-3bits", "A/B->C", "edge-onset", "onset"],
 )
 def test_flipflop_matches_reconstruction(task, dt):
     inputs, targets, mask = as_np(task.sample(KEY, dt))
     onsets, exp_targets, exp_mask = reconstruct_flipflop(inputs, task, dt)
     np.testing.assert_array_equal(targets, exp_targets)
-    # a pulse starting right after the trial masks its last step, which the inputs cannot show
-    np.testing.assert_array_equal(mask[:, :-1], exp_mask[:, :-1])
-    assert np.all(mask[:, -1] <= exp_mask[:, -1])
-    first = round(task.first_pulse / dt)
-    lo, hi = round(task.wait_range[0] / dt), round(task.wait_range[1] / dt)
+    np.testing.assert_array_equal(mask, exp_mask)
+    steps = task.steps(dt)
+    first, lo, hi = steps["first"], steps["wait_min"], steps["wait_max"]
+    after_delay = task.spacing == "after_delay"
     for on in onsets.values():
         assert on[0] == first
-        gaps = np.diff(on)
-        assert np.all((gaps >= lo) & (gaps <= hi))  # onset-to-onset waits in wait_range
+        gaps = np.diff(on) - (steps["pulse"] + steps["mask_after"] if after_delay else 0)
+        assert np.all((gaps >= lo) & (gaps <= hi))  # waits in wait_range, counted as `spacing` says
     # 0 before the first pulse, target held at +-target_amp after it
     assert np.all(targets[:, :first] == 0) and np.all(mask[:, :first] == 0)
     assert np.all(np.abs(targets[:, first:]) == task.target_amp)
     # enough onsets are drawn: the last one drawn always falls after the trial
-    assert max(len(on) for on in onsets.values()) < task.steps(dt)["n_onsets"]
+    assert max(len(on) for on in onsets.values()) < steps["n_onsets"]
+
+
+@pytest.mark.parametrize("dt", [0.05, 0.025])
+def test_flipflop_is_the_authors_generator(dt):
+    """Every trial equals the authors' generator run with the same waits and signs: onsets,
+    truncations, the 2 s masked delay, the mask before the first pulse and at the trial's end."""
+    task = FlipFlop(batch_size=64, wait_range=(1.0, 2.0), input_amp=2.0, target_amp=1.0)
+    inputs, targets, mask = as_np(task.sample(KEY, dt))
+    onsets, _, _ = reconstruct_flipflop(inputs, task, dt)
+    steps = task.steps(dt)
+    assert (steps["pulse"], steps["mask_after"], steps["first"]) == (int(0.5 / dt), int(2.0 / dt), int(0.5 / dt))
+    for b in range(task.batch_size):
+        on = onsets[b, 0]
+        # waits in time units whose truncation gives the observed steps (their int(wait / dt))
+        waits = (np.diff(on) - steps["pulse"] - steps["mask_after"] + 0.5) * dt
+        waits = np.append(waits, inputs.shape[1] * dt)  # the next onset falls after the trial
+        signs = np.sign(inputs[b, on, 0])
+        x, y, m = authors_flipflop(inputs.shape[1], dt, waits, signs, task.input_amp, task.target_amp)
+        np.testing.assert_array_equal(inputs[b, :, 0], x)
+        np.testing.assert_array_equal(targets[b, :, 0], y)
+        np.testing.assert_array_equal(mask[b, :, 0], m)
 
 
 def test_flipflop_statistics_and_independent_bits():
@@ -216,7 +262,8 @@ def test_flipflop_statistics_and_independent_bits():
     onsets, _, _ = reconstruct_flipflop(inputs, task, DT)
     all_signs = np.concatenate([np.sign(inputs[b, on, i]) for (b, i), on in onsets.items()])
     assert abs(all_signs.mean()) < 0.1  # +-1 with equal odds
-    gaps = np.concatenate([np.diff(on) for on in onsets.values()]) * DT
+    # waits U(4, 10) counted from the end of the 0.5 s pulse and its 2 s masked delay
+    gaps = np.concatenate([np.diff(on) for on in onsets.values()]) * DT - 2.5
     assert abs(gaps.mean() - 7.0) < 0.3 and gaps.min() >= 4.0 - 1e-9 and gaps.max() <= 10.0 + 1e-9
     # bits are independent: targets uncorrelated, second onsets rarely equal
     late = targets[:, -1, :]

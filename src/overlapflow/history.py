@@ -59,6 +59,7 @@ def rnn_from_history(history: xr.Dataset) -> LowRankRNN:
         a["rnn_phi"],
         float(a["rnn_dt"]),
         float(a["rnn_tau"]),
+        a.get("rnn_readout", "after"),
     )
 
 

@@ -6,6 +6,8 @@ With h_0 = 0, h_t = B k_t stays in the span of B = [M | U]; k = (k_in, k_rec) ha
     k_rec_{t+1} = k_rec_t + alpha (-k_rec_t + S[V, B] k_t g(Delta_t))
     y_t         = S[Z, B] k_{t+1} g(Delta_{t+1}),       Delta_t = k_t^T S[B, B] k_t
 
+(readout "after"; with readout "before", y_t = S[Z, B] k_t g(Delta_t), k_0 = 0)
+
 with g the Gaussian gain of phi (g = 1 for a linear network: then the reduction is exact at
 every N; otherwise it is the large-N Gaussian closure).
 
@@ -40,6 +42,8 @@ def latent_trajectory(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.A
 def meanfield_forward(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.Array:
     """Outputs y (B, T, n_out) of the reduced network with overlaps S (P, P)."""
     k = latent_trajectory(rnn, S, inputs)
+    if rnn.readout == "before":  # the states k_t before each step: k_0 = 0, k_1, ..., k_{T-1}
+        k = jnp.concatenate([jnp.zeros_like(k[:, :1]), k[:, :-1]], axis=1)
     _, S_ZB, S_BB = _blocks(rnn, S)
     y = k @ S_ZB.T
     if rnn.is_linear:

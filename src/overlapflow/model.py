@@ -21,6 +21,9 @@ import jax.numpy as jnp
 
 from .nonlinearity import Nonlinearity, get_nonlinearity
 
+#: When the output is read: after the Euler step that receives x_t, or before it.
+READOUTS = ("after", "before")
+
 
 def _vector_names(prefix: str, count: int) -> tuple[str, ...]:
     if count == 1:
@@ -36,9 +39,12 @@ class LowRankRNN:
 
         h_0     = 0
         h_{t+1} = h_t + (dt/tau) (-h_t + U V^T phi(h_t) / N + M x_t)
-        y_t     = Z^T phi(h_{t+1}) / N
+        y_t     = Z^T phi(h_{t+1}) / N      (readout "after", the default)
+        y_t     = Z^T phi(h_t) / N          (readout "before")
 
-    The output at step t is read after the step that received x_t.
+    With ``readout = "after"`` the output at step t is read after the step that received x_t (an
+    impulse x_0 shows at y_0; the authors' linear networks); with ``"before"`` it is read before
+    that step (y_0 = 0; the authors' erf network, figs 4, 8-10).
 
     Args:
         rank: R >= 1, the number of (u, v) pairs.
@@ -48,6 +54,7 @@ class LowRankRNN:
             function R -> R, or a :class:`~overlapflow.Nonlinearity`.
         dt: Euler step.
         tau: time constant.
+        readout: ``"after"`` or ``"before"`` the step (see above).
     """
 
     rank: int = 1
@@ -56,6 +63,7 @@ class LowRankRNN:
     phi: str | Callable | Nonlinearity = "linear"
     dt: float = 0.05
     tau: float = 1.0
+    readout: str = "after"
 
     def __post_init__(self):
         for field in ("rank", "n_in", "n_out"):
@@ -69,6 +77,8 @@ class LowRankRNN:
             value = getattr(self, field)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"LowRankRNN.{field} = {value!r}: must be a positive number")
+        if self.readout not in READOUTS:
+            raise ValueError(f"LowRankRNN.readout = {self.readout!r}: unknown; allowed: {list(READOUTS)}")
         # Resolve the nonlinearity once (raises a clear error for an unknown name).
         object.__setattr__(self, "phi", get_nonlinearity(self.phi))
 
@@ -128,6 +138,7 @@ class LowRankRNN:
             "phi": self.nonlinearity.name,
             "dt": float(self.dt),
             "tau": float(self.tau),
+            "readout": self.readout,
         }
 
     # ------------------------------------------------------------------ initialisation

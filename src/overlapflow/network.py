@@ -2,7 +2,7 @@ r"""The full N-neuron network: forward pass and loss as functions of theta (N, P
 
     h_0     = 0
     h_{t+1} = h_t + alpha (-h_t + U (V^T phi(h_t)) / N + M x_t),   alpha = dt / tau
-    y_t     = Z^T phi(h_{t+1}) / N
+    y_t     = Z^T phi(h_{t+1}) / N     (rnn.readout "after"; "before": Z^T phi(h_t) / N)
 
 The recurrent product is taken as U (V^T phi(h)) / N: O(B N R) per step. No N x N matrix is
 ever formed.
@@ -54,9 +54,12 @@ def _run(rnn: LowRankRNN, theta, inputs, weights, unroll, keep_states):
             return (rates @ vectors) / N
         return (rates * weights) @ vectors
 
+    before = rnn.readout == "before"
+
     def step(h, x_t):
-        h = h + alpha * (-h + average(phi(h), V) @ U.T + x_t @ M.T)
-        y = average(phi(h), Z)
+        rates = phi(h)
+        h = h + alpha * (-h + average(rates, V) @ U.T + x_t @ M.T)
+        y = average(rates if before else phi(h), Z)
         return h, ((h, y) if keep_states else y)
 
     h0 = jnp.zeros((inputs.shape[0], N), dtype=theta.dtype)

@@ -139,9 +139,12 @@ class NetworkConfig(_Model):
     phi: Literal[PHIS] = Field("linear", description="the nonlinearity")
     dt: _number("Euler step > 0", gt=0) = 0.05
     tau: _number("time constant > 0", gt=0) = 1.0
+    readout: Literal["after", "before"] = Field(
+        "after", description="read the output after the Euler step that receives x_t, or before it"
+    )
 
     def build(self) -> LowRankRNN:
-        return LowRankRNN(self.rank, self.n_in, self.n_out, self.phi, self.dt, self.tau)
+        return LowRankRNN(self.rank, self.n_in, self.n_out, self.phi, self.dt, self.tau, self.readout)
 
     def describe(self) -> dict:
         return self.model_dump(mode="json")
@@ -197,12 +200,15 @@ class FlipFlopConfig(_Model):
     t_max: _number("trial length > 0", gt=0) = 20.0
     first_pulse: _number("onset of the first pulse >= 0", ge=0) = 0.5
     wait_range: Annotated[
-        list[Number], Field(min_length=2, max_length=2, description="[low, high] of the onset-to-onset wait")
+        list[Number], Field(min_length=2, max_length=2, description="[low, high] of the wait between pulses")
     ] = [4.0, 10.0]
     pulse_duration: _number("pulse length > 0", gt=0) = 0.5
     input_amp: _number("pulse amplitude") = 1.0
     target_amp: _number("held target amplitude") = 0.5
     mask_after: _number("masked time after a pulse >= 0", ge=0) = 2.0
+    spacing: Literal["after_delay", "onset"] = Field(
+        "after_delay", description="waits counted from the end of the masked delay (the authors') or onset to onset"
+    )
 
     def build(self, rnn: LowRankRNN) -> AbstractTask:
         return FlipFlop(
@@ -215,6 +221,7 @@ class FlipFlopConfig(_Model):
             self.input_amp,
             self.target_amp,
             self.mask_after,
+            self.spacing,
         )
 
 

@@ -456,7 +456,7 @@ def noise_response(
 
         h_0     = 0
         h_{t+1} = h_t + alpha (-h_t + U (V^T phi(h_t)) / N + M x_t) + noise_t
-        y_t     = Z^T phi(h_{t+1}) / N
+        y_t     = Z^T phi(h_{t+1}) / N       (Z^T phi(h_t) / N with rnn.readout "before")
 
     - ``space="neuron"``: noise_t = s xi_t, xi_t ~ N(0, I_N) i.i.d. per neuron, trial and step.
     - ``space="latent"``: noise_t = s B zeta_t, zeta_t ~ N(0, I_{n_in + R}) (B = [M | U]): noise in the
@@ -522,8 +522,9 @@ def _noisy_run(theta, inputs, noise_std, key, *, rnn, space, keep_states, unroll
 
     def step(h, tx):
         t, x_t = tx
-        h = h + alpha * (-h + ((phi(h) @ V) / N) @ U.T + x_t @ M.T) + noise(t)
-        y = (phi(h) @ Z) / N
+        rates = phi(h)
+        h = h + alpha * (-h + ((rates @ V) / N) @ U.T + x_t @ M.T) + noise(t)
+        y = ((rates if rnn.readout == "before" else phi(h)) @ Z) / N
         return h, ((h, y) if keep_states else y)
 
     h0 = jnp.zeros((batch, N), dtype=dtype)

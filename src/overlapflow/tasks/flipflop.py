@@ -21,27 +21,45 @@ from ._checks import (
 )
 from .base import AbstractTask, Batch
 
+#: How consecutive pulses are spaced: the authors' generator, or onset to onset.
+SPACINGS = ("after_delay", "onset")
+
+
+def _truncated_steps(steps: float) -> int:
+    """floor(steps), as the authors' int(duration / dt); the 1e-9 absorbs float error such as
+    0.3 / 0.1 = 2.9999999999999996."""
+    return math.floor(steps + 1e-9)
+
 
 @dataclasses.dataclass(frozen=True)
 class FlipFlop(AbstractTask):
     r"""n-bit flip-flop (paper figs. 4a-c and 8; task A of the A/B -> C experiment).
 
     Each bit b = 1..n_bits of each trial carries its own independent pulse train. Times are
-    discretised on the grid t = k dt, k = 0..T-1, T = round(t_max / dt):
+    discretised on the grid t = k dt, k = 0..T-1, T = round(t_max / dt). Pulse i lasts P steps,
+    is followed by M masked steps, and has sign s_i = +-1 (equal odds).
 
-    - onsets: the first pulse starts at step k_0 = round(first_pulse / dt); later onsets follow
-      k_{i+1} = k_i + round(w_i / dt) with waits w_i ~ U(wait_range) i.i.d., **measured from
-      onset to onset** (so ``wait_range[0] >= pulse_duration`` keeps pulses apart);
-    - pulse i lasts P = max(1, round(pulse_duration / dt)) steps, k_i <= k < k_i + P, with sign
-      s_i = +-1 (equal odds): input x_{k,b} = input_amp s_i there, 0 elsewhere;
+    ``spacing = "after_delay"`` (default; the authors' generator, ``flip_flop`` in the paper's
+    ``code/nonlinear.ipynb``): durations are truncated to whole steps, P = max(1, floor(
+    pulse_duration / dt)), M = floor(mask_after / dt), k_0 = floor(first_pulse / dt), and each wait
+    is counted **from the end of the previous pulse's masked delay**:
+
+        k_{i+1} = k_i + P + M + floor(w_i / dt),     w_i ~ U(wait_range) i.i.d.
+
+    ``spacing = "onset"``: durations are rounded, P = max(1, round(pulse_duration / dt)), and
+    waits are measured **from onset to onset**, k_{i+1} = k_i + round(w_i / dt) (so
+    ``wait_range[0] >= pulse_duration`` keeps pulses apart).
+
+    In both:
+
+    - input x_{k,b} = input_amp s_i on k_i <= k < k_i + P, 0 elsewhere;
     - target y*_{k,b} = target_amp s_last(k), s_last(k) the sign of the last pulse with
       k_i <= k (the target flips at the pulse onset); y* = 0 before the first pulse;
     - mask = 0 on k_i - 1 <= k < k_i + P + M (from one step before each onset until
-      M = round(mask_after / dt) steps after the pulse ends) and before the first pulse
-      (k < k_0); 1 elsewhere.
+      M steps after the pulse ends) and before the first pulse (k < k_0); 1 elsewhere.
 
-    Sampling is vectorised: a fixed number K = ceil(T / w_min) + 1 of onsets per bit (w_min the
-    shortest wait in steps, so every onset inside the trial is among them) is drawn at once;
+    Sampling is vectorised: a fixed number K = ceil(T / d_min) + 1 of onsets per bit (d_min the
+    shortest onset-to-onset distance in steps, so every onset inside the trial is among them) is drawn at once;
     every per-step array is then a running sum over the onsets, sum_i v_i [k >= k_i], computed by
     scattering v_i to step k_i and a cumulative sum over time (O(B T n_bits) work and memory):
     the target via the telescoping sum s_last(k) = sum_{i: k_i <= k} (s_i - s_{i-1}), s_{-1} = 0;
@@ -51,17 +69,18 @@ class FlipFlop(AbstractTask):
     Shapes: inputs, targets, mask (B, T, n_bits); n_in = n_out = n_bits. Loss ``"masked_mse"``
     (sum of masked squared errors / number of unmasked entries).
 
-    Args (paper defaults for figs. 4a-c, 8; the A/B -> C experiment uses wait_range (1, 2),
-    input_amp 2, target_amp 1, batch 128, dt 0.05):
+    Args (paper defaults for figs. 4a-c, 8; task A of the A/B -> C experiment uses wait_range
+    (1, 2), input_amp 2, target_amp 1, batch 128, dt 0.05):
         n_bits: number of independent bits (1).
         batch_size: trials per batch B (10).
         t_max: trial length (20.0).
         first_pulse: onset of the first pulse, in time units (0.5).
-        wait_range: (low, high) of the uniform onset-to-onset wait (4.0, 10.0).
+        wait_range: (low, high) of the uniform wait (4.0, 10.0); see ``spacing``.
         pulse_duration: length of each pulse (0.5).
         input_amp: pulse amplitude on the input (1.0).
         target_amp: amplitude of the held target (0.5).
         mask_after: masked time after each pulse ends (2.0).
+        spacing: ``"after_delay"`` (the authors' generator) or ``"onset"`` (waits onset to onset).
     """
 
     n_bits: int = 1
@@ -73,6 +92,7 @@ class FlipFlop(AbstractTask):
     input_amp: float = 1.0
     target_amp: float = 0.5
     mask_after: float = 2.0
+    spacing: str = "after_delay"
     loss_kind: str = "masked_mse"
 
     def __post_init__(self):
@@ -86,6 +106,8 @@ class FlipFlop(AbstractTask):
         _number(name, "target_amp", self.target_amp)
         _nonnegative(name, "mask_after", self.mask_after)
         _loss_kind(name, self.loss_kind)
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"{name}.spacing = {self.spacing!r}: unknown; allowed: {list(SPACINGS)}")
         wait = self.wait_range
         if isinstance(wait, list):
             wait = tuple(wait)
@@ -96,7 +118,7 @@ class FlipFlop(AbstractTask):
                 f"{name}.wait_range = {self.wait_range!r}: must be a tuple (low, high) of finite numbers "
                 "with 0 < low <= high"
             )
-        if wait[0] < self.pulse_duration:
+        if self.spacing == "onset" and wait[0] < self.pulse_duration:
             raise ValueError(
                 f"{name}.wait_range = {wait!r}: low = {wait[0]!r} is shorter than pulse_duration = "
                 f"{self.pulse_duration!r}; waits are measured onset to onset, so low must be >= pulse_duration"
@@ -108,17 +130,23 @@ class FlipFlop(AbstractTask):
 
     def steps(self, dt: float) -> dict[str, int]:
         """The task's durations in Euler steps at dt: T, first onset, pulse length P, masked
-        steps after a pulse M, shortest wait, and the number K of onsets drawn per bit."""
+        steps after a pulse M, the shortest and longest wait in steps, the shortest distance
+        between two onsets, and the number K of onsets drawn per bit."""
         T = _check_steps(type(self).__name__, self.t_max, dt)
-        pulse = max(1, round(self.pulse_duration / dt))
-        wait_min = max(pulse, round(self.wait_range[0] / dt))
+        steps = _truncated_steps if self.spacing == "after_delay" else round
+        pulse = max(1, steps(self.pulse_duration / dt))
+        mask_after = steps(self.mask_after / dt)
+        wait_min, wait_max = (steps(w / dt) for w in self.wait_range)
+        between = pulse + mask_after + wait_min if self.spacing == "after_delay" else max(pulse, wait_min)
         return dict(
             T=T,
-            first=round(self.first_pulse / dt),
+            first=steps(self.first_pulse / dt),
             pulse=pulse,
-            mask_after=round(self.mask_after / dt),
+            mask_after=mask_after,
             wait_min=wait_min,
-            n_onsets=math.ceil(T / wait_min) + 1,
+            wait_max=wait_max,
+            between_min=max(1, between),
+            n_onsets=math.ceil(T / max(1, between)) + 1,
         )
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
@@ -132,7 +160,11 @@ class FlipFlop(AbstractTask):
         uniform = jax.random.uniform(key, (B, n, 2 * K - 1), dtype=dtype)
         low, high = self.wait_range
         waits = low + (high - low) * uniform[..., K:]
-        wait_steps = jnp.maximum(jnp.round(waits / dt).astype(jnp.int32), s["wait_min"])
+        if self.spacing == "after_delay":  # the next wait starts when the masked delay ends
+            wait_steps = jnp.floor(waits / dt).astype(jnp.int32) + (P + s["mask_after"])
+        else:
+            wait_steps = jnp.round(waits / dt).astype(jnp.int32)
+        wait_steps = jnp.maximum(wait_steps, s["between_min"])
         onsets = s["first"] + jnp.concatenate(
             [jnp.zeros((B, n, 1), jnp.int32), jnp.cumsum(wait_steps, axis=-1, dtype=jnp.int32)], axis=-1
         )  # (B, n, K)
@@ -144,7 +176,9 @@ class FlipFlop(AbstractTask):
         # slot T collects the events after the trial.
         T, zero = s["T"], jnp.zeros_like(signs)
         previous = jnp.concatenate([zero[..., :1], signs[..., :-1]], axis=-1)
-        steps = jnp.concatenate([onsets, onsets + P, onsets - 1, onsets + P + s["mask_after"]], axis=-1)
+        # a pulse after the trial masks nothing (not even the step before it), as in the authors' generator
+        mask_open = jnp.where(onsets < T, onsets - 1, T)
+        steps = jnp.concatenate([onsets, onsets + P, mask_open, onsets + P + s["mask_after"]], axis=-1)
         values = jnp.stack(
             [
                 jnp.concatenate([signs - previous, zero, zero, zero], axis=-1),  # telescoping: s_last(k)

@@ -94,7 +94,7 @@ def test_interface(task, dt):
         (lambda: FlipFlop(n_bits=0), r"FlipFlop\.n_bits = 0"),
         (lambda: FlipFlop(wait_range=(5.0, 4.0)), r"FlipFlop\.wait_range = \(5\.0, 4\.0\).*low <= high"),
         (lambda: FlipFlop(wait_range=(0.2, 1.0), spacing="onset"), r"FlipFlop\.wait_range.*pulse_duration"),
-        (lambda: FlipFlop(spacing="offset"), r"FlipFlop\.spacing = 'offset': unknown; allowed: \['after_delay', 'onset'\]"),
+        (lambda: FlipFlop(spacing="offset"), r"FlipFlop\.spacing = 'offset': unknown; allowed: \['after_delay'"),
         (lambda: FlipFlop(pulse_duration=0.0), r"FlipFlop\.pulse_duration = 0\.0"),
         (lambda: DecisionMaking(target="binary"), r"DecisionMaking\.target = 'binary'.*continuous"),
         (lambda: DecisionMaking(coherences=()), r"DecisionMaking\.coherences = \(\)"),

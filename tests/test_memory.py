@@ -114,3 +114,22 @@ def test_join_pairs_rebuilds_a_split_run():
     xr.testing.assert_identical(joined, synthetic)
     with pytest.raises(ValueError, match="the pieces overlap"):
         join_pairs([synthetic.isel(pair=[0, 1]), synthetic.isel(pair=[1])])
+
+
+def test_decoding_conventions():
+    """The authors' convention splits members by class after the start and adds noise in raw units."""
+    from overlapflow.phenomena.memory import decode_pairs
+
+    rng = np.random.default_rng(0)
+    separable = np.stack([rng.normal(0, 1, (10, 2)), rng.normal(50, 1, (10, 2))], axis=1)  # (pair, member, F)
+    assert decode_pairs(separable, split="members", resamples=10)[0] == 1.0
+    assert decode_pairs(separable, split="pairs", resamples=10)[0] == 1.0
+    # raw units: noise 0.3 is nothing next to a gap of 50; in standardised units 30 drowns it
+    assert decode_pairs(separable, feature_noise=0.3, noise_units="raw", resamples=10)[0] == 1.0
+    assert decode_pairs(separable, feature_noise=30.0, noise_units="standardised", resamples=20)[0] < 0.9
+    with pytest.raises(ValueError, match=r"split = 'twins': unknown; allowed: \['pairs', 'members'\]"):
+        decode_pairs(separable, split="twins")
+    with pytest.raises(ValueError, match=r"noise_units = 'z': unknown"):
+        decode_pairs(separable, noise_units="z")
+    with pytest.raises(ValueError, match=r"convention = 'mine': unknown; allowed: \['authors', 'pairs'\]"):
+        decoding_table(None, convention="mine")

@@ -10,7 +10,7 @@ jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from . import gaussianity, gram_map, invariants, phenomena, tasks
+from . import gauge, gaussianity, gram_map, invariants, phenomena, tasks
 from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
 from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
 from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
@@ -34,6 +34,7 @@ __all__ = [
     "euler_step",
     "exact_step",
     "flow_velocity",
+    "gauge",
     "gaussianity",
     "gram_map",
     "invariants",

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from ..gauge import function_coordinates, gauge_coordinates
 from ..model import LowRankRNN
 from ..optimizers import Optimizer
 from ..overlaps import check_gram, parse_pair, sample_params
@@ -28,6 +29,10 @@ from ..training import train_overlaps_batch
 from .curriculum import Phase, run_curriculum
 
 STAGES = ("start", "after_AB", "after_C")
+
+#: Feature sets decoded from: visible and invisible overlaps, and the visible ones split into function
+#: coordinates (gauge-invariant) and gauge coordinates (:mod:`overlapflow.gauge`).
+FEATURE_SETS = ("visible", "invisible", "function", "gauge")
 
 
 def random_initial_overlaps(
@@ -48,23 +53,33 @@ def random_initial_overlaps(
 
 
 def ab_to_c_phases(
-    epochs: int = 30000, lr: float = 0.01, batch_size: int = 128, lr_drop=(0.015, 5.0), c_epochs: int | None = None
+    epochs: int = 30000,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    lr_drop=(0.015, 5.0),
+    c_epochs: int | None = None,
+    c_lr: float = 0.001,
+    readout: str = "before",
 ):
-    """The three tasks of the A/B -> C protocol with the paper's settings, as Phases.
+    """The three tasks of the A/B -> C protocol as Phases, as the authors' code runs them.
 
-    A: flip-flop with waits U(1, 2), input amplitude 2, target 1; B: perceptual decision making;
-    C: the paper's teacher. lr 0.01, divided by 5 once the loss is below 0.015.
-
-    With waits of 1 to 2 s, the flip-flop's default 2 s post-pulse mask would hide every step
-    (the loss would be 0); phase A masks 0.5 s after each pulse instead.
+    A: flip-flop (the authors' generator: waits U(1, 2) after each pulse's 2 s masked delay, input
+    amplitude 2, target 1); B: perceptual decision making (input noise std 0.05); each at ``lr``,
+    divided by ``lr_drop[1]`` from the first epoch whose loss is below ``lr_drop[0]`` (a fresh
+    schedule in each phase). C: the paper's teacher (a rank-1 erf network reading out ``readout``
+    the step, driven by noise std 1.5 plus flip-flop pulses x2) with loss dt sum_t (y - y*)^2
+    averaged over trials (their mean * T dt), at the constant rate ``c_lr``.
     """
-    opt = Optimizer("sgd") if lr_drop is None else Optimizer("sgd", lr_drop_below=lr_drop[0], lr_drop_factor=lr_drop[1])
-    A = FlipFlop(batch_size=batch_size, wait_range=(1.0, 2.0), input_amp=2.0, target_amp=1.0, mask_after=0.5)
-    B = DecisionMaking(batch_size=batch_size)
-    C = Teacher.paper(batch_size=batch_size)
-    lengths = {"A": epochs, "B": epochs, "C": epochs if c_epochs is None else c_epochs}
+    drop = None if lr_drop is None else dict(lr_drop_below=lr_drop[0], lr_drop_factor=lr_drop[1])
+    opt = Optimizer("sgd", **(drop or {}))
+    A = FlipFlop(batch_size=batch_size, wait_range=(1.0, 2.0), input_amp=2.0, target_amp=1.0)
+    B = DecisionMaking(batch_size=batch_size, noise_std=0.05)
+    teacher = LowRankRNN(rank=1, phi="erf", readout=readout)
+    C = Teacher.paper(batch_size=batch_size, rnn=teacher, loss_kind="sum_sq_dt")
     return {
-        name: Phase(task, lengths[name], lr, optimizer=opt, name=name) for name, task in (("A", A), ("B", B), ("C", C))
+        "A": Phase(A, epochs, lr, optimizer=opt, name="A"),
+        "B": Phase(B, epochs, lr, optimizer=opt, name="B"),
+        "C": Phase(C, epochs if c_epochs is None else c_epochs, c_lr, optimizer=Optimizer("sgd"), name="C"),
     }
 
 
@@ -81,14 +96,17 @@ def run_ab_to_c(
     particle_options: dict | None = None,
     pairs=None,
     c_epochs: int | None = None,
+    c_lr: float = 0.001,
 ) -> xr.Dataset:
     """Run the A/B -> C protocol on ``n_pairs`` twin pairs with one engine.
 
     Args:
         engine: ``"overlaps"`` (the reduced Gaussian-closure theory, as in the paper),
             ``"particles"`` (the exact infinite-N limit) or ``"network"`` (full networks of N neurons).
-        epochs: epochs of phases A and B (the paper: 30000).
-        c_epochs: epochs of phase C (default ``epochs``).
+        rnn: the student architecture (default rank 1, erf, reading out before the step as the
+            authors' erf network does); the teacher reads out as the student does.
+        epochs: epochs of phases A and B (the paper: 30000), at ``lr`` with the drop.
+        c_epochs: epochs of phase C (default ``epochs``), at the constant ``c_lr``.
         pairs: which pair indices to run (default ``range(n_pairs)``). Pair p depends only on
             ``key`` and p, so a long run can be split into pieces (processes, machines, sessions)
             and the pieces joined with :func:`join_pairs`.
@@ -97,9 +115,9 @@ def run_ab_to_c(
         Dataset with ``overlaps`` (stage, pair, member, row, col) for stage in ("start", "after_AB",
         "after_C") and member in ("A", "B"), ``loss`` (pair, member, epoch), ``visible`` (row, col).
     """
-    rnn = rnn or LowRankRNN(rank=1, phi="erf")
+    rnn = rnn or LowRankRNN(rank=1, phi="erf", readout="before")
     key = jax.random.key(0) if key is None else key
-    phases = ab_to_c_phases(epochs, lr, batch_size, c_epochs=c_epochs)
+    phases = ab_to_c_phases(epochs, lr, batch_size, c_epochs=c_epochs, c_lr=c_lr, readout=rnn.readout)
     total = epochs + phases["C"].epochs
     pairs = list(range(n_pairs) if pairs is None else pairs)
     pair_keys = [jax.random.fold_in(key, pair) for pair in pairs]
@@ -148,8 +166,10 @@ def run_ab_to_c(
             "epochs_per_phase": epochs,
             "c_epochs": int(phases["C"].epochs),
             "lr": lr,
+            "c_lr": c_lr,
             "batch_size": batch_size,
             **({"N": N} if engine == "network" else {}),
+            **{f"rnn_{k}": v for k, v in rnn.describe().items()},
         },
     )
 
@@ -191,12 +211,36 @@ def _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress):
     return joined("overlaps"), joined("loss"), first[0].visible
 
 
+def result_rnn(result: xr.Dataset) -> LowRankRNN:
+    """The architecture of an A/B -> C result: from its ``rnn_*`` attrs, else from its vector names (phi
+    ``"erf"``, or ``"linear"`` when the ``visible`` mask leaves S[B, B] out)."""
+    names = tuple(str(n) for n in result.row.values)
+    a = result.attrs
+    if "rnn_rank" in a:
+        rnn = LowRankRNN(int(a["rnn_rank"]), int(a["rnn_n_in"]), int(a["rnn_n_out"]), str(a.get("rnn_phi", "erf")))
+    else:
+        counts = {prefix: sum(n[0] == prefix for n in names) for prefix in "muvz"}
+        u = names.index("u" if counts["u"] == 1 else "u1") if counts["u"] else None
+        linear = u is not None and not bool(result.visible.values[u, u])
+        rnn = LowRankRNN(counts["u"], counts["m"], counts["z"], "linear" if linear else "erf")
+    if rnn.vector_names != names:
+        raise ValueError(f"result.row = {list(names)}: does not match the network {rnn.describe()}")
+    return rnn
+
+
 def overlap_features(result: xr.Dataset, stage: str, which: str) -> tuple[np.ndarray, list[str]]:
-    """Features (pair, member, F) of the visible or invisible overlaps at a stage, and their labels."""
+    """Features (pair, member, F) at a stage, and their labels, for ``which`` in :data:`FEATURE_SETS`:
+    the visible or invisible overlaps, or the visible ones split into gauge-invariant function
+    coordinates and gauge coordinates (:mod:`overlapflow.gauge`)."""
     if stage not in STAGES:
         raise ValueError(f"stage = {stage!r}: allowed {list(STAGES)}")
-    if which not in ("visible", "invisible"):
-        raise ValueError(f"which = {which!r}: allowed 'visible' or 'invisible'")
+    if which not in FEATURE_SETS:
+        raise ValueError(f"which = {which!r}: allowed {list(FEATURE_SETS)}")
+    S = result.overlaps.sel(stage=stage).values
+    if which in ("function", "gauge"):
+        coordinates = function_coordinates if which == "function" else gauge_coordinates
+        values, labels = coordinates(result_rnn(result), S)
+        return np.asarray(values), labels
     names = tuple(result.row.values)
     mask = result.visible.values
     P = len(names)
@@ -207,8 +251,12 @@ def overlap_features(result: xr.Dataset, stage: str, which: str) -> tuple[np.nda
         if bool(mask[i, j]) == (which == "visible")
     ]
     index = [parse_pair(names, label) for label in labels]
-    S = result.overlaps.sel(stage=stage).values
     return np.stack([S[..., i, j] for i, j in index], axis=-1), labels
+
+
+#: Cross-validation conventions of :func:`decoding_table`: the authors' (figures.ipynb, cell 12),
+#: or both members of a pair always on the same side with noise in standardised units.
+CONVENTIONS = ("authors", "pairs")
 
 
 def decode_history(
@@ -219,42 +267,66 @@ def decode_history(
     resamples: int = 50,
     feature_noise: float = 0.0,
     seed: int = 0,
+    split: str = "pairs",
+    noise_units: str = "standardised",
 ) -> tuple[float, float]:
-    """Accuracy (mean, std over resamplings) of decoding A vs B from overlaps with logistic regression.
-
-    Each resampling draws ``n_train_pairs`` pairs to train on (both members, labels A = 0, B = 1)
-    and tests on the others; features are standardised on the training set, and Gaussian noise of
-    std ``feature_noise`` (in standardised units) is added to the training features.
-    """
+    """Accuracy (mean, std over resamplings) of decoding A vs B from one feature set of
+    :data:`FEATURE_SETS` at one stage with logistic regression (see :func:`decode_pairs`)."""
     features, _ = overlap_features(result, stage, which)
-    return decode_pairs(features, n_train_pairs, resamples, feature_noise, seed)
+    return decode_pairs(features, n_train_pairs, resamples, feature_noise, seed, split, noise_units)
 
 
 def decode_pairs(
-    features, n_train_pairs: int = 8, resamples: int = 50, feature_noise: float = 0.0, seed: int = 0
+    features,
+    n_train_pairs: int = 8,
+    resamples: int = 50,
+    feature_noise: float = 0.0,
+    seed: int = 0,
+    split: str = "pairs",
+    noise_units: str = "standardised",
 ) -> tuple[float, float]:
     """Cross-validated logistic-regression accuracy (mean, std) of member A (0) vs B (1) from
-    features (pair, member, F), as in :func:`decode_history`."""
+    features (pair, member, F).
+
+    Each resampling trains on ``n_train_pairs`` members of each class and tests on the others:
+
+    - ``split="pairs"``: ``n_train_pairs`` whole pairs train (both members), the other pairs test;
+      the classifier never sees the twin of a test member.
+    - ``split="members"``: the members of each class are split independently (a stratified split
+      of the 2 n_pairs members, as the authors' ``train_test_split(..., stratify=y)``), so the twin
+      of a test member may be in the training set.
+
+    Gaussian noise of std ``feature_noise`` is added to the training features, in
+    ``"standardised"`` units (after scaling with the training set's mean and std) or in ``"raw"``
+    overlap units before the scaling (the authors').
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    if split not in ("pairs", "members"):
+        raise ValueError(f"split = {split!r}: unknown; allowed: ['pairs', 'members']")
+    if noise_units not in ("standardised", "raw"):
+        raise ValueError(f"noise_units = {noise_units!r}: unknown; allowed: ['standardised', 'raw']")
     features = np.asarray(features, dtype=float)
     n_pairs = features.shape[0]
     if not 1 <= n_train_pairs < n_pairs:
         raise ValueError(f"n_train_pairs = {n_train_pairs}: must be in [1, {n_pairs - 1}] for {n_pairs} pairs")
     rng = np.random.default_rng(seed)
-    labels = np.array([0, 1])
     scores = []
     for _ in range(resamples):
-        order = rng.permutation(n_pairs)
-        train, test = order[:n_train_pairs], order[n_train_pairs:]
-        x_train = features[train].reshape(-1, features.shape[-1])
-        y_train = np.tile(labels, len(train))
-        x_test = features[test].reshape(-1, features.shape[-1])
-        y_test = np.tile(labels, len(test))
+        orders = [rng.permutation(n_pairs)] * 2 if split == "pairs" else [rng.permutation(n_pairs) for _ in range(2)]
+        x_train, x_test = (
+            np.concatenate([features[order[part], member] for member, order in enumerate(orders)])
+            for part in (slice(None, n_train_pairs), slice(n_train_pairs, None))
+        )
+        y_train = np.repeat([0, 1], n_train_pairs)
+        y_test = np.repeat([0, 1], n_pairs - n_train_pairs)
+        if noise_units == "raw":
+            x_train = x_train + feature_noise * rng.normal(size=x_train.shape)
         scaler = StandardScaler().fit(x_train)
-        x_train = scaler.transform(x_train) + feature_noise * rng.normal(size=x_train.shape)
-        x_test = scaler.transform(x_test)
+        x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+        if noise_units == "standardised":
+            x_train = x_train + feature_noise * rng.normal(size=x_train.shape)
         if np.allclose(x_train, x_train[0]):  # nothing to learn: the classifier can only guess
             scores.append(0.5)
             continue
@@ -263,18 +335,32 @@ def decode_pairs(
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), **options) -> xr.DataArray:
-    """Decoding accuracy (stage, features, noise) for visible and invisible overlaps."""
-    table = np.zeros((len(STAGES), 2, len(noise_levels)))
+def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), convention: str = "authors", **options) -> xr.DataArray:
+    """Decoding accuracy (stage, features, noise) for each feature set of :data:`FEATURE_SETS`.
+
+    ``convention="authors"`` decodes as the paper's code does: at the start pairs are split whole,
+    after A/B and after C the members are split by class (``split="members"``), and the feature
+    noise is in raw overlap units. ``"pairs"`` splits whole pairs at every stage and adds the noise
+    in standardised units. ``options`` go to :func:`decode_history` (n_train_pairs, resamples, seed).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention = {convention!r}: unknown; allowed: {list(CONVENTIONS)}")
+    table = np.zeros((len(STAGES), len(FEATURE_SETS), len(noise_levels)))
     for s, stage in enumerate(STAGES):
-        for f, which in enumerate(("visible", "invisible")):
+        split = "members" if convention == "authors" and stage != "start" else "pairs"
+        units = "raw" if convention == "authors" else "standardised"
+        for f, which in enumerate(FEATURE_SETS):
             for k, noise in enumerate(noise_levels):
-                table[s, f, k] = decode_history(result, stage, which, feature_noise=noise, **options)[0]
+                accuracy, _ = decode_history(
+                    result, stage, which, feature_noise=noise, split=split, noise_units=units, **options
+                )
+                table[s, f, k] = accuracy
     return xr.DataArray(
         table,
         dims=("stage", "features", "noise"),
-        coords={"stage": list(STAGES), "features": ["visible", "invisible"], "noise": list(noise_levels)},
+        coords={"stage": list(STAGES), "features": list(FEATURE_SETS), "noise": list(noise_levels)},
         name="accuracy",
+        attrs={"convention": convention},
     )
 
 

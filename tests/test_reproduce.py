@@ -165,16 +165,16 @@ def test_figs9_and_10_quick_ab_to_c(app, nonlinear):
     and without feature noise: both members of a test pair get the same prediction), and after A/B
     the visible overlaps tell the history (measured 1.0; bound 0.9). Fig 10 reuses fig 9's data."""
     numbers = make(app, "9", nonlinear, ["ab_to_c", "decoding"])
-    for which in ("visible", "invisible"):
-        assert numbers[f"RMS sigma(A) - sigma(B), {which} overlaps, start"] == 0
-        assert numbers[f"RMS sigma(A) - sigma(B), {which} overlaps, after A / B"] > 0.1
+    for which in ("visible", "invisible", "function", "gauge"):
+        assert numbers[f"RMS f(A) - f(B), {which} features, start"] == 0
+        assert numbers[f"RMS f(A) - f(B), {which} features, after A / B"] > 0.1
     stamp = (nonlinear / "ab_to_c.nc").stat().st_mtime_ns
     numbers = make(app, "10", nonlinear, ["ab_to_c", "decoding"])
     assert (nonlinear / "ab_to_c.nc").stat().st_mtime_ns == stamp
     for noise in ("0", "0.3"):
-        for which in ("visible", "invisible"):
-            assert numbers[f"decoding accuracy, {which} overlaps, start, noise {noise}"] == 0.5
-        assert numbers[f"decoding accuracy, visible overlaps, after A / B, noise {noise}"] >= 0.9
+        for which in ("visible", "invisible", "function", "gauge"):
+            assert numbers[f"decoding accuracy, {which} features, start, noise {noise}"] == 0.5
+        assert numbers[f"decoding accuracy, visible features, after A / B, noise {noise}"] >= 0.9
 
 
 @pytest.mark.slow
@@ -183,5 +183,5 @@ def test_fig4_quick_overview(app, nonlinear):
     numbers = make(app, "4", nonlinear, ["network", "overlaps", "ab_to_c", "decoding"])
     assert numbers["max |loss network - loss theory| over epochs"] < 0.1
     assert numbers["RMS |y_network - y_theory| on a held-out trial (unmasked steps)"] < 0.05
-    assert numbers["decoding accuracy, visible overlaps, start, noise 0"] == 0.5
-    assert numbers["decoding accuracy, visible overlaps, after A / B, noise 0"] >= 0.9
+    assert numbers["decoding accuracy, visible features, start, noise 0"] == 0.5
+    assert numbers["decoding accuracy, visible features, after A / B, noise 0"] >= 0.9

@@ -105,19 +105,46 @@ def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> d
     return {"ab_to_c": result, "decoding": _write_data(out, "decoding", decoding)}
 
 
-_KINDS = ("visible", "invisible")
 _STAGE_LABELS = {"start": "start", "after_AB": "after A / B", "after_C": "after C"}
 
 
 def _member_distance(result: xr.Dataset) -> xr.DataArray:
-    """RMS over pairs and overlaps of sigma(member A) - sigma(member B): (stage, features)."""
-    from ...phenomena.memory import STAGES, overlap_features
+    """RMS over pairs and features of f(member A) - f(member B), for each feature set: (stage, features)."""
+    from ...phenomena.memory import FEATURE_SETS, STAGES, overlap_features
 
     values = [
-        [float(np.sqrt(np.mean(np.diff(overlap_features(result, stage, which)[0], axis=1) ** 2))) for which in _KINDS]
+        [
+            float(np.sqrt(np.mean(np.diff(overlap_features(result, stage, which)[0], axis=1) ** 2)))
+            for which in FEATURE_SETS
+        ]
         for stage in STAGES
     ]
-    return xr.DataArray(values, dims=("stage", "features"), coords={"stage": list(STAGES), "features": list(_KINDS)})
+    return xr.DataArray(
+        values, dims=("stage", "features"), coords={"stage": list(STAGES), "features": list(FEATURE_SETS)}
+    )
+
+
+def teacher_function_distance(result: xr.Dataset, overlaps=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """How far each member computes from the teacher of task C, in function coordinates
+    (:func:`~overlapflow.gauge.function_coordinates`, gauge-invariant).
+
+    Args:
+        overlaps: (..., P, P) states (default: the states after C, (pair, member, P, P)).
+
+    Returns:
+        (distance (...): max over coordinates of |f - f*| / |f*|; f (..., F); the coordinate labels),
+        with f* the teacher's coordinates.
+    """
+    from ...gauge import function_coordinates
+    from ...phenomena.memory import result_rnn
+    from ...tasks import Teacher
+
+    rnn = result_rnn(result)
+    S = result.overlaps.sel(stage="after_C").values if overlaps is None else overlaps
+    f_star, labels = function_coordinates(rnn, Teacher.paper(rnn=rnn).overlap_matrix.matrix)
+    f, _ = function_coordinates(rnn, S)
+    f, f_star = np.asarray(f), np.asarray(f_star)
+    return np.max(np.abs(f - f_star) / np.abs(f_star), axis=-1), f, labels
 
 
 def _draw_memory_loss(ax, result: xr.Dataset) -> None:
@@ -131,25 +158,64 @@ def _draw_memory_loss(ax, result: xr.Dataset) -> None:
     ax.axvspan(E, epochs[-1], color="0.93", zorder=-1)
     ax.set_yscale("log")
     ax.set_xlabel("epoch (shaded: task C)")
+    ax.set_ylabel("loss")
     ax.set_title(f"loss of the {result.sizes['pair']} pairs (thick: geometric mean)", fontsize="medium")
     ax.legend(fontsize="x-small", loc="upper right")
 
 
 def _draw_member_distance(ax, distance: xr.DataArray) -> None:
     x = np.arange(distance.sizes["stage"])
-    for k, which in enumerate(_KINDS):
-        ax.plot(x, distance.sel(features=which).values, "o-", color=f"C{k}", label=f"{which} overlaps")
+    for k, which in enumerate(distance.features.values):
+        ax.plot(x, distance.sel(features=which).values, "o-", color=f"C{k}", label=f"{which}")
     ax.set_xticks(x, [_STAGE_LABELS[s] for s in distance.stage.values])
-    ax.set_ylabel("RMS of sigma(A) - sigma(B)")
-    ax.set_title("how far apart the two members are", fontsize="medium")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_ylim(0, 2 * max(float(distance.max()), 1e-3))
+    ax.set_ylabel("RMS of f(A) - f(B)")
+    ax.set_title("how far apart the two members are, per feature set", fontsize="medium")
     ax.legend(fontsize="x-small")
+
+
+def _draw_teacher_distance(ax, result: xr.Dataset) -> None:
+    """Distance of each member's function from the teacher's during C (every recorded epoch, when the
+    result has a ``trajectory``; else at the three stages)."""
+    E = int(result.attrs["epochs_per_phase"])
+    if "trajectory" in result:
+        during_c = result.record.values >= E
+        epochs = result.record.values[during_c] - E
+        distance, _, _ = teacher_function_distance(result, result.trajectory.values[:, :, during_c])
+    else:
+        epochs = np.array([0, int(result.attrs["c_epochs"])])
+        distance, _, _ = teacher_function_distance(result, result.overlaps.sel(stage=["after_AB", "after_C"]).values)
+        distance = np.moveaxis(distance, 0, -1)
+    for m, (member, color) in enumerate((("A", "C1"), ("B", "C2"))):
+        for curve in distance[:, m]:
+            ax.plot(epochs, curve, color=color, lw=0.7, alpha=0.6)
+        ax.plot([], [], color=color, label=f"member {member} ({'flip-flop' if member == 'A' else 'decision'} first)")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch of task C")
+    ax.set_ylabel("max |f - f*| / |f*|")
+    ax.set_title("function coordinates vs the teacher's during C", fontsize="medium")
+    ax.legend(fontsize="x-small")
+
+
+def _draw_final_losses(ax, result: xr.Dataset) -> None:
+    final = result.loss.isel(epoch=-1)
+    a, b = final.sel(member="A").values, final.sel(member="B").values
+    ax.loglog(a, b, "o", color="C3")
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlabel("final loss on C, member A (flip-flop first)")
+    ax.set_ylabel("final loss on C, member B")
+    ax.set_title("does C converge equally for both histories?", fontsize="medium")
 
 
 def _draw_decoding(ax, decoding: xr.Dataset, noise: float) -> None:
     accuracy = decoding.accuracy.sel(noise=noise)
-    x = np.arange(accuracy.sizes["stage"])
-    for k, which in enumerate(_KINDS):
-        ax.bar(x + (k - 0.5) * 0.38, accuracy.sel(features=which).values, 0.38, color=f"C{k}", label=which)
+    x, sets = np.arange(accuracy.sizes["stage"]), list(accuracy.features.values)
+    width = 0.8 / len(sets)
+    for k, which in enumerate(sets):
+        offset = (k - (len(sets) - 1) / 2) * width
+        ax.bar(x + offset, accuracy.sel(features=which).values, width, color=f"C{k}", label=which)
     ax.axhline(0.5, color="k", lw=0.8, linestyle="--", label="chance")
     ax.set_xticks(x, [_STAGE_LABELS[s] for s in accuracy.stage.values])
     ax.set_ylim(0, 1.05)
@@ -168,15 +234,19 @@ def _distance_numbers(result: xr.Dataset) -> list[KeyNumber]:
         ("after_C", "visible"): "~0 (both solve C)",
         ("after_C", "invisible"): "> 0 (memory of A / B)",
     }
+    paper.update({(stage, "function"): paper[stage, "visible"] for stage in ("start", "after_AB", "after_C")})
+    paper.update(
+        {("start", "gauge"): "0 (same start)", ("after_AB", "gauge"): "> 0", ("after_C", "gauge"): "not in the paper"}
+    )
     numbers = [
         KeyNumber(
-            f"RMS sigma(A) - sigma(B), {which} overlaps, {_STAGE_LABELS[stage]}",
+            f"RMS f(A) - f(B), {which} features, {_STAGE_LABELS[stage]}",
             float(distance.sel(stage=stage, features=which)),
             paper[stage, which],
             _training_note(result, stage),
         )
         for stage in distance.stage.values
-        for which in _KINDS
+        for which in distance.features.values
     ]
     after_c = distance.sel(stage="after_C")
     numbers.append(
@@ -187,6 +257,16 @@ def _distance_numbers(result: xr.Dataset) -> list[KeyNumber]:
             _training_note(result, "after_C"),
         )
     )
+    teacher, _, _ = teacher_function_distance(result)
+    for m, member in enumerate("AB"):
+        numbers.append(
+            KeyNumber(
+                f"function coordinates after C, member {member}: max |f - f*| / |f*| (median over pairs)",
+                float(np.median(teacher[:, m])),
+                "~0 (computes the teacher's function)",
+                _training_note(result, "after_C"),
+            )
+        )
     final = result.loss.isel(epoch=-1)
     for member in ("A", "B"):
         numbers.append(
@@ -207,6 +287,12 @@ _EXPECTED_ACCURACY = {
     ("after_AB", "invisible"): "high",
     ("after_C", "visible"): "chance (0.5)",
     ("after_C", "invisible"): "above chance",
+    ("start", "function"): 0.5,
+    ("start", "gauge"): 0.5,
+    ("after_AB", "function"): "high",
+    ("after_AB", "gauge"): "not in the paper",
+    ("after_C", "function"): "chance (0.5): both compute the teacher",
+    ("after_C", "gauge"): "not in the paper",
 }
 
 
@@ -219,43 +305,50 @@ def _training_note(result: xr.Dataset, stage: str) -> str:
 
 def _decoding_numbers(data, noise_levels) -> list[KeyNumber]:
     decoding, accuracy = data["decoding"], data["decoding"].accuracy
-    setup = f"{decoding.attrs['resamples']} resamplings, {decoding.attrs['n_train_pairs']} training pairs"
+    setup = (
+        f"{decoding.attrs['resamples']} resamplings, {decoding.attrs['n_train_pairs']} training pairs, "
+        f"{decoding.accuracy.attrs.get('convention', 'authors')}' cross-validation"
+    )
     return [
         KeyNumber(
-            f"decoding accuracy, {which} overlaps, {_STAGE_LABELS[stage]}, noise {noise:g}",
+            f"decoding accuracy, {which} features, {_STAGE_LABELS[stage]}, noise {noise:g}",
             float(accuracy.sel(stage=stage, features=which, noise=noise)),
             _EXPECTED_ACCURACY[stage, which],
             "; ".join(filter(None, (setup, _training_note(data["ab_to_c"], stage)))),
         )
         for noise in noise_levels
         for stage in accuracy.stage.values
-        for which in _KINDS
+        for which in accuracy.features.values
     ]
 
 
 def draw_fig9(data, settings: MemorySettings, out):
-    from ...phenomena.memory import STAGES, overlap_features
+    from ...phenomena.memory import FEATURE_SETS, STAGES, overlap_features
 
     result = data["ab_to_c"]
-    fig = Figure(figsize=(20, 9), layout="constrained")
-    axes = fig.subplots(2, 4)
-    for row, which in enumerate(_KINDS):
+    fig = Figure(figsize=(20, 17), layout="constrained")
+    axes = fig.subplots(len(FEATURE_SETS), 4)
+    for row, which in enumerate(FEATURE_SETS):
         for col, stage in enumerate(STAGES):
             ax = axes[row, col + 1]
             features, labels = overlap_features(result, stage, which)
             for k, label in enumerate(labels):
-                ax.plot(features[:, 0, k], features[:, 1, k], "o", ms=4, color=f"C{k}", label=rf"$\sigma_{{{label}}}$")
+                ax.plot(features[:, 0, k], features[:, 1, k], "o", ms=4, color=f"C{k % 10}", label=label)
             lo, hi = np.min(features), np.max(features)
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, zorder=0)
             ax.set_xlabel("member A (flip-flop first)")
             ax.set_ylabel("member B (decision making first)")
-            ax.set_title(f"{which} overlaps, {_STAGE_LABELS[stage]}", fontsize="medium")
+            ax.set_title(f"{which} features, {_STAGE_LABELS[stage]}", fontsize="medium")
             ax.legend(fontsize="xx-small", ncol=2, loc="upper left")
     _draw_memory_loss(axes[0, 0], result)
     _draw_member_distance(axes[1, 0], _member_distance(result))
+    _draw_teacher_distance(axes[2, 0], result)
+    _draw_final_losses(axes[3, 0], result)
+    c_epochs = int(result.attrs.get("c_epochs", settings.epochs))
     fig.suptitle(
-        f"Fig 9: A/B -> C on {result.sizes['pair']} twin pairs ({settings.engine}, {settings.epochs} epochs per phase, "
-        f"lr {settings.lr:g}, batch {settings.batch_size}): after C visible overlaps agree, invisible ones differ"
+        f"Fig 9: A/B -> C on {result.sizes['pair']} twin pairs ({settings.engine}, {settings.epochs} epochs of A or B "
+        f"at lr {settings.lr:g} with the drop, {c_epochs} of C at lr {settings.c_lr:g}, batch {settings.batch_size}); "
+        "the paper: after C the visible overlaps agree and the invisible ones differ"
     )
     return fig, _distance_numbers(result)
 

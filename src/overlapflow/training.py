@@ -102,6 +102,12 @@ def _overlap_shape(state):
     return (P, P)
 
 
+def _surplus_epoch(carry, dtype):
+    """The branch of an epoch past a run's last record (``k > epochs``, in the last compiled
+    chunk): its record is discarded, so nothing is computed; the state stays as it is."""
+    return lambda _: (carry, jnp.zeros((), dtype))
+
+
 def _lr_scale(dropped, loss, lr_drop):
     """Learning-rate factor of this epoch's update and the updated "dropped" flag.
 
@@ -119,8 +125,8 @@ MAX_CHUNK = 512
 
 def _default_chunk(n_records: int, progress: bool, chunk: int | None) -> int:
     """Epochs per compiled call: the next power of two above the run (or 1% of it with a progress
-    bar), at most 512. Runs of different lengths then share a few compiled programs; a run
-    computes at most twice its own epochs (the surplus records are discarded)."""
+    bar), at most 512. Runs of different lengths then share a few compiled programs; the surplus
+    epochs of the last chunk are skipped (:func:`_surplus_epoch`) and their records discarded."""
     if chunk is not None:
         return chunk
     wanted = max(1, math.ceil(n_records / 100)) if progress else max(1, n_records)
@@ -206,14 +212,20 @@ def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transf
 
     def epoch(carry, k):
         (theta, opt_state), dropped = carry
-        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch_at(offset + k), weights))(theta)
-        if weights is not None:
-            grad = grad / (theta.shape[0] * weights[:, None])
-        updates, new_opt = transformation.update(grad, opt_state, theta)
-        scale, now_dropped = _lr_scale(dropped, loss, lr_drop)
-        new = (optax.apply_updates(theta, jax.tree.map(lambda u: scale * u, updates)), new_opt)
-        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry[0])
-        return (new, jnp.where(k < epochs, now_dropped, dropped)), (loss, gram(theta, weights))
+
+        def learn(_):
+            loss_of = lambda th: network_loss(rnn, task, th, batch_at(offset + k), weights)
+            loss, grad = jax.value_and_grad(loss_of)(theta)
+            if weights is not None:
+                grad = grad / (theta.shape[0] * weights[:, None])
+            updates, new_opt = transformation.update(grad, opt_state, theta)
+            scale, now_dropped = _lr_scale(dropped, loss, lr_drop)
+            new = (optax.apply_updates(theta, jax.tree.map(lambda u: scale * u, updates)), new_opt)
+            new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry[0])
+            return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
+
+        carry, loss = jax.lax.cond(k <= epochs, learn, _surplus_epoch(carry, theta.dtype), None)
+        return carry, (loss, gram(theta, weights))
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 
@@ -355,11 +367,16 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
     def epoch(carry, k):
         state, dropped = carry
         S = state.S if isinstance(state, MomentumState) else state
-        loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(offset + k))
-        Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
-        scale, now_dropped = _lr_scale(dropped, loss, optimizer.lr_drop)
-        new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr * scale), state)
-        return (new, jnp.where(k < epochs, now_dropped, dropped)), (loss, S)
+
+        def learn(_):
+            loss, Gamma = symmetric_gradient(rnn, task, S, batch_at(offset + k))
+            Gamma = Gamma + decay * jnp.eye(S.shape[0], dtype=S.dtype)
+            scale, now_dropped = _lr_scale(dropped, loss, optimizer.lr_drop)
+            new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr * scale), state)
+            return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
+
+        carry, loss = jax.lax.cond(k <= epochs, learn, _surplus_epoch(carry, S.dtype), None)
+        return carry, (loss, S)
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
 

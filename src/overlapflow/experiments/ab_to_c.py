@@ -24,6 +24,7 @@ and overlaps every ``record_every`` epochs (member, record, row, col)); ``jobs/*
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -42,6 +43,8 @@ from ..training import train_overlaps_batch
 from .runner import RunError, _atomic_write, _write_history
 
 PHASES = ("A", "B", "C")
+#: XLA flags of the worker processes: one compute thread each.
+SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,13 +257,29 @@ def run_ab_to_c_parallel(
     return assemble(out, settings)
 
 
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Worker processes started inside inherit XLA flags for one compute thread each. By default
+    each JAX process also runs Eigen threads; with one process per core they fought over the
+    cores (4 busy threads on 2 cores)."""
+    before = os.environ.get("XLA_FLAGS")
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [before, *SINGLE_THREAD_FLAGS]))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["XLA_FLAGS"]
+        else:
+            os.environ["XLA_FLAGS"] = before
+
+
 def _run_in_pool(out: Path, settings: ABtoCSettings, pending: list, workers: int, report) -> None:
     """Keep ``workers`` jobs in flight; a C job goes first as soon as its pair's A and B are done."""
     done = {job for job in ((p, ph) for p in range(settings.n_pairs) for ph in PHASES) if job not in pending}
     waiting_c = [job for job in pending if job[1] == "C"]
     queue = [job for job in pending if job[1] != "C"]
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with _single_threaded_children(), concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         running = {}
 
         def fill():

@@ -203,17 +203,43 @@ def _worker_job(out: str, settings: dict, pair: int, phase: str) -> tuple[int, s
 
 
 def _check_settings(out: Path, settings: ABtoCSettings) -> None:
+    """Write ``settings.json``, or check it against the stored one. The one change allowed is a
+    longer phase C: the finished C jobs then become checkpoints and continue."""
     path = out / "settings.json"
-    wanted = json.dumps(settings.as_dict(), sort_keys=True)
+    wanted = settings.as_dict()
     if path.is_file():
-        stored = path.read_text(encoding="utf-8")
-        if json.loads(stored) != json.loads(wanted):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored == json.loads(json.dumps(wanted)):
+            return
+        before = ABtoCSettings(**stored)
+        if {**stored, "c_epochs": None} != json.loads(json.dumps({**wanted, "c_epochs": None})) or (
+            settings.phase_epochs["C"] < before.phase_epochs["C"]
+        ):
             raise RunError(
-                f"{path} holds an A/B -> C run with other settings ({stored.strip()}, not {wanted}); "
-                "choose another output folder or remove it"
+                f"{path} holds an A/B -> C run with other settings ({json.dumps(stored, sort_keys=True)}, not "
+                f"{json.dumps(wanted, sort_keys=True)}); choose another output folder or remove it (only c_epochs "
+                "may grow: phase C then continues)"
             )
+        for pair in range(settings.n_pairs):
+            _reopen_c_job(out, pair)
+    text = json.dumps(wanted, sort_keys=True)
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+
+
+def _reopen_c_job(out: Path, pair: int) -> None:
+    """Turn a finished C job into the checkpoint it would have left, so that it runs on."""
+    if not _job_path(out, pair, "C").is_file():
         return
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(wanted + "\n", encoding="utf-8"))
+    done = _load_job(out, pair, "C")
+    arrays = dict(
+        S=done.final.values,
+        dropped=done.dropped.values,
+        loss=done.loss.values,
+        records=done.overlaps.values,
+        recorded_at=done.record.values,
+    )
+    _atomic_write(_job_path(out, pair, "C", partial=True), lambda tmp: np.savez(tmp, **arrays))
+    _job_path(out, pair, "C").unlink()
 
 
 def run_ab_to_c_parallel(

@@ -221,22 +221,24 @@ def _check_settings(out: Path, settings: ABtoCSettings) -> None:
                 "may grow: phase C then continues)"
             )
         for pair in range(settings.n_pairs):
-            _reopen_c_job(out, pair)
+            _reopen_c_job(out, pair, settings.record_every)
     text = json.dumps(wanted, sort_keys=True)
     _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
-def _reopen_c_job(out: Path, pair: int) -> None:
-    """Turn a finished C job into the checkpoint it would have left, so that it runs on."""
+def _reopen_c_job(out: Path, pair: int, record_every: int) -> None:
+    """Turn a finished C job into the checkpoint it would have left, so that it runs on (its last
+    record goes unless it falls on the ``record_every`` grid: it was kept as the last one)."""
     if not _job_path(out, pair, "C").is_file():
         return
     done = _load_job(out, pair, "C")
+    keep = done.record.values % record_every == 0
     arrays = dict(
         S=done.final.values,
         dropped=done.dropped.values,
         loss=done.loss.values,
-        records=done.overlaps.values,
-        recorded_at=done.record.values,
+        records=done.overlaps.values[:, keep],
+        recorded_at=done.record.values[keep],
     )
     _atomic_write(_job_path(out, pair, "C", partial=True), lambda tmp: np.savez(tmp, **arrays))
     _job_path(out, pair, "C").unlink()

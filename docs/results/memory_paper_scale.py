@@ -45,6 +45,33 @@ def wall_time(log: Path | None) -> dict:
     }
 
 
+def convergence(result: xr.Dataset) -> dict:
+    """How the members' function coordinates approach the teacher's and each other during C, from
+    the stored trajectory: the median over pairs of each member's largest relative distance from
+    the teacher, and the RMS over pairs and coordinates of f(A) - f(B), at a few epochs of C, and
+    the exponential rate of the gap fitted over the second half of C."""
+    if "trajectory" not in result:
+        return {}
+    E = int(result.attrs["epochs_per_phase"])
+    during_c = result.record.values >= E
+    epochs = result.record.values[during_c] - E
+    distance, f, _ = teacher_function_distance(result, result.trajectory.values[:, :, during_c])
+    gap = np.sqrt(np.mean((f[:, 0] - f[:, 1]) ** 2, axis=(0, -1)))  # (record,)
+    late = epochs >= epochs[-1] / 2
+    rate = -np.polyfit(epochs[late], np.log(gap[late]), 1)[0]
+    marks = [e for e in (0, 1000, 3000, 10000, 20000, int(epochs[-1])) if e <= epochs[-1]]
+    index = [int(np.argmin(np.abs(epochs - e))) for e in marks]
+    return {
+        "c_epoch": marks,
+        "teacher_distance_median": {
+            m: [float(np.median(distance[:, i, k])) for k in index] for i, m in enumerate("AB")
+        },
+        "member_gap_rms_function": [float(gap[k]) for k in index],
+        "member_gap_decay_rate_per_epoch": float(rate),
+        "epochs_for_gap_to_fall_10x": float(np.log(10) / rate) if rate > 0 else None,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="the folder of `overlapflow reproduce 9 --out RUN`")
@@ -101,6 +128,7 @@ def main(argv=None) -> int:
             "after_C": {m: np.asarray(f_after_c)[:, i].tolist() for i, m in enumerate("AB")},
             "max_relative_distance_from_teacher": {m: teacher[:, i].tolist() for i, m in enumerate("AB")},
         },
+        "convergence_of_C": convergence(result),
         "run": wall_time(args.log) | {"cpu_count": 2},
     }
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")

@@ -249,6 +249,9 @@ def run_ab_to_c_parallel(
 ) -> xr.Dataset:
     """Run (or continue) the A/B -> C protocol in ``out`` with ``workers`` processes.
 
+    Worker processes are started with ``spawn``: they import the calling script's main module, so
+    in a script call this under ``if __name__ == "__main__":`` (the ``overlapflow`` command does).
+
     Args:
         workers: processes (default: one per core); 0 runs every job in this process.
         progress: print one line per finished job, with the time so far and an estimate of what is left.

@@ -25,7 +25,7 @@ class MemorySettings:
     batch 128; decoding with 8 training and 2 test pairs, 50 resamplings, feature noise 0 and 0.3.
 
     Engine ``"overlaps"`` runs in ``workers`` processes (default one per core; 0: in this process)
-    with :func:`~overlapflow.experiments.ab_to_c.run_ab_to_c_parallel`: about 30 minutes on a
+    with :func:`~overlapflow.experiments.ab_to_c.run_ab_to_c_parallel`: about 33 minutes on a
     quiet 2-core machine at the paper's settings (``benchmarks/bench_memory.py``), checkpointed
     every 2500 epochs of each job, so running the figure again after a stop continues where it
     was. Engines ``"particles"`` and ``"network"`` run pair by pair in this process (each pair is

@@ -252,7 +252,12 @@ def test_any_junk_gives_a_config_or_a_config_error(data):
 @pytest.mark.parametrize(
     "change, path, words",
     [
-        (lambda d: d["phases"][3]["task"].update(wait_range=[0.2, 0.3]), "phases.3.task.wait_range", "pulse_duration"),
+        (
+            lambda d: d["phases"][3]["task"].update(wait_range=[0.2, 0.3], spacing="onset"),
+            "phases.3.task.wait_range",
+            "pulse_duration",
+        ),
+        (lambda d: d["phases"][3]["task"].update(spacing="offset"), "phases.3.task.spacing", "after_delay"),
         (lambda d: d["phases"][0]["task"].update(t_max=0.01), "phases.0.task.t_max", "T = 0"),
         (lambda d: d["phases"][3]["task"].update(n_bits=2), "phases.3.task", "n_in = 2"),
         (lambda d: d["phases"][0].update(optimizer="adam"), "phases.0.optimizer.kind", "full network only"),

@@ -102,10 +102,13 @@ def _overlap_shape(state):
     return (P, P)
 
 
-def _surplus_epoch(carry, dtype):
-    """The branch of an epoch past a run's last record (``k > epochs``, in the last compiled
-    chunk): its record is discarded, so nothing is computed; the state stays as it is."""
-    return lambda _: (carry, jnp.zeros((), dtype))
+def _learn_unless_surplus(learn, carry, k, epochs):
+    """``learn(None) -> (carry, loss)`` for epoch k, except past a run's last record (``k > epochs``,
+    in the last compiled chunk): there the record is discarded, so nothing is computed and the
+    state stays as it is."""
+    loss = jax.eval_shape(learn, None)[1]
+    surplus = lambda _: (carry, jnp.zeros(loss.shape, loss.dtype))
+    return jax.lax.cond(k <= epochs, learn, surplus, None)
 
 
 def _lr_scale(dropped, loss, lr_drop):
@@ -126,7 +129,7 @@ MAX_CHUNK = 512
 def _default_chunk(n_records: int, progress: bool, chunk: int | None) -> int:
     """Epochs per compiled call: the next power of two above the run (or 1% of it with a progress
     bar), at most 512. Runs of different lengths then share a few compiled programs; the surplus
-    epochs of the last chunk are skipped (:func:`_surplus_epoch`) and their records discarded."""
+    epochs of the last chunk are skipped (:func:`_learn_unless_surplus`) and their records discarded."""
     if chunk is not None:
         return chunk
     wanted = max(1, math.ceil(n_records / 100)) if progress else max(1, n_records)
@@ -224,7 +227,7 @@ def _rows_chunk(state, start, *, key, offset, epochs, weights, rnn, task, transf
             new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry[0])
             return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
 
-        carry, loss = jax.lax.cond(k <= epochs, learn, _surplus_epoch(carry, theta.dtype), None)
+        carry, loss = _learn_unless_surplus(learn, carry, k, epochs)
         return carry, (loss, gram(theta, weights))
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))
@@ -375,7 +378,7 @@ def _overlap_chunk(state, start, *, key, offset, lr, epochs, rnn, task, method, 
             new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), update(state, Gamma, lr * scale), state)
             return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
 
-        carry, loss = jax.lax.cond(k <= epochs, learn, _surplus_epoch(carry, S.dtype), None)
+        carry, loss = _learn_unless_surplus(learn, carry, k, epochs)
         return carry, (loss, S)
 
     return jax.lax.scan(epoch, state, start + jnp.arange(chunk))

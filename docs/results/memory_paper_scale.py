@@ -45,6 +45,17 @@ def wall_time(log: Path | None) -> dict:
     }
 
 
+def summary(table: xr.DataArray) -> dict:
+    """decoding[stage][features]["noise x"] as plain numbers."""
+    return {
+        stage: {
+            str(f): {f"noise {n:g}": float(table.sel(stage=stage, features=f, noise=n)) for n in table.noise.values}
+            for f in table.features.values
+        }
+        for stage in STAGES
+    }
+
+
 def convergence(result: xr.Dataset) -> dict:
     """How the members' function coordinates approach the teacher's and each other during C, from
     the stored trajectory: the median over pairs of each member's largest relative distance from
@@ -77,6 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("run", type=Path, help="the folder of `overlapflow reproduce 9 --out RUN`")
     parser.add_argument("--log", type=Path, default=None, help="the run's log, for the wall time")
     parser.add_argument("--out", type=Path, default=HERE / "memory_paper_scale.json")
+    parser.add_argument("--longer-c", type=Path, default=None, help="an ab_to_c.nc of the same run with a longer C")
     args = parser.parse_args(argv)
 
     with xr.open_dataset(args.run / "ab_to_c.nc") as stored:
@@ -103,16 +115,7 @@ def main(argv=None) -> int:
         "jax_version": jax.__version__,
         "settings": settings
         | {"epochs": E, "c_epochs": int(result.attrs["c_epochs"]), "lr_drop": [0.015, 5.0], "phi": "erf", "rank": 1},
-        "decoding": {
-            convention: {
-                stage: {
-                    features: {f"noise {n:g}": float(table.sel(stage=stage, features=features, noise=n)) for n in noise}
-                    for features in table.features.values
-                }
-                for stage in STAGES
-            }
-            for convention, table in decoding.items()
-        },
+        "decoding": {convention: summary(table) for convention, table in decoding.items()},
         "member_distance_rms": {
             stage: {str(f): float(distance.sel(stage=stage, features=f)) for f in distance.features.values}
             for stage in STAGES
@@ -131,6 +134,26 @@ def main(argv=None) -> int:
         "convergence_of_C": convergence(result),
         "run": wall_time(args.log) | {"cpu_count": 2},
     }
+    if args.longer_c:
+        with xr.open_dataset(args.longer_c) as stored:
+            longer = stored.load()
+        longer_distance = _member_distance(longer).sel(stage="after_C")
+        out["longer_C"] = {
+            "c_epochs": int(longer.attrs["c_epochs"]),
+            "how": "the same run with phase C continued (run_ab_to_c_parallel with a larger c_epochs in its folder)",
+            "decoding": {
+                convention: summary(decoding_table(longer, noise_levels=noise, convention=convention, resamples=50))
+                for convention in ("authors", "pairs")
+            },
+            "member_distance_rms": {
+                str(f): float(longer_distance.sel(features=f)) for f in longer_distance.features.values
+            },
+            "final_loss_after_C": {m: longer.loss.values[:, i, -1].tolist() for i, m in enumerate("AB")},
+            "max_relative_distance_from_teacher": {
+                m: teacher_function_distance(longer)[0][:, i].tolist() for i, m in enumerate("AB")
+            },
+            "convergence_of_C": convergence(longer),
+        }
     args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

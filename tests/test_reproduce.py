@@ -163,7 +163,8 @@ def test_fig8_quick_flipflop_network_theory_and_gaussianity(app, nonlinear):
 def test_figs9_and_10_quick_ab_to_c(app, nonlinear):
     """A/B -> C (--quick): the members of a pair start identical (distance 0, decoding exactly 1/2 with
     and without feature noise: both members of a test pair get the same prediction), and after A/B
-    the visible overlaps tell the history (measured 1.0; bound 0.9). Fig 10 reuses fig 9's data."""
+    the visible overlaps tell the history (the authors' cross-validation, noise in raw units: measured
+    0.9 without noise and 0.8875 with noise 0.3; bound 0.8). Fig 10 reuses fig 9's data."""
     numbers = make(app, "9", nonlinear, ["ab_to_c", "decoding"])
     for which in ("visible", "invisible", "function", "gauge"):
         assert numbers[f"RMS f(A) - f(B), {which} features, start"] == 0
@@ -174,7 +175,7 @@ def test_figs9_and_10_quick_ab_to_c(app, nonlinear):
     for noise in ("0", "0.3"):
         for which in ("visible", "invisible", "function", "gauge"):
             assert numbers[f"decoding accuracy, {which} features, start, noise {noise}"] == 0.5
-        assert numbers[f"decoding accuracy, visible features, after A / B, noise {noise}"] >= 0.9
+        assert numbers[f"decoding accuracy, visible features, after A / B, noise {noise}"] >= 0.8
 
 
 @pytest.mark.slow

@@ -1,14 +1,16 @@
 """Make docs/results/memory_paper_scale.json from a finished paper-scale A/B -> C run.
 
     overlapflow reproduce 9 --out RUN                 # the run (about 30 to 60 minutes on 2 cores)
-    python docs/results/memory_paper_scale.py RUN [--log RUN.log]
+    python docs/results/memory_paper_scale.py RUN [--log RUN.log] [--longer-c RUN2/ab_to_c.nc]
 
 Reads RUN/ab_to_c.nc (written by ``reproduce 9``) and writes, next to this script, the JSON the
-docs page ``docs/memory_result.md`` quotes: the settings, decoding accuracies for the four feature
-sets at the three stages (the authors' cross-validation and whole-pair splits, feature noise 0 and
-0.3), the members' distances per feature set, final losses, when the learning-rate drop fired, and
-each member's distance from the teacher in function coordinates. ``--log`` is the run's log with
-``start <unix time>`` and ``end <unix time>`` lines (the wall time), as the README's command writes it.
+docs page ``docs/memory_result.md`` quotes: the settings, decoding accuracies
+``decoding[stage][features]["noise x"]`` for the four feature sets at the three stages (the
+authors' cross-validation; ``decoding_whole_pairs``: whole pairs split, noise in standardised
+units; feature noise 0 and 0.3), the members' distances per feature set, final losses, when the
+learning-rate drop fired, and each member's distance from the teacher in function coordinates.
+``--log`` is the run's log with ``start <unix time>`` and ``end <unix time>`` lines (the wall
+time); ``--longer-c`` adds the same numbers for the run with C continued (``longer_C``).
 """
 
 from __future__ import annotations
@@ -110,12 +112,13 @@ def main(argv=None) -> int:
     ]
     out = {
         "command": f"overlapflow reproduce 9 --out {args.run.name}; python docs/results/memory_paper_scale.py "
-        f"{args.run.name}",
+        f"{args.run.name} --log {args.run.name}.log --longer-c <C continued>/ab_to_c.nc (docs/memory_result.md)",
         "overlapflow_version": of.__version__,
         "jax_version": jax.__version__,
         "settings": settings
         | {"epochs": E, "c_epochs": int(result.attrs["c_epochs"]), "lr_drop": [0.015, 5.0], "phi": "erf", "rank": 1},
-        "decoding": {convention: summary(table) for convention, table in decoding.items()},
+        "decoding": summary(decoding["authors"]),
+        "decoding_whole_pairs": summary(decoding["pairs"]),
         "member_distance_rms": {
             stage: {str(f): float(distance.sel(stage=stage, features=f)) for f in distance.features.values}
             for stage in STAGES
@@ -141,10 +144,10 @@ def main(argv=None) -> int:
         out["longer_C"] = {
             "c_epochs": int(longer.attrs["c_epochs"]),
             "how": "the same run with phase C continued (run_ab_to_c_parallel with a larger c_epochs in its folder)",
-            "decoding": {
-                convention: summary(decoding_table(longer, noise_levels=noise, convention=convention, resamples=50))
-                for convention in ("authors", "pairs")
-            },
+            "decoding": summary(decoding_table(longer, noise_levels=noise, convention="authors", resamples=50)),
+            "decoding_whole_pairs": summary(
+                decoding_table(longer, noise_levels=noise, convention="pairs", resamples=50)
+            ),
             "member_distance_rms": {
                 str(f): float(longer_distance.sel(features=f)) for f in longer_distance.features.values
             },

@@ -39,7 +39,7 @@ def output_jacobian_rank(rnn, S, trials=3, T=40, seed=0):
     """Numerical rank of d outputs / d visible overlaps (meanfield_forward on random input trials)."""
     rng = np.random.default_rng(seed)
     inputs = jnp.asarray(rng.normal(size=(trials, T, rnn.n_in)))
-    pairs = gauge.visible_pairs(rnn)
+    pairs = of.overlaps.visible_pairs(rnn)
     rows, cols = (np.array(ix) for ix in zip(*pairs, strict=True))
     S = jnp.asarray(S)
 

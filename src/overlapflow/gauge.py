@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .model import LowRankRNN
-from .overlaps import Overlaps, pair_indices, pair_label, visible_mask
+from .overlaps import Overlaps, pair_label, visible_pairs
 
 #: Condition number of G above which :func:`transform` refuses it as singular.
 MAX_CONDITION = 1e12
@@ -250,12 +250,6 @@ def candidates(rnn: LowRankRNN) -> tuple[Candidate, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- selection
-def visible_pairs(rnn: LowRankRNN) -> list[tuple[int, int]]:
-    """Index pairs (i, j), i >= j, of the visible overlaps in label order (as ``visible_names``)."""
-    mask = visible_mask(rnn)
-    return [(i, j) for i, j in pair_indices(rnn) if mask[i, j]]
-
-
 def generic_overlaps(rnn: LowRankRNN) -> np.ndarray:
     """The fixed generic point: overlaps (P, P) of a random Gaussian network of N = 4 P neurons."""
     P = rnn.n_vectors
@@ -405,5 +399,4 @@ __all__ = [
     "generic_overlaps",
     "transform",
     "visible_jacobian",
-    "visible_pairs",
 ]

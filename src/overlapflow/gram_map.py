@@ -28,12 +28,7 @@ import numpy as np
 import xarray as xr
 
 from .model import LowRankRNN
-from .overlaps import Overlaps, canonical_pairs, check_gram, pair_label, visible_mask
-
-
-def _visible_pairs(rnn: LowRankRNN) -> list[tuple[int, int]]:
-    mask = visible_mask(rnn)
-    return [(i, j) for i, j in canonical_pairs(rnn.n_vectors) if mask[i, j]]
+from .overlaps import Overlaps, canonical_pairs, check_gram, pair_label, visible_pairs
 
 
 def _terms(a: int, b: int, c: int, d: int) -> Counter:
@@ -69,7 +64,7 @@ def gram_map(rnn: LowRankRNN, S=None) -> xr.DataArray:
         zero) when S is None, else float64 G at S.
     """
     P = rnn.n_vectors
-    rows, cols = canonical_pairs(P), _visible_pairs(rnn)
+    rows, cols = canonical_pairs(P), visible_pairs(rnn)
     coefficient = np.empty((len(rows), len(cols)), dtype=object)
     terms = [[_terms(a, b, c, d) for c, d in cols] for a, b in rows]
     for r, row in enumerate(terms):
@@ -113,7 +108,7 @@ def gradient_vector(rnn: LowRankRNN, Gamma) -> np.ndarray:
     Gamma = np.asarray(Gamma, dtype=np.float64)
     if Gamma.shape != (rnn.n_vectors, rnn.n_vectors):
         raise ValueError(f"Gamma: shape {Gamma.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
-    return np.array([Gamma[c, d] * (1 if c == d else 2) for c, d in _visible_pairs(rnn)])
+    return np.array([Gamma[c, d] * (1 if c == d else 2) for c, d in visible_pairs(rnn)])
 
 
 def plot_gram_map(rnn_linear: LowRankRNN, rnn_nonlinear: LowRankRNN, path=None, annotate: bool = True):

@@ -65,10 +65,15 @@ def visible_mask(rnn: LowRankRNN) -> np.ndarray:
     return mask
 
 
+def visible_pairs(rnn: LowRankRNN) -> list[tuple[int, int]]:
+    """Index pairs (i, j), i >= j, of the loss-visible overlaps in the canonical order."""
+    mask = visible_mask(rnn)
+    return [(i, j) for i, j in pair_indices(rnn) if mask[i, j]]
+
+
 def visible_names(rnn: LowRankRNN) -> list[str]:
     """Labels of the loss-visible overlaps, e.g. ``["zm", "zu", "vm", "vu"]`` (rank 1, linear)."""
-    mask = visible_mask(rnn)
-    return [pair_label(rnn, i, j) for i, j in pair_indices(rnn) if mask[i, j]]
+    return [pair_label(rnn, i, j) for i, j in visible_pairs(rnn)]
 
 
 def invisible_names(rnn: LowRankRNN) -> list[str]:

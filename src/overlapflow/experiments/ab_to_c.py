@@ -38,7 +38,7 @@ import xarray as xr
 
 from ..model import LowRankRNN
 from ..overlaps import visible_mask
-from ..phenomena.memory import STAGES, ab_to_c_phases, random_initial_overlaps
+from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
 from ..training import train_overlaps_batch
 from .runner import RunError, _atomic_write, _write_history
 
@@ -104,12 +104,30 @@ class ABtoCSettings:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def in_process(self, engine: str = "overlaps", pairs=None, progress: bool = False, **options) -> xr.Dataset:
+        """The same protocol by :func:`~overlapflow.phenomena.memory.run_ab_to_c` in this process:
+        any engine, any subset of ``pairs``; ``options`` go to it (e.g. ``N``, ``particle_options``)."""
+        return run_ab_to_c(
+            n_pairs=self.n_pairs,
+            epochs=self.epochs,
+            c_epochs=self.c_epochs,
+            lr=self.lr,
+            c_lr=self.c_lr,
+            lr_drop=self.lr_drop,
+            batch_size=self.batch_size,
+            engine=engine,
+            rnn=self.rnn,
+            key=jax.random.key(self.seed),
+            progress=progress,
+            pairs=pairs,
+            **options,
+        )
+
 
 # ---------------------------------------------------------------------------- one job
 def _pair_start(settings: ABtoCSettings, pair: int):
-    """(S0 (P, P), the key of phase j of the pair's curriculum) as in ``run_ab_to_c``."""
-    pair_key = jax.random.fold_in(jax.random.key(settings.seed), pair)
-    curriculum_key = jax.random.fold_in(pair_key, 2)
+    """(S0 (P, P), the key of phase j of the pair's curriculum), the keys of ``run_ab_to_c``."""
+    pair_key, curriculum_key = pair_keys(jax.random.key(settings.seed), pair)
     return random_initial_overlaps(settings.rnn, pair_key), lambda j: jax.random.fold_in(curriculum_key, j)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ..gauge import function_coordinates, gauge_coordinates
+from ..history import rnn_from_history
 from ..model import LowRankRNN
 from ..optimizers import Optimizer
 from ..overlaps import check_gram, parse_pair, sample_params
@@ -50,6 +51,14 @@ def random_initial_overlaps(
             check_gram(S)
             return S
     raise ValueError(f"cross_std = {cross_std}, norm_range = {norm_range}: no positive-definite draw in {tries} tries")
+
+
+def pair_keys(key: jax.Array, pair: int) -> tuple[jax.Array, jax.Array]:
+    """(key of pair p, key of its curriculum) of the A/B -> C protocol: S0 comes from the first
+    (and, for the network engine, theta0 from ``fold_in(first, 1)``), and the batches of phase j
+    (0: A or B, 1: C) from ``fold_in(second, j)``."""
+    pair_key = jax.random.fold_in(key, pair)
+    return pair_key, jax.random.fold_in(pair_key, 2)
 
 
 def ab_to_c_phases(
@@ -97,6 +106,7 @@ def run_ab_to_c(
     pairs=None,
     c_epochs: int | None = None,
     c_lr: float = 0.001,
+    lr_drop=(0.015, 5.0),
 ) -> xr.Dataset:
     """Run the A/B -> C protocol on ``n_pairs`` twin pairs with one engine.
 
@@ -105,7 +115,8 @@ def run_ab_to_c(
             ``"particles"`` (the exact infinite-N limit) or ``"network"`` (full networks of N neurons).
         rnn: the student architecture (default rank 1, erf, reading out before the step as the
             authors' erf network does); the teacher reads out as the student does.
-        epochs: epochs of phases A and B (the paper: 30000), at ``lr`` with the drop.
+        epochs: epochs of phases A and B (the paper: 30000), at ``lr`` with the drop ``lr_drop``
+            (threshold, factor), or None for none.
         c_epochs: epochs of phase C (default ``epochs``), at the constant ``c_lr``.
         pairs: which pair indices to run (default ``range(n_pairs)``). Pair p depends only on
             ``key`` and p, so a long run can be split into pieces (processes, machines, sessions)
@@ -117,17 +128,18 @@ def run_ab_to_c(
     """
     rnn = rnn or LowRankRNN(rank=1, phi="erf", readout="before")
     key = jax.random.key(0) if key is None else key
-    phases = ab_to_c_phases(epochs, lr, batch_size, c_epochs=c_epochs, c_lr=c_lr, readout=rnn.readout)
+    phases = ab_to_c_phases(epochs, lr, batch_size, lr_drop, c_epochs, c_lr, rnn.readout)
     total = epochs + phases["C"].epochs
     pairs = list(range(n_pairs) if pairs is None else pairs)
-    pair_keys = [jax.random.fold_in(key, pair) for pair in pairs]
-    S0s = np.stack([random_initial_overlaps(rnn, pair_key) for pair_key in pair_keys])
+    keys = [pair_keys(key, pair) for pair in pairs]
+    S0s = np.stack([random_initial_overlaps(rnn, pair_key) for pair_key, _ in keys])
     if engine == "overlaps":
-        overlaps, losses, visible = _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress)
+        curriculum_keys = [curriculum_key for _, curriculum_key in keys]
+        overlaps, losses, visible = _members_in_overlap_space(rnn, phases, S0s, curriculum_keys, progress)
     else:
         overlaps = np.zeros((len(pairs), 2, total + 1, rnn.n_vectors, rnn.n_vectors))
         losses = np.zeros((len(pairs), 2, total + 1))
-        for slot, (pair_key, S0) in enumerate(zip(pair_keys, S0s, strict=True)):
+        for slot, ((pair_key, curriculum_key), S0) in enumerate(zip(keys, S0s, strict=True)):
             theta0 = sample_params(rnn, S0, N, jax.random.fold_in(pair_key, 1)) if engine == "network" else None
             for m, first in enumerate("AB"):
                 history = run_curriculum(
@@ -136,7 +148,7 @@ def run_ab_to_c(
                     theta0=theta0,
                     S0=S0,
                     engines=(engine,),
-                    key=jax.random.fold_in(pair_key, 2),
+                    key=curriculum_key,
                     progress=progress,
                     particle_options=particle_options,
                 )[engine]
@@ -185,14 +197,13 @@ def join_pairs(pieces) -> xr.Dataset:
     return joined.assign(visible=pieces[0].visible).sortby("pair")
 
 
-def _members_in_overlap_space(rnn, phases, S0s, pair_keys, progress):
+def _members_in_overlap_space(rnn, phases, S0s, curriculum_keys, progress):
     """Both members of every pair in overlap space, each phase one vmapped call over the pairs
     (:func:`~overlapflow.training.train_overlaps_batch` with a key per pair): the same runs, with
     the same batches, as :func:`run_curriculum` on each member.
 
     Returns overlaps (pair, member, epoch, P, P), losses (pair, member, epoch) and ``visible``."""
     K = len(S0s)
-    curriculum_keys = [jax.random.fold_in(pair_key, 2) for pair_key in pair_keys]
     phase_keys = lambda j: jnp.stack([jax.random.fold_in(k, j) for k in curriculum_keys])
 
     def train(phase, S, keys):
@@ -217,7 +228,7 @@ def result_rnn(result: xr.Dataset) -> LowRankRNN:
     names = tuple(str(n) for n in result.row.values)
     a = result.attrs
     if "rnn_rank" in a:
-        rnn = LowRankRNN(int(a["rnn_rank"]), int(a["rnn_n_in"]), int(a["rnn_n_out"]), str(a.get("rnn_phi", "erf")))
+        rnn = rnn_from_history(result)
     else:
         counts = {prefix: sum(n[0] == prefix for n in names) for prefix in "muvz"}
         u = names.index("u" if counts["u"] == 1 else "u1") if counts["u"] else None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
@@ -50,45 +49,32 @@ class MemorySettings:
         keys = ("n_pairs", "epochs", "c_epochs", "lr", "c_lr", "batch_size", "engine", "seed", "readout")
         return {key: getattr(self, key) for key in keys}
 
+    def ab_to_c(self):
+        """The protocol's settings as an :class:`~overlapflow.experiments.ab_to_c.ABtoCSettings` (the
+        fields the two share; the rest are the paper's)."""
+        from ..ab_to_c import ABtoCSettings
+
+        shared = {field.name for field in dataclasses.fields(ABtoCSettings)}
+        return ABtoCSettings(**{k: v for k, v in dataclasses.asdict(self).items() if k in shared})
+
 
 def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Figs 9 and 10's data: the A/B -> C protocol (``ab_to_c.nc``, reused when computed with the same
     protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise)."""
-    from ...model import LowRankRNN
-    from ...phenomena.memory import decoding_table, join_pairs, run_ab_to_c
-    from ..ab_to_c import ABtoCSettings, run_ab_to_c_parallel
+    from ...phenomena.memory import decoding_table, join_pairs
+    from ..ab_to_c import run_ab_to_c_parallel
 
-    def pair(p: int) -> xr.Dataset:
-        return run_ab_to_c(
-            n_pairs=settings.n_pairs,
-            epochs=settings.epochs,
-            c_epochs=settings.c_epochs,
-            lr=settings.lr,
-            c_lr=settings.c_lr,
-            batch_size=settings.batch_size,
-            engine=settings.engine,
-            rnn=LowRankRNN(rank=1, phi="erf", readout=settings.readout),
-            key=jax.random.key(settings.seed),
-            progress=progress,
-            pairs=[p],
-        )
+    run = settings.ab_to_c()
 
     def protocol() -> xr.Dataset:
         if settings.engine == "overlaps":
-            run = ABtoCSettings(
-                n_pairs=settings.n_pairs,
-                epochs=settings.epochs,
-                c_epochs=settings.c_epochs,
-                lr=settings.lr,
-                c_lr=settings.c_lr,
-                batch_size=settings.batch_size,
-                seed=settings.seed,
-                readout=settings.readout,
-            )
             return run_ab_to_c_parallel(run, out / "ab_to_c_jobs", settings.workers, progress)
         # one stored piece per pair: a stopped run loses at most one pair
         pieces = [
-            _stored(out, f"ab_to_c_pair{p}", settings.protocol(), lambda p=p: pair(p)) for p in range(settings.n_pairs)
+            _stored(
+                out, f"ab_to_c_pair{p}", settings.protocol(), lambda p=p: run.in_process(settings.engine, [p], progress)
+            )
+            for p in range(settings.n_pairs)
         ]
         return join_pairs(pieces)
 

@@ -10,6 +10,11 @@ from typer.testing import CliRunner
 
 import overlapflow as of
 
+# The suite runs with float64 enabled for the whole process, as a user may (importing overlapflow no
+# longer does it: overlapflow.precision). tests/test_precision.py checks the library without it, in
+# subprocesses.
+jax.config.update("jax_enable_x64", True)
+
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 
 

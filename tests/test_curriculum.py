@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import overlapflow as of
+from overlapflow.history import phase_ends, phase_names
 from overlapflow.phenomena.curriculum import Phase, aba_curriculum, adam_curriculum, run_curriculum
 
 
@@ -20,8 +21,8 @@ def test_aba_curriculum_network_overlaps_and_particles_agree():
     total = sum(p.epochs for p in phases)
     for history in runs.values():
         assert history.sizes["epoch"] == total + 1
-        assert history.attrs["phases"] == "A, B1, A2, B2, A+noise"
-        assert history.attrs["phase_ends"] == "150, 200, 250, 300, 500"
+        assert phase_names(history) == ["A", "B1", "A2", "B2", "A+noise"]
+        assert phase_ends(history) == [150, 200, 250, 300, 500]
         assert list(history.phase.values[[0, 150, 151, 200, 201, 500]]) == [0, 0, 1, 1, 2, 4]
     # paired batches (the noisy phase included) keep the engines together to round-off
     assert of.max_overlap_deviation(runs["network"], runs["overlaps"]) <= 1e-9

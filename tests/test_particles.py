@@ -8,7 +8,8 @@ import pytest
 from conftest import random_inputs_task
 
 import overlapflow as of
-from overlapflow.particles import gauss_hermite_particles, make_particles, train_particles
+from overlapflow import train_particles
+from overlapflow.particles import gauss_hermite_particles, make_particles
 from overlapflow.validation import fit_power_law, per_epoch_deviation, validate_theory
 
 

@@ -1,16 +1,16 @@
 """overlapflow: learning dynamics of low-rank RNNs in the space of overlaps.
 
-Importing overlapflow enables float64 in JAX (``jax_enable_x64``): the overlap theory runs in
-float64, and exactness checks need it. Full networks still default to float32 (``rnn.init``).
+Importing overlapflow changes no JAX setting. The overlap theory runs in float64 all the same:
+its entry points enable float64 for the duration of each call (:mod:`overlapflow.precision`), and
+return float64 results. Full networks default to float32 (``rnn.init``). Arrays you build yourself
+follow your own setting (float32 unless you run ``jax.config.update("jax_enable_x64", True)``).
 """
 
-import jax
+from ._version import __version__ as __version__  # first: modules may read it while the package loads
 
-jax.config.update("jax_enable_x64", True)
+# isort: split
 
-__version__ = "0.1.0"
-
-from . import gauge, gaussianity, gram_map, invariants, phenomena, tasks
+from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
 from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
 from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
 from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
@@ -19,18 +19,30 @@ from .network import network_activity, network_forward, network_loss
 from .nonlinearity import Nonlinearity, get_nonlinearity
 from .optimizers import Optimizer
 from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
-from .particles import Particles, make_particles, train_particles
-from .training import DivergenceError, train_network, train_network_batch, train_overlaps, train_overlaps_batch
+from .particles import Particles, make_particles
+from .training import (
+    DivergenceError,
+    TrainResult,
+    train,
+    train_batch,
+    train_network,
+    train_network_batch,
+    train_overlaps,
+    train_overlaps_batch,
+    train_particles,
+)
 from .validation import validate_theory
 
 __all__ = [
     "METHODS",
     "DivergenceError",
+    "TrainResult",
     "LowRankRNN",
     "Nonlinearity",
     "Optimizer",
     "Overlaps",
     "Particles",
+    "engines",
     "euler_step",
     "exact_step",
     "flow_velocity",
@@ -39,6 +51,7 @@ __all__ = [
     "gram_map",
     "invariants",
     "phenomena",
+    "precision",
     "get_nonlinearity",
     "invisible_names",
     "latent_trajectory",
@@ -55,6 +68,8 @@ __all__ = [
     "sample_params",
     "symmetric_gradient",
     "tasks",
+    "train",
+    "train_batch",
     "train_network",
     "train_network_batch",
     "train_overlaps",

@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
+from ._version import __version__
 from .experiments.commands import register as register_experiment_commands
 from .experiments.sweep_commands import register as register_sweep_command
 
@@ -43,6 +43,11 @@ def main(
 
     Run `overlapflow demo` for the rank-1 linear filter task of Ger & Barak (arXiv 2605.04115).
     """
+    # The command line is its own process: float64 for all of it (overlapflow.precision), as the
+    # library's entry points have inside their scope. Full networks stay float32 unless asked.
+    from .precision import enable_globally
+
+    enable_globally()
 
 
 DEMO_HELP = (

@@ -61,9 +61,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float
 
 from .model import LowRankRNN
 from .overlaps import Overlaps, pair_label, visible_pairs
+from .precision import float64
 
 #: Condition number of G above which :func:`transform` refuses it as singular.
 MAX_CONDITION = 1e12
@@ -78,7 +80,8 @@ GENERIC_N_FACTOR = 4
 
 
 # ---------------------------------------------------------------------------------------------- the action
-def gauge_matrix(rnn: LowRankRNN, G) -> jax.Array:
+@float64
+def gauge_matrix(rnn: LowRankRNN, G: Float[ArrayLike, "R R"]) -> Float[Array, "P P"]:
     """T = blockdiag(I_{n_in}, G, G^{-T}, I_{n_out}) (P, P) from G (R, R), validated as in :func:`transform`."""
     G = _check_G(rnn, G)
     sl, P = rnn.slices, rnn.n_vectors
@@ -87,7 +90,10 @@ def gauge_matrix(rnn: LowRankRNN, G) -> jax.Array:
     return T.at[sl["V"], sl["V"]].set(jnp.linalg.inv(G).T)
 
 
-def transform(rnn: LowRankRNN, S, G):
+@float64
+def transform(
+    rnn: LowRankRNN, S: Overlaps | Float[ArrayLike, "*batch P P"], G: Float[ArrayLike, "R R"]
+) -> Overlaps | Float[Array, "*batch P P"]:
     """The gauge action on overlaps: S (..., P, P) -> T^T S T, T = blockdiag(I, G, G^{-T}, I).
 
     Args:
@@ -264,7 +270,8 @@ def _with_visible(rnn: LowRankRNN, S0, x):
     return jnp.asarray(S0).at[rows, cols].set(x).at[cols, rows].set(x)
 
 
-def visible_jacobian(rnn: LowRankRNN, f: Callable, S) -> np.ndarray:
+@float64
+def visible_jacobian(rnn: LowRankRNN, f: Callable, S: Float[ArrayLike, "P P"]) -> np.ndarray:
     """Jacobian (..., n_visible) of f(S) (S one (P, P) matrix) with respect to the visible overlaps."""
     S = jnp.asarray(S, dtype=jnp.float64)
     x0 = jnp.stack([S[i, j] for i, j in visible_pairs(rnn)])
@@ -337,7 +344,10 @@ def _batched(rnn: LowRankRNN, S, f: Callable) -> jax.Array:
     return values.reshape(S.shape[:-2] + values.shape[1:])
 
 
-def function_coordinates(rnn: LowRankRNN, S) -> tuple[jax.Array, list[str]]:
+@float64
+def function_coordinates(
+    rnn: LowRankRNN, S: Overlaps | Float[ArrayLike, "*batch P P"]
+) -> tuple[Float[Array, "*batch F"], list[str]]:
     """Gauge-invariant coordinates of the visible overlaps that fix the network's function.
 
     Args:
@@ -373,7 +383,10 @@ def _function_evaluator(rnn: LowRankRNN) -> Callable:
     return one
 
 
-def gauge_coordinates(rnn: LowRankRNN, S) -> tuple[jax.Array, list[str]]:
+@float64
+def gauge_coordinates(
+    rnn: LowRankRNN, S: Overlaps | Float[ArrayLike, "*batch P P"]
+) -> tuple[Float[Array, "*batch R2"], list[str]]:
     """R^2 visible overlaps that, with the function coordinates, are local coordinates of the visible overlaps.
 
     Args:

@@ -4,6 +4,10 @@
     overlaps  (epoch, row, col)    S after k updates; row/col are the vector names
     visible   (row, col)           True on loss-visible entries
 
+A curriculum's History (:mod:`~overlapflow.phenomena.curriculum`) adds ``phase`` (epoch) and
+the phase table on the ``phases`` dimension (``phase_name``, ``phase_end``, ``phase_task``,
+``phase_lr``, ``phase_optimizer``).
+
 ``attrs`` hold the run's settings (engine, method, lr, epochs, network, task, N, versions).
 Save with ``history.to_netcdf(path)``; load with :func:`load_history`.
 """
@@ -90,6 +94,16 @@ def max_overlap_deviation(a: xr.Dataset, b: xr.Dataset, which: str = "all") -> f
         mask = a.visible.values if which == "visible" else ~a.visible.values
         diff = diff[:, mask]
     return float(np.max(diff))
+
+
+def phase_names(history: xr.Dataset) -> list[str]:
+    """The names of a curriculum History's phases (its ``phase_name`` variable)."""
+    return [str(name) for name in history.phase_name.values]
+
+
+def phase_ends(history: xr.Dataset) -> list[int]:
+    """The epoch at which each phase of a curriculum History ends (its ``phase_end`` variable)."""
+    return [int(end) for end in history.phase_end.values]
 
 
 def load_history(path) -> xr.Dataset:

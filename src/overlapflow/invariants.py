@@ -41,6 +41,7 @@ import xarray as xr
 
 from .model import LowRankRNN
 from .overlaps import Overlaps, check_gram
+from .precision import float64
 
 DENSE_K_MAX_N = 5000
 
@@ -169,12 +170,14 @@ class KFactors(NamedTuple):
     apply: Callable
 
 
+@float64
 def K_matrix(rnn: LowRankRNN, theta) -> KFactors:
     """The conserved matrix K = theta J theta^T = A A^T - B B^T as factors (A, B) and a matvec ``apply``."""
     theta = _check_theta(rnn, theta, "theta")
     sl = rnn.slices
     A, B = theta[:, sl["A"]], theta[:, sl["B"]]
 
+    @float64
     def apply(x):
         x = jnp.asarray(x)
         if x.ndim not in (1, 2) or x.shape[0] != theta.shape[0]:
@@ -184,6 +187,7 @@ def K_matrix(rnn: LowRankRNN, theta) -> KFactors:
     return KFactors(A, B, apply)
 
 
+@float64
 def dense_K(rnn: LowRankRNN, theta) -> np.ndarray:
     """Builds the dense N x N matrix K = A A^T - B B^T explicitly (memory N^2): for checks at small N only.
 
@@ -210,6 +214,7 @@ def _check_theta(rnn: LowRankRNN, theta, field: str):
 K_DRIFT_METHODS = ("qr", "gram")
 
 
+@float64
 def K_drift(rnn: LowRankRNN, theta0, theta1, relative: bool = False, method: str = "qr") -> float:
     r"""||K_1 - K_0||_F, the change of K = theta J theta^T between two networks, without forming N x N matrices.
 

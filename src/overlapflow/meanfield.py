@@ -19,12 +19,15 @@ by ``jax.lax.associative_scan`` in O(log T) depth instead of T sequential steps.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 
 from .model import LowRankRNN
-from .tasks import AbstractTask, Batch
+
+if TYPE_CHECKING:  # annotations only: the teacher task imports this module
+    from .tasks import AbstractTask, Batch
 
 #: Latent sizes d = n_in + R up to which a nonlinear step is written entry by entry.
 ENTRYWISE_MAX = 6

@@ -18,8 +18,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from .nonlinearity import Nonlinearity, get_nonlinearity
+from .precision import float64
 
 #: When the output is read: after the Euler step that receives x_t, or before it.
 READOUTS = ("after", "before")
@@ -142,11 +144,13 @@ class LowRankRNN:
         }
 
     # ------------------------------------------------------------------ initialisation
-    def init(self, key: jax.Array, N: int, dtype=jnp.float32) -> jax.Array:
-        """Random connectivity theta, shape (N, P).
+    @float64
+    def init(self, key: PRNGKeyArray, N: int, dtype=jnp.float32) -> Float[Array, "N P"]:
+        """Random connectivity theta, shape (N, P), in ``dtype`` (float32 by default, as the paper).
 
-        Each column is i.i.d. standard Gaussian, then rescaled to squared norm exactly N,
-        so every diagonal overlap ||a||^2 / N equals 1.
+        Each column is i.i.d. standard Gaussian (drawn in float64), then rescaled to squared norm
+        exactly N, so every diagonal overlap ||a||^2 / N equals 1. ``dtype=jnp.float64`` gives a float64
+        array whatever the caller's JAX setting.
         """
         if isinstance(N, bool) or not isinstance(N, int) or N < self.n_vectors:
             raise ValueError(f"N = {N!r}: must be an integer >= P = {self.n_vectors}")

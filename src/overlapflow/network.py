@@ -18,13 +18,22 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
 
 from .model import LowRankRNN
+from .precision import float64
 from .tasks import AbstractTask, Batch
 
 
-def network_activity(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, weights=None, unroll: int = 8):
-    """Hidden states and outputs of the full network.
+@float64
+def network_activity(
+    rnn: LowRankRNN,
+    theta: Float[Array, "N P"],
+    inputs: Float[ArrayLike, "B T n_in"],
+    weights: Float[Array, " N"] | None = None,
+    unroll: int = 8,
+) -> tuple[Float[Array, "B T N"], Float[Array, "B T n_out"]]:
+    """Hidden states and outputs of the full network, computed in theta's dtype.
 
     Args:
         theta: (N, P) connectivity in the order [M | U | V | Z].
@@ -37,9 +46,16 @@ def network_activity(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, weigh
     return _run(rnn, theta, inputs, weights, unroll, keep_states=True)
 
 
-def network_forward(rnn: LowRankRNN, theta: jax.Array, inputs: jax.Array, weights=None, unroll: int = 8) -> jax.Array:
-    """Outputs y (B, T, n_out) of the full network for inputs (B, T, n_in) (weights as in
-    :func:`network_activity`)."""
+@float64
+def network_forward(
+    rnn: LowRankRNN,
+    theta: Float[Array, "N P"],
+    inputs: Float[ArrayLike, "B T n_in"],
+    weights: Float[Array, " N"] | None = None,
+    unroll: int = 8,
+) -> Float[Array, "B T n_out"]:
+    """Outputs y (B, T, n_out) of the full network for inputs (B, T, n_in), in theta's dtype (weights
+    as in :func:`network_activity`)."""
     return _run(rnn, theta, inputs, weights, unroll, keep_states=False)
 
 
@@ -70,9 +86,16 @@ def _run(rnn: LowRankRNN, theta, inputs, weights, unroll, keep_states):
     return jnp.swapaxes(out, 0, 1)
 
 
+@float64
 @functools.partial(jax.jit, static_argnames=("rnn", "task"))
-def network_loss(rnn: LowRankRNN, task: AbstractTask, theta: jax.Array, batch: Batch, weights=None) -> jax.Array:
-    """L(theta): the task's loss of the full network's outputs on one batch."""
+def network_loss(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    theta: Float[Array, "N P"],
+    batch: Batch,
+    weights: Float[Array, " N"] | None = None,
+) -> Float[Array, ""]:
+    """L(theta): the task's loss of the full network's outputs on one batch (a scalar)."""
     return task.loss(network_forward(rnn, theta, batch.inputs, weights), batch, rnn.dt)
 
 

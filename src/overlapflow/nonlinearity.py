@@ -12,6 +12,9 @@ so that (1/N) sum_i a_i phi(h_i) -> S[a, B] k g(Delta) (Stein's lemma).
 - relu: g = 1/2.
 - anything else (tanh, user functions): Gauss-Hermite quadrature with ``n_nodes`` nodes.
 
+Names resolve through :data:`REGISTRY`; :func:`register_nonlinearity` adds one, which is then usable
+by name everywhere, experiment configs included (``phi = "name"``).
+
 The quadrature is differentiated in Delta directly, never through sqrt(Delta) (whose derivative
 is infinite at Delta = 0, where every run starts). By the heat equation,
 
@@ -138,12 +141,34 @@ class Nonlinearity:
         return error
 
 
-LINEAR = Nonlinearity("linear", lambda x: x, closed_gain=lambda d: jnp.ones_like(jnp.asarray(d, float)), is_linear=True)
-ERF = Nonlinearity("erf", _erf_phi, closed_gain=lambda d: 1.0 / jnp.sqrt(1.0 + jnp.pi * d / 2))
-TANH = Nonlinearity("tanh", jnp.tanh)
-RELU = Nonlinearity("relu", _relu, closed_gain=lambda d: 0.5 * jnp.ones_like(jnp.asarray(d, float)))
+#: The nonlinearities known by name (to :class:`~overlapflow.LowRankRNN` and experiment configs), name -> value.
+#: Extend it with :func:`register_nonlinearity`.
+REGISTRY: dict[str, Nonlinearity] = {}
 
-REGISTRY: dict[str, Nonlinearity] = {nl.name: nl for nl in (LINEAR, ERF, TANH, RELU)}
+
+def register_nonlinearity(nonlinearity: Nonlinearity) -> Nonlinearity:
+    """Make ``nonlinearity`` known by its name: ``LowRankRNN(phi=name)`` and ``phi = "name"`` in TOML then use it.
+
+    Registering the same value again does nothing; another value under a taken name is refused.
+    """
+    if not isinstance(nonlinearity, Nonlinearity):
+        raise TypeError(f"register_nonlinearity({nonlinearity!r}): must be an overlapflow.Nonlinearity")
+    name = nonlinearity.name
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"Nonlinearity.name = {name!r}: must be a non-empty string")
+    if REGISTRY.setdefault(name, nonlinearity) is not nonlinearity:
+        raise ValueError(f"phi = {name!r}: already registered as {REGISTRY[name]!r}; choose another name")
+    return nonlinearity
+
+
+LINEAR = register_nonlinearity(
+    Nonlinearity("linear", lambda x: x, closed_gain=lambda d: jnp.ones_like(jnp.asarray(d, float)), is_linear=True)
+)
+ERF = register_nonlinearity(Nonlinearity("erf", _erf_phi, closed_gain=lambda d: 1.0 / jnp.sqrt(1.0 + jnp.pi * d / 2)))
+TANH = register_nonlinearity(Nonlinearity("tanh", jnp.tanh))
+RELU = register_nonlinearity(
+    Nonlinearity("relu", _relu, closed_gain=lambda d: 0.5 * jnp.ones_like(jnp.asarray(d, float)))
+)
 
 
 def get_nonlinearity(phi: str | Callable | Nonlinearity) -> Nonlinearity:

@@ -22,8 +22,10 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .model import LowRankRNN
+from .precision import float64
 
 _NAME = re.compile(r"[a-z]\d*")
 
@@ -111,20 +113,22 @@ class Overlaps:
     ``S["u2", "v1"]``.
     """
 
-    matrix: jax.Array
+    matrix: Float[Array, "P P"]
     names: tuple[str, ...] = dataclasses.field(metadata=dict(static=True))
 
     @classmethod
-    def from_params(cls, rnn: LowRankRNN, theta) -> Overlaps:
-        """S = theta^T theta / N in float64 from theta of shape (N, P)."""
+    @float64
+    def from_params(cls, rnn: LowRankRNN, theta: Float[ArrayLike, "N P"]) -> Overlaps:
+        """S = theta^T theta / N in float64 from theta of shape (N, P) (any float dtype)."""
         theta = jnp.asarray(theta, dtype=jnp.float64)
         if theta.ndim != 2 or theta.shape[1] != rnn.n_vectors:
             raise ValueError(f"theta: shape {theta.shape}; must be (N, P) with P = {rnn.n_vectors} for this network")
         return cls(theta.T @ theta / theta.shape[0], rnn.vector_names)
 
     @classmethod
-    def from_matrix(cls, rnn: LowRankRNN, S) -> Overlaps:
-        """Wrap and validate a (P, P) matrix (symmetric, positive semi-definite)."""
+    @float64
+    def from_matrix(cls, rnn: LowRankRNN, S: Float[ArrayLike, "P P"]) -> Overlaps:
+        """Wrap and validate a (P, P) matrix (symmetric, positive semi-definite); stored in float64."""
         S = np.asarray(S, dtype=float)
         if S.shape != (rnn.n_vectors, rnn.n_vectors):
             raise ValueError(f"S: shape {S.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
@@ -164,7 +168,10 @@ class Overlaps:
         return f"Overlaps({items})"
 
 
-def sample_params(rnn: LowRankRNN, S, N: int, key: jax.Array, dtype=jnp.float64) -> jax.Array:
+@float64
+def sample_params(
+    rnn: LowRankRNN, S: Overlaps | Float[ArrayLike, "P P"], N: int, key: PRNGKeyArray, dtype=jnp.float64
+) -> Float[Array, "N P"]:
     """Random vectors theta (N, P) whose Gram matrix theta^T theta / N is exactly S.
 
     theta = sqrt(N) Q diag(sqrt(lambda)) E^T, where S = E diag(lambda) E^T and Q (N, P) has

@@ -40,10 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from .model import LowRankRNN
-from .optimizers import Optimizer
 from .overlaps import Overlaps, check_gram
-from .tasks import AbstractTask
 
 RULES = ("gauss-hermite", "qmc")
 MAX_PARTICLES = 2_000_000
@@ -122,51 +119,3 @@ def _as_matrix(S0) -> np.ndarray:
     S0 = np.asarray(S0.matrix if isinstance(S0, Overlaps) else S0, dtype=np.float64)
     check_gram(S0, "S0")
     return S0
-
-
-def train_particles(
-    rnn: LowRankRNN,
-    task: AbstractTask,
-    S0,
-    lr: float,
-    epochs: int,
-    rule: str = "gauss-hermite",
-    nodes: int = 8,
-    n: int = 2**14,
-    optimizer: str | Optimizer = "sgd",
-    key: jax.Array | None = None,
-    progress: bool = False,
-    chunk: int | None = None,
-    return_particles: bool = False,
-):
-    """Learning in the N -> infinity limit, without the Gaussian closure.
-
-    Args:
-        S0: initial overlaps (P, P) (rows start as N(0, S0)), or ready :class:`Particles`.
-        lr: overlap-scale learning rate eta (each particle moves by eta dL/dtheta_p / w_p).
-        rule: the quadrature rule, ``"gauss-hermite"`` or ``"qmc"`` (module docstring).
-        nodes: Gauss-Hermite nodes per direction.
-        n: number of QMC particles.
-        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"`` or an :class:`~overlapflow.Optimizer`
-            (SGD-type: per-row updates; Adam is refused, its per-coordinate scale has no N -> infinity
-            limit at rate eta).
-        key: batches of epoch k from ``fold_in(key, k)``, as in the other engines (paired batches).
-        return_particles: also return the final :class:`Particles`.
-
-    Returns:
-        History (overlaps = second moments of the particles), or (History, Particles).
-    """
-    from .optimizers import as_optimizer
-    from .training import train_rows
-
-    opt = as_optimizer(optimizer)
-    if not opt.closes_in_overlap_space:
-        raise ValueError("optimizer = 'adam': the particle engine runs SGD-type optimisers only (see train_particles)")
-    cloud = S0 if isinstance(S0, Particles) else make_particles(_as_matrix(S0), rule, nodes, n)
-    attrs = {"engine": "particles", "rule": rule, "n_particles": len(cloud)}
-    if rule == "gauss-hermite":
-        attrs["nodes"] = nodes
-    history, (theta, _) = train_rows(
-        rnn, task, cloud.theta, cloud.weights, lr, epochs, opt, key, progress, chunk, attrs, f"particles n={len(cloud)}"
-    )
-    return (history, Particles(theta, cloud.weights)) if return_particles else history

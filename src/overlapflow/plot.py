@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .history import overlap_labels, overlap_series
+from .precision import float64
 
 # First history solid; the others dashed, each with its own dash pattern.
 _STYLES = ("-", "--", (0, (1, 1.5)), "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (8, 3)))
@@ -142,6 +143,7 @@ def save_figure(fig: Figure, path, dpi: int = 150) -> Figure:
     return fig
 
 
+@float64
 def task_gallery(tasks: dict, dt: float = 0.05, key=None, path=None) -> Figure:
     """One panel per task: inputs, targets and the masked-out time of one sampled trial.
 

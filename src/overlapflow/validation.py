@@ -21,9 +21,8 @@ import xarray as xr
 from .history import max_overlap_deviation
 from .model import LowRankRNN
 from .overlaps import sample_params
-from .particles import train_particles
 from .tasks import AbstractTask
-from .training import train_network, train_overlaps
+from .training import train_network, train_overlaps, train_particles
 
 
 def per_epoch_deviation(a: xr.Dataset, b: xr.Dataset) -> np.ndarray:

@@ -8,7 +8,8 @@ into jobs, one phase of one pair each:
 - ``(p, "C")``: both members learn C from their end states of A and B, in one vmapped call that
   samples one batch per epoch for both (they see the same trials, as in ``run_ab_to_c``).
 
-Jobs run in worker processes (one single-threaded JAX process per core, started with ``spawn``).
+Jobs run in worker processes (one single-threaded JAX process per core, started with ``spawn``,
+each with float64 enabled for the whole process: :func:`~overlapflow.precision.enable_globally`).
 A C job is started as soon as its A and B jobs are done, ahead of the remaining A / B jobs, so the
 run ends with at most one job still going. Every job saves a checkpoint each ``segment`` epochs
 (its state, the learning-rate drop flags, the losses so far) and its result when done, all with
@@ -36,11 +37,13 @@ import jax
 import numpy as np
 import xarray as xr
 
+from ..engines import OverlapEngine
 from ..model import LowRankRNN
 from ..overlaps import visible_mask
 from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
-from ..training import train_overlaps_batch
-from .runner import RunError, _atomic_write, _write_history
+from ..precision import enable_globally, float64
+from ..training import train_batch
+from .run_files import RunError, atomic_write, write_history
 
 PHASES = ("A", "B", "C")
 #: XLA flags of the worker processes: one compute thread each.
@@ -140,6 +143,7 @@ def _load_job(out: Path, pair: int, phase: str) -> xr.Dataset:
         return stored.load()
 
 
+@float64
 def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | None = None) -> bool:
     """Run (or continue) one job, checkpointing each ``settings.segment`` epochs.
 
@@ -175,18 +179,18 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         if budget is not None and budget <= 0:
             return False
         length = min(settings.segment, total - done, total if budget is None else budget)
-        history, (S, dropped) = train_overlaps_batch(
+        result = train_batch(
+            OverlapEngine(task_phase.optimizer),
             rnn,
             task_phase.training_task,
             S,
             task_phase.lr,
             length,
-            optimizer=task_phase.optimizer,
             key=key,
             epoch_offset=done,
             lr_dropped=dropped,
-            return_state=True,
         )
+        history, S, dropped = result.history, result.overlaps, result.lr_dropped
         new_losses = history.loss.values
         losses = new_losses if done == 0 else np.concatenate([losses, new_losses[:, 1:]], axis=1)
         epochs = done + np.arange(length + 1)
@@ -196,7 +200,7 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         S, dropped, done = np.asarray(S), np.asarray(dropped), done + length
         budget = None if budget is None else budget - length
         arrays = dict(S=S, dropped=dropped, loss=losses, records=records, recorded_at=recorded_at)
-        _atomic_write(checkpoint, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
+        atomic_write(checkpoint, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
     names = list(rnn.vector_names)
     members = ["A"] if phase == "A" else ["B"] if phase == "B" else ["A", "B"]
     result = xr.Dataset(
@@ -209,12 +213,17 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         coords={"member": members, "epoch": np.arange(total + 1), "record": recorded_at, "row": names, "col": names},
         attrs={"pair": pair, "phase": phase, "settings": json.dumps(settings.as_dict(), sort_keys=True)},
     )
-    _write_history(_job_path(out, pair, phase), result)
+    write_history(_job_path(out, pair, phase), result)
     checkpoint.unlink(missing_ok=True)
     return True
 
 
 # ---------------------------------------------------------------------------- the whole run
+def _init_worker() -> None:
+    """Start of each worker process (ours: nothing else runs there): float64 for the whole process."""
+    enable_globally()
+
+
 def _worker_job(out: str, settings: dict, pair: int, phase: str) -> tuple[int, str]:
     run_job(out, ABtoCSettings(**settings), pair, phase)
     return pair, phase
@@ -241,7 +250,7 @@ def _check_settings(out: Path, settings: ABtoCSettings) -> None:
         for pair in range(settings.n_pairs):
             _reopen_c_job(out, pair, settings.record_every)
     text = json.dumps(wanted, sort_keys=True)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 
 
 def _reopen_c_job(out: Path, pair: int, record_every: int) -> None:
@@ -258,7 +267,7 @@ def _reopen_c_job(out: Path, pair: int, record_every: int) -> None:
         records=done.overlaps.values[:, keep],
         recorded_at=done.record.values[keep],
     )
-    _atomic_write(_job_path(out, pair, "C", partial=True), lambda tmp: np.savez(tmp, **arrays))
+    atomic_write(_job_path(out, pair, "C", partial=True), lambda tmp: np.savez(tmp, **arrays))
     _job_path(out, pair, "C").unlink()
 
 
@@ -328,7 +337,10 @@ def _run_in_pool(out: Path, settings: ABtoCSettings, pending: list, workers: int
     waiting_c = [job for job in pending if job[1] == "C"]
     queue = [job for job in pending if job[1] != "C"]
     context = multiprocessing.get_context("spawn")
-    with _single_threaded_children(), concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with (
+        _single_threaded_children(),
+        concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool,
+    ):
         running = {}
 
         def fill():

@@ -8,8 +8,9 @@ r"""The ``run``, ``validate`` and ``reproduce`` commands; :func:`register` adds 
     overlapflow reproduce --list                                   the figures and how each is made
 
 Exit codes: 0 success; 1 the run diverged (NaN/Inf: the last good checkpoint and the partial
-Histories are kept); 2 an invalid config, an occupied or foreign output folder, or an unknown
-figure (``reproduce all``: the first failing figure's code, after trying every figure). Progress
+Histories are kept); 2 an invalid config, an occupied or foreign output folder, an unknown
+figure, or a missing extra (figures 4, 9, 10 decode with scikit-learn: ``pip install
+'overlapflow[decode]'``) (``reproduce all``: the first failing figure's code, after trying every figure). Progress
 bars show unless ``--quiet`` or stdout is not a terminal. The functions can be called from Python
 too (they raise ``typer.Exit`` with the exit code).
 """
@@ -183,6 +184,7 @@ def _figure_table() -> Table:
 
 def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, console: Console):
     """Make one figure and print its key numbers; returns (FigureResult or None, exit code)."""
+    from .._extras import MissingExtra
     from .config import ConfigError
     from .figures import FigureUnavailable, format_numbers, reproduce_figure
     from .runner import ExperimentDiverged, RunError
@@ -191,6 +193,9 @@ def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, cons
         result = reproduce_figure(fig, quick=quick, out=out, progress=progress)
     except FigureUnavailable as error:
         _error(f"{error}. See overlapflow reproduce --list.")
+        return None, EXIT_USAGE
+    except MissingExtra as error:
+        _error(f"fig {fig}: {error}")
         return None, EXIT_USAGE
     except (ConfigError, RunError) as error:
         _error(f"fig {fig}: {error}")

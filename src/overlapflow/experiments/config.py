@@ -20,8 +20,8 @@ particles), N, the network's dtype, the output folder, how often to checkpoint a
     target_noise = 0.0               # std of Gaussian noise on the targets
     optimizer = "sgd"                # or a table {kind, momentum, weight_decay, b1, b2, eps}
     [phases.task]
-    kind = "exponential_filter"      # exponential_filter | white_noise_filter | damped_oscillator |
-    c = 0.2                          # flipflop | decision_making | teacher
+    kind = "exponential_filter"      # a registered task (overlapflow.tasks.TASKS): exponential_filter |
+    c = 0.2                          # white_noise_filter | damped_oscillator | flipflop | decision_making | teacher
 
     [init]                           # random network from `seed` (default: the top-level seed) and N,
     # overlaps = {zm = 0.1, uu = 2}  # or explicit overlaps (Overlaps.from_dict; network vectors sampled),
@@ -32,6 +32,11 @@ particles), N, the network's dtype, the output folder, how often to checkpoint a
     network = true
     overlaps = "exact"               # a method, a list of methods, or false
     particles = false                # or {rule = "gauss-hermite", nodes = 8}
+
+A task table's keys besides ``kind`` are the task's settings, declared on the task's own dataclass
+(:mod:`overlapflow.tasks.fields`); its model here is made from them (:func:`task_config_model`), so a
+task registered under a new kind is usable at once. ``phi`` (of the network and of the teacher) is
+any name in :data:`overlapflow.nonlinearity.REGISTRY`.
 
 A single phase may also be given at the top level (``task``, ``epochs``, ``lr``, ``optimizer``,
 ``target_noise``) instead of ``[[phases]]``. TOML has no null: ``false`` turns an engine off.
@@ -44,6 +49,8 @@ Every problem is reported at once as a :class:`ConfigError`, one line per proble
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import math
 import re
@@ -55,26 +62,28 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ..flow import METHODS
 from ..model import LowRankRNN
+from ..nonlinearity import REGISTRY, Nonlinearity
 from ..optimizers import KINDS, Optimizer
 from ..particles import RULES
-from ..tasks import (
-    LOSSES,
-    PAPER_TEACHER_OVERLAPS,
-    AbstractTask,
-    DampedOscillator,
-    DecisionMaking,
-    ExponentialFilter,
-    FlipFlop,
-    Teacher,
-    WhiteNoiseFilter,
-    n_steps,
-)
+from ..tasks import TASKS, AbstractTask, n_steps
+from ..tasks.fields import LENGTH_BOUNDS, NUMBER_BOUNDS, tuple_entries
 
-PHIS = ("linear", "erf", "tanh", "relu")
 DTYPES = ("float32", "float64")
 MAX_SEED = 2**63 - 1
 SHORTHAND = ("task", "epochs", "lr", "optimizer", "target_noise")
@@ -119,9 +128,15 @@ def _number(description: str, **bounds):
     return Annotated[float, Field(allow_inf_nan=False, description=description, **bounds)]
 
 
+def _registered_phi(name: str) -> str:
+    if name not in REGISTRY:
+        raise ValueError(f"unknown nonlinearity; allowed: {', '.join(REGISTRY)}")
+    return name
+
+
+#: A nonlinearity by name: one of :data:`overlapflow.nonlinearity.REGISTRY` when the config is read.
+Phi = Annotated[str, AfterValidator(_registered_phi), Field(description="the nonlinearity")]
 Number = _number("a finite number")
-Positive = _number("a positive finite number", gt=0)
-NonNegative = _number("a finite number >= 0", ge=0)
 
 
 class _Model(BaseModel):
@@ -136,7 +151,7 @@ class NetworkConfig(_Model):
     rank: _int(1, 64, "rank R >= 1") = 1
     n_in: _int(0, 1024, "number of inputs") = 1
     n_out: _int(0, 1024, "number of outputs") = 1
-    phi: Literal[PHIS] = Field("linear", description="the nonlinearity")
+    phi: Phi = "linear"
     dt: _number("Euler step > 0", gt=0) = 0.05
     tau: _number("time constant > 0", gt=0) = 1.0
     readout: Literal["after", "before"] = Field(
@@ -151,146 +166,84 @@ class NetworkConfig(_Model):
 
 
 # ---------------------------------------------------------------------------- tasks
-class ExponentialFilterConfig(_Model):
-    """Impulse x_0 = 1/dt; target a exp(-c t) (:class:`~overlapflow.tasks.ExponentialFilter`)."""
+class TaskTable(_Model):
+    """A task table: ``kind`` names a registered task (:data:`~overlapflow.tasks.TASKS`) and the other
+    keys are its settings (:meth:`~overlapflow.tasks.AbstractTask.config_fields`). Each kind has its
+    own subclass, made from the task class by :func:`task_config_model`."""
 
-    kind: Literal["exponential_filter"]
-    c: _number("decay rate c* of the target")
-    a: _number("amplitude a* of the target") = 1.0
-    t_max: _number("trial length > 0", gt=0) = 20.0
-
-    def build(self, rnn: LowRankRNN) -> AbstractTask:
-        return ExponentialFilter(c=self.c, a=self.a, t_max=self.t_max)
-
-
-class WhiteNoiseFilterConfig(_Model):
-    """White-noise input filtered exponentially (:class:`~overlapflow.tasks.WhiteNoiseFilter`)."""
-
-    kind: Literal["white_noise_filter"]
-    c: _number("decay rate c*") = 0.2
-    a: _number("amplitude a*") = 1.0
-    noise_std: _number("input noise std >= 0", ge=0) = 0.5
-    t_max: _number("trial length > 0", gt=0) = 20.0
-    batch_size: _int(1, 1_000_000, "trials per batch") = 1
-    loss_kind: Literal[LOSSES] = Field("sum_sq_dt", description="the loss")
+    kind: str
 
     def build(self, rnn: LowRankRNN) -> AbstractTask:
-        return WhiteNoiseFilter(self.c, self.a, self.noise_std, self.t_max, self.batch_size, self.loss_kind)
+        """The task, for the student network ``rnn`` (:meth:`~overlapflow.tasks.AbstractTask.from_config`)."""
+        values = {name: getattr(self, name) for name in type(self).model_fields if name != "kind"}
+        return TASKS[self.kind].from_config(rnn, **values)
+
+    def __reduce__(self):
+        # the per-kind models are made at run time, so a pickle holds the table and re-validates it
+        return _task_table, (self.model_dump(),)
 
 
-class DampedOscillatorConfig(_Model):
-    """Impulse response a exp(-c t) cos(omega t) (:class:`~overlapflow.tasks.DampedOscillator`)."""
-
-    kind: Literal["damped_oscillator"]
-    c: _number("decay rate c*") = 0.3
-    omega: _number("angular frequency omega*") = 2.0
-    a: _number("amplitude") = 1.0
-    t_max: _number("trial length > 0", gt=0) = 20.0
-
-    def build(self, rnn: LowRankRNN) -> AbstractTask:
-        return DampedOscillator(self.c, self.omega, self.a, self.t_max)
-
-
-class FlipFlopConfig(_Model):
-    """n-bit flip-flop (:class:`~overlapflow.tasks.FlipFlop`)."""
-
-    kind: Literal["flipflop"]
-    n_bits: _int(1, 1024, "number of bits (= the network's n_in and n_out)") = 1
-    batch_size: _int(1, 1_000_000, "trials per batch") = 10
-    t_max: _number("trial length > 0", gt=0) = 20.0
-    first_pulse: _number("onset of the first pulse >= 0", ge=0) = 0.5
-    wait_range: Annotated[
-        list[Number], Field(min_length=2, max_length=2, description="[low, high] of the wait between pulses")
-    ] = [4.0, 10.0]
-    pulse_duration: _number("pulse length > 0", gt=0) = 0.5
-    input_amp: _number("pulse amplitude") = 1.0
-    target_amp: _number("held target amplitude") = 0.5
-    mask_after: _number("masked time after a pulse >= 0", ge=0) = 2.0
-    spacing: Literal["after_delay", "onset"] = Field(
-        "after_delay", description="waits counted from the end of the masked delay (the authors') or onset to onset"
+@functools.cache
+def task_config_model(task: type[AbstractTask]) -> type[TaskTable]:
+    """The model of a registered task's TOML table: ``kind``, then a field per setting (its type,
+    default, description and bounds; tuples are TOML arrays)."""
+    fields = {}
+    for s in task.config_fields():
+        default = ... if s.default is dataclasses.MISSING else _toml_default(s.default)
+        fields[s.name] = (Annotated[_setting_type(s.type, s.bounds), Field(description=s.doc)], default)
+    doc = f"The ``{task.kind}`` task table (:class:`~{task.__module__}.{task.__qualname__}`)."
+    return create_model(
+        f"{task.__name__}Config", __base__=TaskTable, __doc__=doc, kind=(Literal[task.kind], ...), **fields
     )
 
-    def build(self, rnn: LowRankRNN) -> AbstractTask:
-        return FlipFlop(
-            self.n_bits,
-            self.batch_size,
-            self.t_max,
-            self.first_pulse,
-            tuple(self.wait_range),
-            self.pulse_duration,
-            self.input_amp,
-            self.target_amp,
-            self.mask_after,
-            self.spacing,
-        )
+
+def _setting_type(annotation, bounds):
+    """The pydantic type of a setting: numbers finite and within their bounds, tuples as lists,
+    ``dict[str, X]`` as a table, :class:`~overlapflow.Nonlinearity` as a registered name."""
+    numbers = {k: v for k, v in bounds.items() if k in NUMBER_BOUNDS}
+    if annotation is float:
+        return Annotated[float, Field(allow_inf_nan=False, **numbers)]
+    if annotation is int:
+        return Annotated[int, Field(**numbers)]
+    if annotation is Nonlinearity:
+        return Phi
+    if annotation in (bool, str) or typing.get_origin(annotation) is Literal:
+        return annotation
+    if typing.get_origin(annotation) is tuple:
+        entry, length = tuple_entries(annotation)
+        lengths = {k: v for k, v in bounds.items() if k in LENGTH_BOUNDS}
+        if length is not None:
+            lengths = {"min_length": length, "max_length": length}
+        return Annotated[list[_setting_type(entry, numbers)], Field(**lengths)]
+    if typing.get_origin(annotation) is dict:
+        key, value = typing.get_args(annotation)
+        return dict[key, _setting_type(value, numbers)]
+    raise TypeError(f"a task setting of type {annotation!r} has no TOML form")
 
 
-class DecisionMakingConfig(_Model):
-    """Perceptual decision making (:class:`~overlapflow.tasks.DecisionMaking`)."""
-
-    kind: Literal["decision_making"]
-    coherences: Annotated[list[Number], Field(min_length=1, description="coherence values drawn with equal odds")] = [
-        -16,
-        -8,
-        -2,
-        2,
-        8,
-        16,
-    ]
-    fixation: _number("fixation duration >= 0", ge=0) = 1.0
-    stimulus: _number("stimulus duration > 0", gt=0) = 9.0
-    delay: _number("delay duration >= 0", ge=0) = 1.0
-    response: _number("response duration > 0", gt=0) = 9.0
-    noise_std: _number("input noise std >= 0", ge=0) = 0.03
-    batch_size: _int(1, 1_000_000, "trials per batch") = 128
-    target: Literal["continuous", "sign"] = Field("continuous", description="continuous: coh / 16; sign: sign(coh)")
-
-    def build(self, rnn: LowRankRNN) -> AbstractTask:
-        return DecisionMaking(
-            tuple(self.coherences),
-            self.fixation,
-            self.stimulus,
-            self.delay,
-            self.response,
-            self.noise_std,
-            self.batch_size,
-            self.target,
-        )
+def _toml_default(value):
+    """A setting's default as read from TOML: tuples as lists."""
+    return [_toml_default(v) for v in value] if isinstance(value, tuple) else value
 
 
-class TeacherConfig(_Model):
-    """Output of a reduced network with fixed overlaps (:class:`~overlapflow.tasks.Teacher`); the
-    teacher has the student's n_in and n_out."""
-
-    kind: Literal["teacher"]
-    overlaps: Annotated[
-        dict[str, Number], Field(description="the teacher's overlaps by label, e.g. {zm = 0.5, uu = 2.2}")
-    ] = dict(PAPER_TEACHER_OVERLAPS)
-    rank: _int(1, 64, "the teacher's rank") = 1
-    phi: Literal[PHIS] = Field("erf", description="the teacher's nonlinearity")
-    noise_std: _number("input noise std >= 0", ge=0) = 1.5
-    pulse_scale: _number("factor on the flip-flop pulses") = 2.0
-    batch_size: _int(1, 1_000_000, "trials per batch") = 128
-    t_max: _number("trial length > 0", gt=0) = 20.0
-
-    def build(self, rnn: LowRankRNN) -> AbstractTask:
-        teacher = LowRankRNN(self.rank, rnn.n_in, rnn.n_out, self.phi, rnn.dt, rnn.tau)
-        return Teacher(
-            tuple(self.overlaps.items()), teacher, self.noise_std, self.pulse_scale, None, self.batch_size, self.t_max
-        )
+def _task_table(value):
+    """Validate a task table against the model of its kind, looked up in the registry when validating."""
+    if isinstance(value, TaskTable):
+        return value
+    if not isinstance(value, Mapping):
+        raise PydanticCustomError("task_table", "must be a table")
+    kind = value.get("kind")
+    if not (isinstance(kind, str) and kind in TASKS):
+        raise PydanticCustomError("task_kind", "unknown task kind; allowed: {kinds}", {"kinds": ", ".join(TASKS)})
+    return task_config_model(TASKS[kind]).model_validate(dict(value))
 
 
-TASK_MODELS = (
-    ExponentialFilterConfig,
-    WhiteNoiseFilterConfig,
-    DampedOscillatorConfig,
-    FlipFlopConfig,
-    DecisionMakingConfig,
-    TeacherConfig,
-)
-TASK_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in TASK_MODELS)
+#: The registered task kinds (a live view of :data:`~overlapflow.tasks.TASKS`).
+TASK_KINDS = TASKS.keys()
 TaskConfig = Annotated[
-    Union[TASK_MODELS], Field(discriminator="kind", description=f"a task table with kind = one of {list(TASK_KINDS)}")
+    SerializeAsAny[TaskTable],
+    BeforeValidator(_task_table),
+    Field(description="kind = a registered task, and its settings"),
 ]
 
 
@@ -522,7 +475,7 @@ def parse_config(data, source: str | None = None) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(dict(data))
     except ValidationError as error:
-        raise ConfigError(_pydantic_problems(error), source=source) from None
+        raise ConfigError(_pydantic_problems(error, data), source=source) from None
     problems: list = []
     config = _resolve_shorthand(config, data, problems)
     if not problems:
@@ -687,7 +640,7 @@ def _check_init(config: ExperimentConfig, rnn: LowRankRNN, problems) -> None:
                 )
             )
     if init.from_run is not None:
-        from .runner import RunError, read_final_state
+        from .run_files import RunError, read_final_state
 
         try:
             previous = read_final_state(init.from_run)
@@ -732,8 +685,7 @@ def _check_init(config: ExperimentConfig, rnn: LowRankRNN, problems) -> None:
 
 # ---------------------------------------------------------------------------- pydantic errors -> problems
 def _unwrap(annotation, description=None):
-    """Strip Annotated / Optional: (type, discriminated-union members or None, the innermost
-    description found in Field metadata, else ``description``)."""
+    """Strip Annotated / Optional: (type, the innermost description found in Field metadata, else ``description``)."""
     while True:
         origin = typing.get_origin(annotation)
         if origin is Annotated:
@@ -741,73 +693,65 @@ def _unwrap(annotation, description=None):
             for meta in args[1:]:
                 description = getattr(meta, "description", None) or description
             annotation = args[0]
-            continue
-        if origin in (Union, types.UnionType):
-            members = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(members) == 1:
-                annotation = members[0]
-                continue
-            return annotation, members, description
-        return annotation, None, description
+        elif origin in (Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        else:
+            return annotation, description
 
 
-def _field_at(loc):
-    """Walk an error location through the config models.
+def _field_at(loc, data):
+    """Walk an error location through the config models and the data they were given.
 
     Returns (display path, the model holding the last key or None, the description of the last
-    field). Discriminated-union tags in the location are consumed without showing them."""
-    current, members, description = ExperimentConfig, None, None
+    field). A task table is walked with the model of the kind its data names."""
+    current, description, node = ExperimentConfig, None, data
     path, parent = [], None
     for item in loc:
-        if members is not None and isinstance(item, str):
-            chosen = [
-                m
-                for m in members
-                if isinstance(m, type)
-                and issubclass(m, BaseModel)
-                and item in typing.get_args(m.model_fields["kind"].annotation)
-            ]
-            if chosen:
-                current, members = chosen[0], None
-                continue
         path.append(str(item))
+        if current is TaskTable:
+            kind = node.get("kind") if isinstance(node, Mapping) else None
+            current = task_config_model(TASKS[kind]) if isinstance(kind, str) and kind in TASKS else None
+        node = _entry(node, item)
         if isinstance(current, type) and issubclass(current, BaseModel):
             parent = current
             info = current.model_fields.get(item) if isinstance(item, str) else None
             if info is None:
                 current, description = None, None
                 continue
-            current, members, description = _unwrap(info.annotation, info.description)
+            current, description = _unwrap(info.annotation, info.description)
         elif typing.get_origin(current) in (list, dict):
-            current, members, description = _unwrap(typing.get_args(current)[-1], description)
+            current, description = _unwrap(typing.get_args(current)[-1], description)
             parent = None
         else:
-            current, members = None, None
+            current = None
     return ".".join(path) or "(config)", parent, description
+
+
+def _entry(node, key):
+    """node[key] for a table or an array, else None."""
+    if isinstance(node, Mapping):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
+        return node[key]
+    return None
 
 
 def _allowed_keys(model) -> str:
     return ", ".join(model.model_fields) if model is not None else "?"
 
 
-def _pydantic_problems(error: ValidationError) -> list:
+def _pydantic_problems(error: ValidationError, data) -> list:
     problems = []
     for err in error.errors(include_url=False):
         kind, loc = err["type"], err["loc"]
-        path, parent, description = _field_at(loc)
+        path, parent, description = _field_at(loc, data)
         if kind == "extra_forbidden":
             problems.append((path, err.get("input"), f"unknown key; allowed keys here: {_allowed_keys(parent)}"))
         elif kind == "missing":
             problems.append((path, MISSING, f"required ({description})" if description else "required"))
-        elif kind in ("union_tag_invalid", "union_tag_not_found") and isinstance(err.get("input"), Mapping):
-            problems.append(
-                (
-                    f"{path}.kind",
-                    err["input"].get("kind", MISSING),
-                    f"unknown task kind; allowed: {', '.join(TASK_KINDS)}",
-                )
-            )
-        elif kind in ("union_tag_invalid", "union_tag_not_found", "model_attributes_type"):
+        elif kind == "task_kind":
+            problems.append((f"{path}.kind", err["input"].get("kind", MISSING), err["msg"]))
+        elif kind in ("task_table", "model_attributes_type"):
             problems.append(
                 (path, err.get("input", MISSING), f"must be a table{f' ({description})' if description else ''}")
             )

@@ -1,24 +1,15 @@
 r"""Run an experiment config: its phases on the chosen engines, in checkpointed segments.
 
-The phases run as in :func:`~overlapflow.phenomena.curriculum.run_curriculum`: the state carries
-over from phase to phase, each phase restarts its optimiser and draws the batches of its epoch k
-from ``fold_in(fold_in(key, j), k)`` (phase j), so all engines see the same batches. Each phase
-is cut into segments of ``checkpoint_every`` epochs (the last one may be shorter); every engine
-advances one segment (``train_network`` / ``train_overlaps`` / the particle rows continue with
-``opt_state`` / ``momentum_state`` and ``epoch_offset``), then a checkpoint is written:
+The phases run through the one phase loop, :func:`~overlapflow.phenomena.curriculum.run_phases`:
+the state carries over from phase to phase, each phase restarts its optimiser and draws the
+batches of its epoch k from ``fold_in(fold_in(key, j), k)`` (phase j), so all engines see the same
+batches. Each phase is cut into segments of ``checkpoint_every`` epochs (the last one may be
+shorter); after every segment of every engine a checkpoint is written: the segment's records are
+appended and ``state.pkl`` replaced (the layout: :mod:`~overlapflow.experiments.run_files`).
 
-    OUT/config.toml, config.json      the config as given, and resolved (written first)
-    OUT/checkpoint/<engine>.nc        the History so far of each engine (netCDF)
-    OUT/checkpoint/state.pkl          phase index, epoch within the phase, the key data, the
-                                      engine states (theta + optax state, S or MomentumState,
-                                      particles) as numpy, the number of records of each History
-
-Every file is written to a temporary file in the same folder and moved over the old one
-(``os.replace``), Histories before ``state.pkl``; a History is only ever extended, so a checkpoint
-read back is cut to the record counts of ``state.pkl`` and is consistent even if the process died
-between two replacements. ``resume=True`` continues from the checkpoint with the same segments,
-and the result equals the uninterrupted run bit for bit (states pass through the same numpy round
-trip after every segment in both). At the end: ``OUT/<engine>.nc`` and ``OUT/summary.txt``.
+``resume=True`` continues from the checkpoint with the same segments, and the result equals the
+uninterrupted run bit for bit (states pass through the same numpy round trip after every segment
+in both). At the end: ``OUT/<engine>.nc`` and ``OUT/summary.txt``.
 
 A NaN/Inf stops the run with :class:`ExperimentDiverged` (a :class:`~overlapflow.DivergenceError`):
 the last good checkpoint stays, and ``OUT/<engine>.partial.nc`` hold every engine's History up to
@@ -28,12 +19,8 @@ its last good epoch.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import os
-import pickle
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,26 +29,30 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .. import __version__
-from ..history import load_history, make_history, max_overlap_deviation
-from ..optimizers import MomentumState
+from .._version import __version__
+from ..engines import NetworkEngine, ParticleEngine
+from ..history import load_history, max_overlap_deviation
 from ..overlaps import Overlaps, sample_params
-from ..particles import make_particles
-from ..progress import progress_bar
-from ..training import DivergenceError, train_network, train_overlaps, train_rows
+from ..particles import Particles
+from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
+from ..precision import float64
+from ..training import DivergenceError, overlap_engine
 from .config import ConfigError, ExperimentConfig
+from .run_files import (
+    CHECKPOINT,
+    FORMAT,
+    STATE_FILE,
+    RunError,
+    read_final_state,
+    read_segments,
+    read_state,
+    write_history,
+    write_pickle,
+    write_segment,
+    write_text,
+)
 
-CHECKPOINT = "checkpoint"
-STATE_FILE = "state.pkl"
-FORMAT = 1
-# Per-phase settings in the segments' attrs; the joined History lists them per phase instead.
-_PER_PHASE_ATTRS = ("lr", "epochs", "task", "optimizer", "key")
-# Per-segment checks of train_overlaps (nonlinear theory, quadrature gain); the History keeps their maximum.
-_MAX_ATTRS = ("max_delta", "gain_error")
-
-
-class RunError(RuntimeError):
-    """A run cannot start or continue (occupied output folder, missing or foreign checkpoint)."""
+__all__ = ["ExperimentDiverged", "RunError", "load_results", "read_final_state", "run_experiment"]
 
 
 class ExperimentDiverged(DivergenceError):
@@ -77,191 +68,15 @@ class ExperimentDiverged(DivergenceError):
         self.files = files
 
 
-# ---------------------------------------------------------------------------- small helpers
-def _to_numpy(tree):
-    return jax.tree.map(np.asarray, tree)
-
-
-def _to_jax(tree):
-    return jax.tree.map(jnp.asarray, tree)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp_path)``, then move tmp_path over path (same folder, so the move is atomic)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _write_history(path: Path, history: xr.Dataset) -> None:
-    _atomic_write(path, lambda tmp: history.to_netcdf(tmp))
-
-
 def _comparable(resolved: dict) -> dict:
     return {k: v for k, v in resolved.items() if k != "output"}
 
 
-# ---------------------------------------------------------------------------- engines
-@dataclasses.dataclass
-class _Engine:
-    """One engine's state and its History so far (as arrays)."""
-
-    name: str
-    kind: str  # "network", "overlaps" or "particles"
-    method: str | None
-    state: object
-    weights: object = None
-    base_attrs: dict | None = None
-    base_attrs_particles: dict = dataclasses.field(default_factory=dict)  # rule, n_particles, nodes
-    losses: list = dataclasses.field(default_factory=list)
-    overlaps: list = dataclasses.field(default_factory=list)
-    phases: list = dataclasses.field(default_factory=list)
-
-    @property
-    def records(self) -> int:
-        return sum(len(x) for x in self.losses)
-
-    def advance(self, rnn, phase, key, epochs, offset, chunk, fresh):
-        """One segment: ``epochs`` updates from epoch ``offset`` of ``phase``; returns (History, new state).
-        ``fresh``: the phase starts here (new optimiser state)."""
-        task = phase.training_task
-        if self.kind == "overlaps":
-            state = self.state
-            S = state.S if isinstance(state, MomentumState) else state
-            momentum = state if isinstance(state, MomentumState) and not fresh else None
-            return train_overlaps(
-                rnn,
-                task,
-                S,
-                phase.lr,
-                epochs,
-                method=self.method,
-                optimizer=phase.optimizer,
-                key=key,
-                chunk=None if self.method == "flow" else chunk,
-                return_state=True,
-                momentum_state=momentum,
-                epoch_offset=offset,
-            )
-        theta, opt_state = self.state
-        opt_state = None if fresh else opt_state
-        if self.kind == "network":
-            return train_network(
-                rnn,
-                task,
-                theta,
-                phase.lr,
-                epochs,
-                optimizer=phase.optimizer,
-                key=key,
-                chunk=chunk,
-                return_state=True,
-                opt_state=opt_state,
-                epoch_offset=offset,
-            )
-        attrs = {"engine": "particles", **self.base_attrs_particles}
-        return train_rows(
-            rnn,
-            task,
-            theta,
-            self.weights,
-            phase.lr,
-            epochs,
-            phase.optimizer,
-            key,
-            False,
-            chunk,
-            attrs,
-            f"particles n={len(self.weights)}",
-            opt_state,
-            offset,
-        )
-
-    def append(self, history: xr.Dataset, phase: int) -> None:
-        """Add a segment's records (its first record repeats the last one stored, except at the start)."""
-        skip = 1 if self.records else 0
-        if self.base_attrs is None:
-            self.base_attrs = {k: v for k, v in history.attrs.items() if k not in _PER_PHASE_ATTRS}
-        for key in _MAX_ATTRS:  # the quadrature check of a nonlinear theory: the worst over the run
-            if key in history.attrs:
-                self.base_attrs[key] = max(float(history.attrs[key]), float(self.base_attrs.get(key, -np.inf)))
-        loss = np.asarray(history.loss.values)[skip:]
-        self.losses.append(loss)
-        self.overlaps.append(np.asarray(history.overlaps.values)[skip:])
-        self.phases.append(np.full(len(loss), phase, dtype=np.int64))
-
-    def history(
-        self, rnn, run_attrs: dict, status: str, extra: xr.Dataset | None = None, extra_phase: int = 0
-    ) -> xr.Dataset:
-        losses, overlaps, phases = list(self.losses), list(self.overlaps), list(self.phases)
-        base = self.base_attrs
-        if extra is not None and extra.sizes["epoch"]:
-            skip = 1 if self.records else 0
-            losses.append(np.asarray(extra.loss.values)[skip:])
-            overlaps.append(np.asarray(extra.overlaps.values)[skip:])
-            phases.append(np.full(len(losses[-1]), extra_phase, dtype=np.int64))
-            if base is None:
-                base = {k: v for k, v in extra.attrs.items() if k not in _PER_PHASE_ATTRS}
-        P = rnn.n_vectors
-        loss = np.concatenate(losses) if losses else np.zeros(0)
-        S = np.concatenate(overlaps) if overlaps else np.zeros((0, P, P))
-        attrs = {**(base or {"engine": self.kind}), **run_attrs, "status": status, "epochs": max(len(loss) - 1, 0)}
-        history = make_history(rnn, loss, S, attrs)
-        history["phase"] = ("epoch", np.concatenate(phases) if phases else np.zeros(0, dtype=np.int64))
-        return history
+def _run_attrs(config: ExperimentConfig) -> dict:
+    return {"experiment": config.name, "seed": config.seed, "config": json.dumps(config.resolved())}
 
 
-def _run_attrs(config: ExperimentConfig, phases) -> dict:
-    ends = np.cumsum([p.epochs for p in phases])
-    return {
-        "experiment": config.name,
-        "seed": config.seed,
-        "phases": ", ".join(p.name for p in phases),
-        "phase_ends": ", ".join(str(int(e)) for e in ends),
-        "phase_tasks": " | ".join(p.training_task.describe() for p in phases),
-        "phase_lrs": ", ".join(repr(float(p.lr)) for p in phases),
-        "phase_optimizers": " | ".join(p.optimizer.describe() for p in phases),
-        "config": json.dumps(config.resolved()),
-    }
-
-
-# ---------------------------------------------------------------------------- initial state
-def read_final_state(folder) -> dict:
-    """The final state of a finished run in ``folder``: {"network": its architecture, "config": its
-    resolved config, "states": {engine: theta (network), S (overlaps*), (theta, weights) (particles)}}."""
-    path = Path(folder) / CHECKPOINT / STATE_FILE
-    if not path.is_file():
-        raise RunError(f"no overlapflow run there (missing {path})")
-    with open(path, "rb") as f:
-        saved = pickle.load(f)
-    if not saved.get("complete"):
-        raise RunError(f"the run in {folder} is not finished (resume it first: overlapflow run --resume {folder})")
-    config = json.loads(saved["config"])
-    states = {}
-    for name, entry in saved["engines"].items():
-        state = entry["state"]
-        if entry["kind"] == "network":
-            states[name] = np.asarray(state[0])
-        elif entry["kind"] == "overlaps":
-            states[name] = np.asarray(state.S if isinstance(state, MomentumState) else state)
-        else:
-            states[name] = (np.asarray(state[0]), np.asarray(entry["weights"]))
-    return {"network": config["network"], "config": config, "states": states}
-
-
+# ---------------------------------------------------------------------------- engines and initial state
 def _initial_states(config: ExperimentConfig, rnn, names):
     """(theta0 or None, S0 (P, P) float64, particles (theta, weights) or None)."""
     init, N = config.init, config.N
@@ -306,48 +121,39 @@ def _initial_states(config: ExperimentConfig, rnn, names):
     return theta0, S0, cloud
 
 
-def _make_engines(config: ExperimentConfig, rnn) -> list[_Engine]:
+def _engine(config: ExperimentConfig, name: str):
+    """The engine a config names (its optimiser is the phase's, set by the phase loop)."""
+    if name == "network":
+        return NetworkEngine()
+    if name == "particles":
+        p = config.engines.particles
+        return ParticleEngine(rule=p.rule, nodes=p.nodes, n=p.n, seed=config.seed)
+    return overlap_engine(config.engines.method_of(name))
+
+
+def _tracks(config: ExperimentConfig, rnn) -> list[Track]:
     names = config.engines.names()
     theta0, S0, cloud = _initial_states(config, rnn, names)
-    engines = []
+    tracks = []
     for name in names:
+        engine = _engine(config, name)
         if name == "network":
-            engines.append(_Engine(name, "network", None, (theta0, None)))
-        elif name == "particles":
-            p = config.engines.particles
-            if cloud is None:
-                made = (
-                    make_particles(S0, p.rule, p.nodes, p.n, seed=config.seed)
-                    if p.rule == "qmc"
-                    else make_particles(S0, p.rule, p.nodes)
-                )
-                cloud = (np.asarray(made.theta), np.asarray(made.weights))
-            extra = {"rule": p.rule, "n_particles": int(len(cloud[1]))}
-            if p.rule == "gauss-hermite":
-                extra["nodes"] = p.nodes
-            engines.append(
-                _Engine(
-                    name,
-                    "particles",
-                    None,
-                    (jnp.asarray(cloud[0]), None),
-                    jnp.asarray(cloud[1]),
-                    base_attrs_particles=extra,
-                )
-            )
+            start = theta0
+        elif name == "particles" and cloud is not None:
+            start = Particles(jnp.asarray(cloud[0]), jnp.asarray(cloud[1]))
         else:
-            engines.append(_Engine(name, "overlaps", config.engines.method_of(name), jnp.asarray(S0)))
-    for engine in engines:
-        engine.state = _to_jax(_to_numpy(engine.state))
-    return engines
+            start = jnp.asarray(S0)
+        tracks.append(Track(name, engine, start))
+    return tracks
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _write_checkpoint(out: Path, engines, rnn, run_attrs, position, segments, key, config, complete) -> None:
-    folder = out / CHECKPOINT
-    status = "complete" if complete else "partial"
-    for engine in engines:
-        _write_history(folder / f"{engine.name}.nc", engine.history(rnn, run_attrs, status))
+def _write_checkpoint(out: Path, tracks, position, segments, key, config, complete, written) -> None:
+    """Append each track's new segments (``written``: how many are on disk, updated), then state.pkl."""
+    for track in tracks:
+        for index in range(written.get(track.name, 0), len(track.pieces)):
+            write_segment(out, track.name, index, track.pieces[index])
+        written[track.name] = len(track.pieces)
     saved = {
         "format": FORMAT,
         "config": json.dumps(config.resolved()),
@@ -358,34 +164,21 @@ def _write_checkpoint(out: Path, engines, rnn, run_attrs, position, segments, ke
         "key_data": np.asarray(jax.random.key_data(key)),
         "versions": {"overlapflow": __version__, "jax": jax.__version__},
         "engines": {
-            e.name: {
-                "kind": e.kind,
-                "method": e.method,
-                "state": _to_numpy(e.state),
-                "weights": None if e.weights is None else np.asarray(e.weights),
-                "records": e.records,
-                "base_attrs": e.base_attrs,
-                "base_attrs_particles": e.base_attrs_particles,
+            t.name: {
+                "kind": t.engine.kind,
+                "state": None if t.state is None else jax.device_get(t.state),
+                "dropped": np.asarray(t.dropped),
+                "pieces": len(t.pieces),
+                "attrs": t.attrs,
             }
-            for e in engines
+            for t in tracks
         },
     }
-
-    def dump(tmp):
-        with open(tmp, "wb") as f:
-            pickle.dump(saved, f, protocol=pickle.HIGHEST_PROTOCOL)
-
-    _atomic_write(folder / STATE_FILE, dump)
+    write_pickle(out / CHECKPOINT / STATE_FILE, saved)
 
 
 def _read_checkpoint(out: Path, config: ExperimentConfig, rnn):
-    path = out / CHECKPOINT / STATE_FILE
-    if not path.is_file():
-        raise RunError(f"nothing to resume in {out}: no checkpoint ({path} is missing)")
-    with open(path, "rb") as f:
-        saved = pickle.load(f)
-    if saved.get("format") != FORMAT:
-        raise RunError(f"{path}: checkpoint format {saved.get('format')!r}; this overlapflow reads format {FORMAT}")
+    saved = read_state(out)
     stored = _comparable(json.loads(saved["config"]))
     given = _comparable(config.resolved())
     if stored != given:
@@ -394,36 +187,19 @@ def _read_checkpoint(out: Path, config: ExperimentConfig, rnn):
             f"the checkpoint in {out} was written for a different config (differs in: {', '.join(keys)}); "
             f"resume with the config stored there ({out / 'config.json'}), or start a new run in another folder"
         )
-    engines = []
-    for name, entry in saved["engines"].items():
-        engine = _Engine(
-            name,
-            entry["kind"],
-            entry["method"],
-            _to_jax(entry["state"]),
-            None if entry["weights"] is None else jnp.asarray(entry["weights"]),
-            entry["base_attrs"],
-            base_attrs_particles=entry.get("base_attrs_particles") or {},
-        )
-        n = entry["records"]
-        if n:
-            history = load_history(out / CHECKPOINT / f"{name}.nc")
-            if history.sizes["epoch"] < n:
-                raise RunError(
-                    f"checkpoint {out / CHECKPOINT / name}.nc has {history.sizes['epoch']} records; "
-                    f"state.pkl expects {n}"
-                )
-            engine.losses = [history.loss.values[:n]]
-            engine.overlaps = [history.overlaps.values[:n]]
-            engine.phases = [history.phase.values[:n].astype(np.int64)]
-        engines.append(engine)
-    if [e.name for e in engines] != config.engines.names():
+    if list(saved["engines"]) != config.engines.names():
         raise RunError(
-            f"the checkpoint in {out} holds engines {[e.name for e in engines]}; "
-            f"the config runs {config.engines.names()}"
+            f"the checkpoint in {out} holds engines {list(saved['engines'])}; the config runs {config.engines.names()}"
         )
+    tracks = _tracks(config, rnn)
+    for track in tracks:
+        entry = saved["engines"][track.name]
+        track.state = None if entry["state"] is None else jax.tree.map(jnp.asarray, entry["state"])
+        track.dropped = jnp.asarray(entry["dropped"])
+        track.attrs = entry["attrs"]
+        track.pieces = read_segments(out, track.name, entry["pieces"])
     key = jax.random.wrap_key_data(jnp.asarray(saved["key_data"]))
-    return engines, (saved["phase"], saved["epoch"]), saved["segments"], key
+    return tracks, (saved["phase"], saved["epoch"]), saved["segments"], key
 
 
 def _occupied(out: Path) -> bool:
@@ -441,7 +217,12 @@ def _clear(out: Path) -> None:
             (out / name).unlink()
 
 
+class _Stop(Exception):
+    """Raised by the checkpoint callback to stop a run after a number of segments (tests of resuming)."""
+
+
 # ---------------------------------------------------------------------------- the runner
+@float64
 def run_experiment(
     config: ExperimentConfig,
     out_dir=None,
@@ -466,8 +247,9 @@ def run_experiment(
     Returns:
         {engine: History}, engines named ``"network"``, ``"overlaps"`` (the first method),
         ``"overlaps-<method>"`` (further methods), ``"particles"``. Each History has ``phase``
-        (epoch) and attrs naming the phases, their ends, tasks, rates and optimisers, the seed,
-        the resolved config, and the overlapflow and JAX versions.
+        (epoch) and the phase table (names, ends, tasks, rates, optimisers; see
+        :mod:`~overlapflow.phenomena.curriculum`), attrs with the seed, the resolved config, and
+        the overlapflow and JAX versions.
 
     Raises:
         ConfigError: the initial state cannot be built (e.g. an infeasible twin).
@@ -483,11 +265,11 @@ def run_experiment(
     out = Path(out_dir if out_dir is not None else config.output)
     rnn = config.build_network()
     phases = config.build_phases(rnn)
-    run_attrs = _run_attrs(config, phases)
+    run_attrs = _run_attrs(config)
     chunk = min(config.checkpoint_every, max(p.epochs for p in phases)) + 1
 
     if resume:
-        engines, (start_phase, start_epoch), segments, key = _read_checkpoint(out, config, rnn)
+        tracks, position, segments, key = _read_checkpoint(out, config, rnn)
     else:
         if _occupied(out):
             if not overwrite:
@@ -497,78 +279,74 @@ def run_experiment(
                 )
             _clear(out)
         out.mkdir(parents=True, exist_ok=True)
-        _write_text(out / "config.toml", config.source_text())
-        _write_text(out / "config.json", config.to_json() + "\n")
+        write_text(out / "config.toml", config.source_text())
+        write_text(out / "config.json", config.to_json() + "\n")
         key = jax.random.key(config.seed)
-        engines = _make_engines(config, rnn)
-        start_phase, start_epoch, segments = 0, 0, 0
-        _write_checkpoint(out, engines, rnn, run_attrs, (0, 0), 0, key, config, complete=False)
-    resumed_at = sum(p.epochs for p in phases[:start_phase]) + start_epoch
+        tracks = _tracks(config, rnn)
+        position, segments = (0, 0), 0
+        _write_checkpoint(out, tracks, position, 0, key, config, False, {})
+    resumed_at = sum(p.epochs for p in phases[: position[0]]) + position[1]
+    written = {t.name: len(t.pieces) for t in tracks}
+    done = {"segments": segments, "here": 0}
 
-    done_segments = 0
-    total = config.total_epochs * len(engines)
-    with progress_bar(progress, "starting", total, resumed_at * len(engines)) as update:
-        for j in range(start_phase, len(phases)):
-            phase = phases[j]
-            phase_key = jax.random.fold_in(key, j)
-            offset = start_epoch if j == start_phase else 0
-            while offset < phase.epochs:
-                if stop_after_segments is not None and done_segments >= stop_after_segments:
-                    return {e.name: e.history(rnn, run_attrs, "partial") for e in engines}
-                length = min(config.checkpoint_every, phase.epochs - offset)
-                for engine in engines:
-                    try:
-                        history, state = engine.advance(rnn, phase, phase_key, length, offset, chunk, fresh=offset == 0)
-                    except DivergenceError as error:
-                        _diverged(out, engines, engine, error, rnn, run_attrs, phases, j, offset)
-                    engine.append(history, j)
-                    engine.state = _to_jax(_to_numpy(state))  # the same round trip as a checkpoint
-                    update(length, float(history.loss.values[-1]), description=f"{phase.name} · {engine.name}")
-                offset += length
-                position = (j, offset) if offset < phase.epochs else (j + 1, 0)
-                segments += 1
-                done_segments += 1
-                complete = position[0] == len(phases)
-                _write_checkpoint(out, engines, rnn, run_attrs, position, segments, key, config, complete)
+    def checkpoint(reached, tracks):
+        done["segments"] += 1
+        done["here"] += 1
+        complete = reached[0] == len(phases)
+        _write_checkpoint(out, tracks, reached, done["segments"], key, config, complete, written)
+        if stop_after_segments is not None and done["here"] >= stop_after_segments and not complete:
+            raise _Stop
 
-    histories = {e.name: e.history(rnn, run_attrs, "complete") for e in engines}
+    try:
+        run_phases(
+            rnn,
+            phases,
+            tracks,
+            key,
+            segment=config.checkpoint_every,
+            position=position,
+            on_segment=checkpoint,
+            progress=progress,
+            chunk=chunk,
+        )
+    except _Stop:
+        return {t.name: t.history(rnn, phases, {**run_attrs, "status": "partial"}) for t in tracks}
+    except CurriculumDiverged as error:
+        _diverged(out, tracks, error, rnn, phases, run_attrs)
+
+    histories = {t.name: t.history(rnn, phases, {**run_attrs, "status": "complete"}) for t in tracks}
     for name, history in histories.items():
-        _write_history(out / f"{name}.nc", history)
+        write_history(out / f"{name}.nc", history)
         with contextlib.suppress(FileNotFoundError):
             (out / f"{name}.partial.nc").unlink()
     wall = time.perf_counter() - started
-    _write_text(out / "summary.txt", summary_text(config, histories, out, wall, resumed_at if resume else None))
+    write_text(out / "summary.txt", summary_text(config, histories, out, wall, resumed_at if resume else None))
     return histories
 
 
-def _diverged(out, engines, engine, error, rnn, run_attrs, phases, j, offset):
+def _diverged(out, tracks, error: CurriculumDiverged, rnn, phases, run_attrs):
     """Write every engine's partial History, keep the last checkpoint, raise ExperimentDiverged."""
     partial, files = {}, []
-    for e in engines:
-        extra = error.history if e is engine else None
-        partial[e.name] = e.history(rnn, run_attrs, "diverged" if e is engine else "partial", extra, j)
-        path = out / f"{e.name}.partial.nc"
-        _write_history(path, partial[e.name])
+    for t in tracks:
+        if t is error.track:
+            partial[t.name] = error.history.assign_attrs({**run_attrs, "status": "diverged"})
+        else:
+            partial[t.name] = t.history(rnn, phases, {**run_attrs, "status": "partial"})
+        path = out / f"{t.name}.partial.nc"
+        write_history(path, partial[t.name])
         files.append(str(path))
-    good = error.history.sizes["epoch"]  # records 0..good-1 of the segment are finite
-    start = max(engine.records - 1, 0)  # global epoch of the segment's first record
-    bad = start + good
-    history = partial[engine.name]
-    last_loss = float(history.loss.values[-1]) if history.sizes["epoch"] else float("nan")
-    largest = float(np.max(np.abs(history.overlaps.values[-1]))) if history.sizes["epoch"] else float("nan")
-    checkpoint = out / CHECKPOINT
-    with open(checkpoint / STATE_FILE, "rb") as f:
-        saved = pickle.load(f)
+    saved = read_state(out)
     kept_at = sum(p.epochs for p in phases[: saved["phase"]]) + saved["epoch"]
-    phase = phases[j]
+    bad = error.history.sizes["epoch"]
+    history = partial[error.track.name]
+    last_loss = float(history.loss.values[-1]) if bad else float("nan")
+    largest = float(np.max(np.abs(history.overlaps.values[-1]))) if bad else float("nan")
+    checkpoint = out / CHECKPOINT
     message = (
-        f"{engine.name} diverged in phase '{phase.name}' ({j + 1} of {len(phases)}) at epoch {bad} "
-        f"(epoch {offset + good} of the phase): the loss or the overlaps became NaN/Inf. "
-        f"Last finite values, at epoch {bad - 1}: loss {last_loss:.3e}, largest |overlap| {largest:.3e}. "
-        f"The learning rate is probably too large: lower lr of phase '{phase.name}' (now {phase.lr:g}) and run again. "
+        f"{error} Last finite values, at epoch {bad - 1}: loss {last_loss:.3e}, largest |overlap| {largest:.3e}. "
         f"Kept: the last good checkpoint ({checkpoint}, epoch {kept_at}) and the partial Histories {', '.join(files)}."
     )
-    raise ExperimentDiverged(message, history, partial, engine.name, bad, str(checkpoint), files) from None
+    raise ExperimentDiverged(message, history, partial, error.track.name, bad, str(checkpoint), files) from None
 
 
 # ---------------------------------------------------------------------------- summary

@@ -42,7 +42,9 @@ gives new points and never reuses stale results. Running the sweep again runs on
 that are not done (``retry_failed=True``, ``--retry-failed``: the failed ones too); a point that
 was stopped midway continues from its last checkpoint. Points run with
 :func:`~overlapflow.experiments.runner.run_experiment` on the workers, which therefore need
-overlapflow installed and the output folder on a filesystem they share with the client.
+overlapflow installed and the output folder on a filesystem they share with the client. Running
+and reading sweeps needs the ``sweep`` extra (dask, distributed, zarr: ``pip install
+'overlapflow[sweep]'``); without it :func:`run_sweep` and :func:`load_sweep` stop with that line.
 
 The store ``OUT/sweep.zarr`` (read with :func:`load_sweep`, or ``xarray.open_zarr``)::
 
@@ -99,11 +101,14 @@ import numpy as np
 import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .. import __version__
+from .._extras import require
+from .._version import __version__
+from ..precision import float64_scope
 from ..progress import progress_bar
 from .config import SHORTHAND, ConfigError, ExperimentConfig, load_config, parse_config
 from .config import _toml_key as _key
-from .runner import CHECKPOINT, STATE_FILE, _write_text, load_results, run_experiment
+from .run_files import CHECKPOINT, STATE_FILE, write_text
+from .runner import load_results, run_experiment
 
 STORE = "sweep.zarr"
 DEFINITION = "sweep.json"
@@ -612,6 +617,7 @@ def load_sweep(path) -> xr.Dataset:
     ``path``: the output folder, its ``sweep.zarr``, or the sweep file. Dimensions: the swept
     keys, then ``engine``, ``epoch``, ``row``, ``col``; ``loss`` and ``overlaps`` are NaN at
     points that are not done; ``point`` holds the ids (folders ``OUT/points/<id>``)."""
+    require("sweep", "overlapflow.experiments.load_sweep")
     path = Path(path)
     if path.is_file():
         path = read_sweep(path).output
@@ -640,8 +646,9 @@ def _run_point(config_data: dict) -> dict:
         folder = Path(config.output)
         resume = (folder / CHECKPOINT / STATE_FILE).is_file()
         # Not the worker's distributed scheduler: with it, xarray guards every netCDF write with a lock
-        # held by the scheduler (a round trip per access, about 0.5 s per point).
-        with dask.config.set(scheduler="synchronous"):
+        # held by the scheduler (a round trip per access, about 0.5 s per point). Float64 as in the client:
+        # the worker's thread gets its own scope (JAX's setting is per thread and per process).
+        with dask.config.set(scheduler="synchronous"), float64_scope():
             histories = run_experiment(config, folder, resume=resume, overwrite=True)
     except Exception as error:  # noqa: BLE001 - every failure is recorded in the point's status
         return {
@@ -709,6 +716,7 @@ def run_sweep(
         (*swept, engine, epoch, row, col), NaN at points that are not done. A point that fails
         is recorded in its ``status.json`` (see :func:`sweep_status`) and does not stop the others.
     """
+    require("sweep", "overlapflow.experiments.run_sweep")
     if not isinstance(sweep, Sweep):
         sweep = read_sweep(sweep)
     if workers is not None and scheduler is not None:
@@ -723,7 +731,7 @@ def run_sweep(
         "dims": {key: list(values) for key, values in sweep.dims.items()},
         "points": [{"id": p.id, "coords": p.coords} for p in sweep.points],
     }
-    _write_text(output / DEFINITION, json.dumps(definition, indent=1) + "\n")
+    write_text(output / DEFINITION, json.dumps(definition, indent=1) + "\n")
     statuses = _prepare_store(sweep, sweep_status(sweep))
     todo_states = ("pending", "failed") if retry_failed else ("pending",)
     todo_ids = {s.id for s in statuses.points if s.state in todo_states}
@@ -757,6 +765,6 @@ def _run_points(sweep: Sweep, todo: list, scheduler, workers: int | None, progre
                 _write_point(store, sweep, point, histories)
                 loss = float(next(iter(histories.values())).loss.values[-1])
             status = {"id": point.id, "coords": point.coords, **result, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            _write_text(_status_path(sweep.output, point.id), json.dumps(status, indent=1) + "\n")
+            write_text(_status_path(sweep.output, point.id), json.dumps(status, indent=1) + "\n")
             counts[result["state"]] += 1
             update(1, loss, description=f"sweep {sweep.name}: {counts['done']} done, {counts['failed']} failed")

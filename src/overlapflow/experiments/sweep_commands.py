@@ -6,8 +6,10 @@ r"""The ``sweep`` command; :func:`register` adds it to a typer app.
     overlapflow sweep SWEEP.toml --status                       done / failed / pending, the failures
 
 Exit codes: 0 every point is done (``--status``: always 0); 1 some points failed (their errors
-are in ``OUT/points/<id>/status.json``); 2 an invalid sweep file or base config, or options that do
-not go together. Progress bars show unless ``--quiet`` or stdout is not a terminal.
+are in ``OUT/points/<id>/status.json``); 2 an invalid sweep file or base config, options that do
+not go together, or the ``sweep`` extra missing (dask, distributed, zarr: the error line gives the
+pip command; ``--status`` works without it). Progress bars show unless ``--quiet`` or stdout is not
+a terminal.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def sweep(
     and OUTPUT/points/<id>/. Running again runs only the points that are not done; a failed point is recorded
     (OUTPUT/points/<id>/status.json) and the others go on.
     """
+    from .._extras import MissingExtra, require
     from .config import ConfigError
     from .sweep import read_sweep, run_sweep, sweep_status
 
@@ -95,6 +98,12 @@ def sweep(
     if scheduler is not None and workers is not None:
         _error("--workers sets the local cluster's size; with --scheduler the scheduler's workers run the points")
         raise typer.Exit(EXIT_USAGE)
+    if not status:
+        try:
+            require("sweep", "the sweep command")
+        except MissingExtra as error:
+            _error(str(error))
+            raise typer.Exit(EXIT_USAGE) from None
     try:
         definition = read_sweep(sweep_path)
     except ConfigError as error:

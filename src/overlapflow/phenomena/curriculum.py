@@ -1,13 +1,19 @@
 r"""Curricula: a sequence of training phases, run with the state carried from phase to phase.
 
-A :class:`Phase` is (task, epochs, lr, optimiser, target noise). :func:`run_curriculum` runs the
-phases on the full network, in overlap space, or with particles, and returns one History per
-engine covering the whole curriculum: epochs count on across phases, and the data variable
-``phase`` (epoch) names the phase each state was reached in (entry 0 and the first phase's states
-are phase 0; the state at the end of phase j is its last entry, and its loss is on phase j's task).
+A :class:`Phase` is (task, epochs, lr, optimiser, target noise). :func:`run_phases` is the one
+phase loop: it runs the phases on any engines (:mod:`overlapflow.engines`), in segments, and calls
+back after each segment (the experiment runner writes its checkpoints there and resumes from a
+position). :func:`run_curriculum` is that loop with engines named by strings. Each engine's
+History covers the whole curriculum: epochs count on across phases; ``phase`` (epoch) is the index
+of the phase each state was reached in (entry 0 and the first phase's states are phase 0; the
+state at the end of phase j is its last entry, and its loss is on phase j's task); the phase table
+is data on the ``phases`` dimension: ``phase_name``, ``phase_end`` (the epoch at which it ends),
+``phase_task``, ``phase_lr``, ``phase_optimizer`` (read them with
+:func:`~overlapflow.history.phase_ends` and :func:`~overlapflow.history.phase_names`).
 
-Each phase restarts its optimiser (momentum or Adam state from zero), the same in every engine,
-and draws its batches from ``fold_in(key, j)``; so paired engines stay paired across phases.
+Each phase restarts its optimiser (momentum or Adam state from zero, the learning-rate drop not
+fired), the same in every engine, and draws its batches from ``fold_in(key, j)``; so paired
+engines stay paired across phases.
 
 Ready-made: :func:`aba_curriculum` (the paper's A-B-A memory protocol, figs 3 and 6) and
 :func:`adam_curriculum` (fig 7).
@@ -16,19 +22,29 @@ Ready-made: :func:`aba_curriculum` (the paper's A-B-A memory protocol, figs 3 an
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from ..engines import Engine, NetworkEngine, ParticleEngine
+from ..history import make_history
 from ..model import LowRankRNN
 from ..optimizers import Optimizer, as_optimizer
 from ..overlaps import Overlaps
-from ..particles import train_particles
+from ..precision import float64
+from ..progress import progress_bar
 from ..tasks import AbstractTask, ExponentialFilter, NoisyTargets
-from ..training import train_network, train_overlaps
+from ..training import DivergenceError, overlap_engine, train
 
 ENGINES = ("network", "overlaps", "particles")
+# Per-phase settings of a segment's attrs; the phase table holds them per phase instead.
+_PER_PHASE_ATTRS = ("lr", "epochs", "task", "optimizer", "key")
+# Checks of a nonlinear theory measured per segment (quadrature gain); the History keeps their maximum.
+_MAX_ATTRS = ("max_delta", "gain_error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +82,158 @@ class Phase:
         return NoisyTargets(self.task, self.target_noise) if self.target_noise else self.task
 
 
+@dataclasses.dataclass
+class Track:
+    """One engine's way through a curriculum: its engine, its state, and its records so far.
+
+    ``pieces`` holds one (losses, overlaps, phase) triple of arrays per segment; a segment's first
+    record repeats the last one stored, so it is dropped, except at the very start."""
+
+    name: str
+    engine: Engine
+    start: Any
+    state: Any = None
+    dropped: Any = False
+    pieces: list = dataclasses.field(default_factory=list)
+    attrs: dict | None = None
+
+    @property
+    def records(self) -> int:
+        return sum(len(piece[0]) for piece in self.pieces)
+
+    def append(self, history: xr.Dataset, phase: int) -> None:
+        """Add a segment's History (its attrs, less the per-phase ones, become the track's)."""
+        if self.attrs is None:
+            self.attrs = {k: v for k, v in history.attrs.items() if k not in _PER_PHASE_ATTRS}
+        for key in _MAX_ATTRS:
+            if key in history.attrs:
+                self.attrs[key] = max(float(history.attrs[key]), float(self.attrs.get(key, -np.inf)))
+        skip = 1 if self.records else 0
+        loss = np.asarray(history.loss.values)[skip:]
+        self.pieces.append((loss, np.asarray(history.overlaps.values)[skip:], np.full(len(loss), phase, np.int64)))
+
+    def history(self, rnn: LowRankRNN, phases, attrs: dict | None = None) -> xr.Dataset:
+        """The History so far: records, ``phase`` (epoch) and the phase table (module docstring)."""
+        P = rnn.n_vectors
+        loss = np.concatenate([p[0] for p in self.pieces]) if self.pieces else np.zeros(0)
+        S = np.concatenate([p[1] for p in self.pieces]) if self.pieces else np.zeros((0, P, P))
+        phase = np.concatenate([p[2] for p in self.pieces]) if self.pieces else np.zeros(0, np.int64)
+        base = self.attrs if self.attrs is not None else {"engine": self.engine.kind}
+        history = make_history(rnn, loss, S, {**base, **(attrs or {}), "epochs": max(len(loss) - 1, 0)})
+        history["phase"] = ("epoch", phase)
+        return history.assign(phase_table(phases))
+
+
+def phase_table(phases) -> dict:
+    """The phase table as data variables on the ``phases`` dimension."""
+    return {
+        "phase_name": ("phases", [p.name for p in phases]),
+        "phase_end": ("phases", np.cumsum([p.epochs for p in phases]).astype(np.int64)),
+        "phase_task": ("phases", [p.training_task.describe() for p in phases]),
+        "phase_lr": ("phases", np.array([p.lr for p in phases], dtype=np.float64)),
+        "phase_optimizer": ("phases", [as_optimizer(p.optimizer).describe() for p in phases]),
+    }
+
+
+class CurriculumDiverged(DivergenceError):
+    """An engine produced NaN/Inf in a curriculum. ``history``: its History up to its last good
+    epoch (the whole curriculum so far); ``track``, ``phase`` (index), ``offset`` (epoch within
+    the phase of the failed segment's start), ``segment_history`` (the failed segment's records)."""
+
+    def __init__(self, message, history, track, phase, offset, segment_history):
+        super().__init__(message, history)
+        self.track, self.phase, self.offset, self.segment_history = track, phase, offset, segment_history
+
+
+def _round_trip(tree):
+    """Through numpy and back: a state resumed from a checkpoint has passed the same way."""
+    return jax.tree.map(jnp.asarray, jax.device_get(tree))
+
+
+@float64
+def run_phases(
+    rnn: LowRankRNN,
+    phases,
+    tracks: list[Track],
+    key: jax.Array,
+    *,
+    segment: int | None = None,
+    position: tuple[int, int] = (0, 0),
+    on_segment: Callable | None = None,
+    progress: bool = False,
+    chunk: int | None = None,
+) -> list[Track]:
+    """The phase loop: run ``phases`` from ``position`` = (phase, epoch within it) on every track.
+
+    Each phase is cut into segments of ``segment`` epochs (default: the whole phase); every track
+    advances one segment with :func:`~overlapflow.train`, continuing its state (``epoch_offset``:
+    the batches of an uninterrupted run), then ``on_segment(position, tracks)`` is called with the
+    position reached. A phase starts each engine afresh from the previous phase's final state,
+    with the phase's optimiser.
+
+    Raises:
+        CurriculumDiverged: an engine produced NaN/Inf (the tracks keep the last good segment).
+    """
+    total = sum(p.epochs for p in phases) * len(tracks)
+    done = (sum(p.epochs for p in phases[: position[0]]) + position[1]) * len(tracks)
+    with progress_bar(progress, "starting", total, done) as update:
+        for j in range(position[0], len(phases)):
+            phase = phases[j]
+            phase_key = jax.random.fold_in(key, j)
+            offset = position[1] if j == position[0] else 0
+            while offset < phase.epochs:
+                length = min(segment or phase.epochs, phase.epochs - offset)
+                for track in tracks:
+                    engine = track.engine.with_optimizer(as_optimizer(phase.optimizer))
+                    fresh = offset == 0
+                    start = track.start if track.state is None else track.engine.carry(track.state)
+                    try:
+                        result = train(
+                            engine,
+                            rnn,
+                            phase.training_task,
+                            start,
+                            phase.lr,
+                            length,
+                            key=phase_key,
+                            chunk=chunk,
+                            state=None if fresh else track.state,
+                            epoch_offset=offset,
+                            lr_dropped=False if fresh else track.dropped,
+                        )
+                    except DivergenceError as error:
+                        raise _diverged(rnn, phases, track, error, j, offset) from None
+                    track.append(result.history, j)
+                    track.state, track.dropped = _round_trip((result.state, result.lr_dropped))
+                    update(length, float(result.history.loss.values[-1]), description=f"{phase.name} · {track.name}")
+                offset += length
+                if on_segment is not None:
+                    on_segment((j, offset) if offset < phase.epochs else (j + 1, 0), tracks)
+    return tracks
+
+
+def _diverged(rnn, phases, track, error, j, offset) -> CurriculumDiverged:
+    partial = Track(track.name, track.engine, track.start, pieces=list(track.pieces), attrs=track.attrs)
+    if error.history.sizes["epoch"]:
+        partial.append(error.history, j)
+    history = partial.history(rnn, phases)
+    good = error.history.sizes["epoch"]
+    phase = phases[j]
+    message = (
+        f"{track.name} diverged in phase '{phase.name}' ({j + 1} of {len(phases)}) at epoch "
+        f"{max(track.records - 1, 0) + good} (epoch {offset + good} of the phase): the loss or the overlaps "
+        f"became NaN/Inf. The learning rate is probably too large: lower lr of phase '{phase.name}' "
+        f"(now {phase.lr:g}) and run again."
+    )
+    return CurriculumDiverged(message, history, track, j, offset, error.history)
+
+
+def make_track(name: str, engine: Engine, start) -> Track:
+    """A track that starts ``engine`` from ``start`` (theta0, S0 or Particles)."""
+    return Track(name, engine, start)
+
+
+@float64
 def run_curriculum(
     rnn: LowRankRNN,
     phases,
@@ -77,27 +245,28 @@ def run_curriculum(
     progress: bool = False,
     particle_options: dict | None = None,
 ) -> dict[str, xr.Dataset]:
-    """Run ``phases`` in order on each engine, carrying the state over.
+    """Run ``phases`` in order on each engine, carrying the state over (:func:`run_phases`).
 
     Args:
         theta0: (N, P) initial network (needed for the ``"network"`` engine; its overlaps are S0
             when S0 is not given).
         S0: initial overlaps for the ``"overlaps"`` and ``"particles"`` engines.
-        engines: any of ``"network"``, ``"overlaps"``, ``"particles"``.
+        engines: any of ``"network"``, ``"overlaps"``, ``"particles"``, or
+            :class:`~overlapflow.engines.Engine` values (named by their kind).
         method: the overlap-space method (``train_overlaps``).
-        particle_options: keyword arguments of ``train_particles`` (rule, nodes, n).
+        particle_options: keyword arguments of the :class:`~overlapflow.engines.ParticleEngine`
+            (rule, nodes, n).
 
     Returns:
-        {engine: History} with ``phase`` (epoch) and attrs ``phases`` (names) and ``phase_ends``
-        (the epoch at which each phase ends).
+        {engine: History} with ``phase`` (epoch) and the phase table (module docstring).
     """
     phases = list(phases)
     if not phases or not all(isinstance(p, Phase) for p in phases):
         raise ValueError(f"phases = {phases!r}: must be a non-empty sequence of overlapflow Phase values")
-    unknown = [e for e in engines if e not in ENGINES]
+    unknown = [e for e in engines if not isinstance(e, Engine) and e not in ENGINES]
     if unknown or not engines:
-        raise ValueError(f"engines = {engines!r}: choose from {list(ENGINES)}")
-    if "network" in engines and theta0 is None:
+        raise ValueError(f"engines = {engines!r}: choose from {list(ENGINES)} or give Engine values")
+    if theta0 is None and any(e == "network" or isinstance(e, NetworkEngine) for e in engines):
         raise ValueError("engines include 'network' but theta0 is None: give the initial network theta0 (N, P)")
     if S0 is None:
         if theta0 is None:
@@ -105,55 +274,23 @@ def run_curriculum(
         S0 = Overlaps.from_params(rnn, theta0).matrix
     S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
     key = jax.random.key(0) if key is None else key
+    first = as_optimizer(phases[0].optimizer)
+    named = {
+        "network": lambda: NetworkEngine(first),
+        "overlaps": lambda: overlap_engine(method, first),
+        "particles": lambda: ParticleEngine(first, **(particle_options or {})),
+    }
+    tracks = []
+    for e in engines:
+        engine = e if isinstance(e, Engine) else named[e]()  # an optimiser the engine refuses raises here
+        tracks.append(make_track(engine.kind, engine, theta0 if isinstance(engine, NetworkEngine) else S0))
     names = [p.name or f"phase {j}" for j, p in enumerate(phases)]
-
-    runs = {}
-    for engine in engines:
-        state = theta0 if engine == "network" else S0
-        pieces = []
-        for j, phase in enumerate(phases):
-            args = (rnn, phase.training_task, state, phase.lr, phase.epochs)
-            phase_key = jax.random.fold_in(key, j)
-            if engine == "network":
-                history, state = train_network(
-                    *args, optimizer=phase.optimizer, key=phase_key, progress=progress, return_params=True
-                )
-            elif engine == "overlaps":
-                history = train_overlaps(
-                    *args, method=method, optimizer=phase.optimizer, key=phase_key, progress=progress
-                )
-                state = history.overlaps.values[-1]
-            else:
-                history, cloud = train_particles(
-                    *args,
-                    optimizer=phase.optimizer,
-                    key=phase_key,
-                    progress=progress,
-                    return_particles=True,
-                    **(particle_options or {}),
-                )
-                state = cloud
-            pieces.append(history if j == 0 else history.isel(epoch=slice(1, None)))
-        runs[engine] = _join(pieces, phases, names)
-    return runs
-
-
-def _join(pieces, phases, names) -> xr.Dataset:
-    lengths = [p.sizes["epoch"] for p in pieces]
-    joined = xr.concat([p.drop_vars("visible") for p in pieces], dim="epoch", combine_attrs="drop_conflicts")
-    joined = joined.assign_coords(epoch=np.arange(joined.sizes["epoch"]))
-    joined["visible"] = pieces[0].visible
-    joined["phase"] = ("epoch", np.repeat(np.arange(len(pieces)), lengths))
-    ends = np.cumsum([p.epochs for p in phases])
-    joined.attrs.update(
-        phases=", ".join(names),
-        phase_ends=", ".join(str(int(e)) for e in ends),
-        phase_tasks=" | ".join(p.training_task.describe() for p in phases),
-        epochs=int(ends[-1]),
-    )
-    for field in ("lr", "task", "optimizer", "key"):
-        joined.attrs.pop(field, None)
-    return joined
+    phases = [dataclasses.replace(p, name=n) for p, n in zip(phases, names, strict=True)]
+    for p in phases:  # every phase's optimiser must suit every engine: fail before running
+        for track in tracks:
+            track.engine.with_optimizer(as_optimizer(p.optimizer))
+    run_phases(rnn, phases, tracks, key, progress=progress)
+    return {track.name: track.history(rnn, phases) for track in tracks}
 
 
 def aba_curriculum(c_a: float = 0.2, c_b: float = 0.4, lr: float = 5e-3, scale: float = 1.0) -> list[Phase]:

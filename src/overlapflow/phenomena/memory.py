@@ -20,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from .._extras import require
 from ..gauge import function_coordinates, gauge_coordinates
-from ..history import rnn_from_history
+from ..history import phase_ends, phase_names, rnn_from_history
 from ..model import LowRankRNN
 from ..optimizers import Optimizer
 from ..overlaps import check_gram, parse_pair, sample_params
+from ..precision import float64
 from ..tasks import DecisionMaking, FlipFlop, Teacher
 from ..training import train_overlaps_batch
 from .curriculum import Phase, run_curriculum
@@ -92,6 +94,7 @@ def ab_to_c_phases(
     }
 
 
+@float64
 def run_ab_to_c(
     n_pairs: int = 10,
     epochs: int = 30000,
@@ -310,7 +313,10 @@ def decode_pairs(
     Gaussian noise of std ``feature_noise`` is added to the training features, in
     ``"standardised"`` units (after scaling with the training set's mean and std) or in ``"raw"``
     overlap units before the scaling (the authors').
+
+    Needs scikit-learn (``pip install 'overlapflow[decode]'``).
     """
+    require("decode", "decoding the training history")
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -377,8 +383,7 @@ def decoding_table(result: xr.Dataset, noise_levels=(0.0, 0.3), convention: str 
 
 def phase_end_states(history: xr.Dataset) -> dict[str, np.ndarray]:
     """Overlaps (P, P) at the end of each phase of a curriculum History, by phase name (and "start")."""
-    names = [n.strip() for n in history.attrs["phases"].split(",")]
-    ends = [int(e) for e in history.attrs["phase_ends"].split(",")]
+    names, ends = phase_names(history), phase_ends(history)
     states = {"start": history.overlaps.values[0]}
     states.update({name: history.overlaps.values[end] for name, end in zip(names, ends, strict=True)})
     return states

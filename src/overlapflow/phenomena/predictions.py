@@ -21,12 +21,14 @@ import xarray as xr
 
 from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
+from ..precision import float64
 from ..tasks import AbstractTask, NoisyTargets
 from ..training import train_overlaps
 from .memory import decode_history, decode_pairs
 from .twin import learning_separation, twin_network
 
 
+@float64
 def behaviourally_identical_networks_diverge(
     rnn: LowRankRNN,
     theta,
@@ -52,6 +54,7 @@ def behaviourally_identical_networks_diverge(
     }
 
 
+@float64
 def behaviour_features(result: xr.Dataset, stage: str, probe_inputs, rnn: LowRankRNN | None = None) -> np.ndarray:
     """Behaviour of every network of a :func:`~overlapflow.phenomena.memory.run_ab_to_c` result:
     its outputs (reduced network) on fixed probe inputs (B, T, n_in), flattened: (pair, member, B T n_out)."""
@@ -61,6 +64,7 @@ def behaviour_features(result: xr.Dataset, stage: str, probe_inputs, rnn: LowRan
     return np.asarray(forward(S))
 
 
+@float64
 def history_in_connectivity_not_behaviour(result: xr.Dataset, probe_inputs, resamples: int = 50, seed: int = 0) -> dict:
     """After A/B -> C: decoding accuracy of the history from invisible overlaps, visible overlaps,
     and behaviour (logistic regression on the outputs for ``probe_inputs``; the paper's 8/2 split)."""
@@ -78,6 +82,7 @@ def history_in_connectivity_not_behaviour(result: xr.Dataset, probe_inputs, resa
     }
 
 
+@float64
 def invisible_drift_under_noise(
     rnn: LowRankRNN,
     task: AbstractTask,

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from ..engines import NetworkEngine
 from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
 from ..network import network_forward
@@ -56,8 +57,9 @@ from ..overlaps import (
     sample_params,
     visible_mask,
 )
+from ..precision import float64
 from ..tasks import AbstractTask
-from ..training import train_network
+from ..training import train
 
 NOISE_SPACES = ("neuron", "latent")
 KEEP = (None, "A", "B")
@@ -192,6 +194,7 @@ def feasible_range(rnn: LowRankRNN, S, label: str) -> tuple[float, float] | None
     return _line_interval((S + S.T) / 2, max(i, j), min(i, j))
 
 
+@float64
 def twin_overlaps(rnn: LowRankRNN, S, invisible: dict[str, float]) -> Overlaps:
     r"""The overlaps of a twin: S with some loss-invisible overlaps replaced.
 
@@ -265,6 +268,7 @@ def _redraw(theta: np.ndarray, S2: np.ndarray, keep: slice, redraw: slice, key) 
     return theta2
 
 
+@float64
 def twin_network(
     rnn: LowRankRNN, theta, invisible: dict[str, float], key: jax.Array, keep: str | None = None
 ) -> jax.Array:
@@ -360,6 +364,7 @@ def _pair_distances(rnn, Sa: np.ndarray, Sb: np.ndarray) -> dict[str, np.ndarray
     }
 
 
+@float64
 def learning_separation(
     rnn: LowRankRNN,
     task: AbstractTask,
@@ -401,8 +406,9 @@ def learning_separation(
     theta_a = _theta_of(rnn, theta_a, "theta_a")
     theta_b = _theta_of(rnn, theta_b, "theta_b")
     key = jax.random.key(0) if key is None else key
-    hist_a, final_a = train_network(rnn, task, theta_a, lr, epochs, optimizer=optimizer, key=key, return_params=True)
-    hist_b, final_b = train_network(rnn, task, theta_b, lr, epochs, optimizer=optimizer, key=key, return_params=True)
+    run_a = train(NetworkEngine(optimizer), rnn, task, theta_a, lr, epochs, key=key)
+    run_b = train(NetworkEngine(optimizer), rnn, task, theta_b, lr, epochs, key=key)
+    (hist_a, final_a), (hist_b, final_b) = (run_a.history, run_a.params), (run_b.history, run_b.params)
     batch = task.sample(jax.random.fold_in(key, 0), rnn.dt)
     Sa, Sb = hist_a.overlaps.values, hist_b.overlaps.values
     distance = _rms_distance_series(rnn, Sa, Sb, jnp.asarray(batch.inputs, dtype=jnp.float64))
@@ -442,6 +448,7 @@ def learning_separation(
 
 
 # ---------------------------------------------------------------------------- noise injected into the activity
+@float64
 def noise_response(
     rnn: LowRankRNN,
     theta,

@@ -1,7 +1,12 @@
-"""Tasks: each samples whole batches (inputs, targets, mask) from a JAX key and owns its loss."""
+"""Tasks: each samples whole batches (inputs, targets, mask) from a JAX key and owns its loss.
 
-from .base import LOSSES, AbstractTask, Batch, loss_value, n_steps
+Tasks that experiment configs can name are registered by kind in :data:`TASKS`; a task module
+declares its TOML settings on its own dataclass fields (:func:`setting`).
+"""
+
+from .base import LOSSES, TASKS, AbstractTask, Batch, loss_value, n_steps, task_kinds
 from .decision import DecisionMaking
+from .fields import Setting, setting
 from .filters import ExponentialFilter
 from .fixed import FixedBatch
 from .flipflop import FlipFlop
@@ -13,6 +18,7 @@ from .teacher import PAPER_TEACHER_OVERLAPS, Teacher
 __all__ = [
     "LOSSES",
     "PAPER_TEACHER_OVERLAPS",
+    "TASKS",
     "AbstractTask",
     "Batch",
     "DampedOscillator",
@@ -21,8 +27,11 @@ __all__ = [
     "FixedBatch",
     "FlipFlop",
     "NoisyTargets",
+    "Setting",
     "Teacher",
     "WhiteNoiseFilter",
     "loss_value",
     "n_steps",
+    "setting",
+    "task_kinds",
 ]

@@ -1,4 +1,5 @@
-"""Field checks shared by the task modules, and the compiled sampling every task uses.
+"""Checks shared by the task modules beyond those of their settings (:mod:`.fields`), and the
+compiled sampling every task uses.
 
 Each check raises a ValueError naming the task's field, its value and what is allowed.
 """
@@ -6,42 +7,17 @@ Each check raises a ValueError naming the task's field, its value and what is al
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 
 from .base import LOSSES, n_steps
-
-
-def _is_number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _number(task: str, field: str, value) -> float:
-    """A finite real number (ints and floats; not bools)."""
-    if not _is_number(value):
-        raise ValueError(f"{task}.{field} = {value!r}: must be a finite number")
-    return value
-
-
-def _positive(task: str, field: str, value) -> float:
-    """A finite number > 0."""
-    if not _is_number(value) or not value > 0:
-        raise ValueError(f"{task}.{field} = {value!r}: must be a positive finite number")
-    return value
+from .fields import _is_number
 
 
 def _nonnegative(task: str, field: str, value) -> float:
     """A finite number >= 0."""
     if not _is_number(value) or not value >= 0:
         raise ValueError(f"{task}.{field} = {value!r}: must be a finite number >= 0")
-    return value
-
-
-def _count(task: str, field: str, value) -> int:
-    """An integer >= 1 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{task}.{field} = {value!r}: must be an integer >= 1")
     return value
 
 

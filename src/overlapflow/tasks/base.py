@@ -1,20 +1,41 @@
-"""What every task provides: batches (inputs, targets, mask) from a key, and a loss.
+"""What every task provides: batches (inputs, targets, mask) from a key, a loss, and its settings.
 
 A task is a plain immutable value (a frozen dataclass) with no hidden state, so tasks can be
 compared, stored and chained into curricula. Shapes are batch first, then time:
 
     inputs  (B, T, n_in)      targets, mask  (B, T, n_out)
+
+A task class that experiment configs can name registers itself under its TOML ``kind``::
+
+    @dataclasses.dataclass(frozen=True)
+    class FlipFlop(AbstractTask, kind="flipflop"):
+        n_bits: int = setting(1, doc="number of bits", ge=1)
+        ...
+
+and is then in :data:`TASKS`; its table in a config (``[phases.task]``, ``kind = "flipflop"``) has
+its settings (:mod:`~overlapflow.tasks.fields`) as keys.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple
+import types
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from .fields import Setting, check_settings, field_settings
+
+if TYPE_CHECKING:
+    from ..model import LowRankRNN
+
 LOSSES = ("sum_sq_dt", "mse", "masked_mse")
+
+_TASKS: dict[str, type[AbstractTask]] = {}
+#: The tasks experiment configs can name: TOML kind -> task class (read-only; a task class joins it
+#: with ``class MyTask(AbstractTask, kind="my_task")``).
+TASKS = types.MappingProxyType(_TASKS)
 
 
 class Batch(NamedTuple):
@@ -47,10 +68,41 @@ class AbstractTask(abc.ABC):
     """Base of all tasks: ``sample(key, dt) -> Batch`` and ``loss(outputs, batch, dt)``.
 
     Subclasses are frozen dataclasses with fields ``loss_kind`` (one of ``LOSSES``) and the
-    properties ``n_in``, ``n_out``. Deterministic tasks ignore the key.
+    properties ``n_in``, ``n_out``. Deterministic tasks ignore the key. ``kind`` (a class keyword)
+    registers the class in :data:`TASKS` under that TOML name; fields declared with
+    :func:`~overlapflow.tasks.fields.setting` are checked on construction and are its TOML settings.
     """
 
+    #: The TOML kind this class is registered under (None: not usable from experiment configs).
+    kind: ClassVar[str | None] = None
     loss_kind: str
+
+    def __init_subclass__(cls, kind: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+        if kind is None:
+            return
+        if not isinstance(kind, str) or not kind.isidentifier():
+            raise ValueError(f"{cls.__name__}: kind = {kind!r}: must be a name of letters, digits and _")
+        if kind in _TASKS:
+            raise ValueError(f"{cls.__name__}: kind = {kind!r} is taken by {_TASKS[kind].__qualname__}")
+        _TASKS[kind] = cls
+
+    def __post_init__(self):
+        """Check the settings against their types and bounds (lists given for tuples are stored as tuples)."""
+        check_settings(self)
+
+    @classmethod
+    def config_fields(cls) -> tuple[Setting, ...]:
+        """The keys of this task's TOML table besides ``kind``: its settings, unless overridden
+        (a task whose config differs from its constructor overrides this and :meth:`from_config`)."""
+        return field_settings(cls)
+
+    @classmethod
+    def from_config(cls, rnn: LowRankRNN, **values) -> AbstractTask:
+        """The task from the validated values of its TOML table, for the student network ``rnn``
+        (unused unless overridden: e.g. the teacher takes the student's n_in, n_out, dt and tau)."""
+        return cls(**values)
 
     @property
     @abc.abstractmethod
@@ -76,6 +128,11 @@ class AbstractTask(abc.ABC):
     def describe(self) -> str:
         """One line naming the task and its settings (for History attributes)."""
         return repr(self)
+
+
+def task_kinds() -> tuple[str, ...]:
+    """The TOML kinds of the registered tasks, in registration order."""
+    return tuple(_TASKS)
 
 
 def n_steps(t_max: float, dt: float) -> int:

@@ -3,12 +3,14 @@ r"""Perceptual decision making: integrate a noisy stimulus, report its sign afte
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _positive
+from ._checks import _check_dt, _jitted_sample, _loss_kind
 from .base import AbstractTask, Batch
+from .fields import setting
 
 TARGETS = ("continuous", "sign")
 COHERENCE_GAIN = 3.2 / 100  # input mean per unit coherence during the stimulus
@@ -16,7 +18,7 @@ COHERENCE_SCALE = 16.0  # continuous target = coh / 16
 
 
 @dataclasses.dataclass(frozen=True)
-class DecisionMaking(AbstractTask):
+class DecisionMaking(AbstractTask, kind="decision_making"):
     r"""Perceptual decision making (task B of the A/B -> C experiment, paper figs. 4d-f, 9, 10).
 
     A trial has four periods, in steps n_p = round(duration_p / dt):
@@ -39,33 +41,21 @@ class DecisionMaking(AbstractTask):
         target: ``"continuous"`` (coh / 16) or ``"sign"`` (sign(coh)).
     """
 
-    coherences: tuple[float, ...] = (-16, -8, -2, 2, 8, 16)
-    fixation: float = 1.0
-    stimulus: float = 9.0
-    delay: float = 1.0
-    response: float = 9.0
-    noise_std: float = 0.03
-    batch_size: int = 128
-    target: str = "continuous"
+    coherences: tuple[float, ...] = setting(
+        (-16, -8, -2, 2, 8, 16), doc="coherence values, drawn with equal odds", min_length=1
+    )
+    fixation: float = setting(1.0, doc="fixation duration", ge=0)
+    stimulus: float = setting(9.0, doc="stimulus duration", gt=0)
+    delay: float = setting(1.0, doc="delay duration", ge=0)
+    response: float = setting(9.0, doc="response duration", gt=0)
+    noise_std: float = setting(0.03, doc="input noise std", ge=0)
+    batch_size: int = setting(128, doc="trials per batch B", ge=1)
+    target: Literal[TARGETS] = setting("continuous", doc="continuous: coh / 16; sign: sign(coh)")
     loss_kind: str = "masked_mse"
 
     def __post_init__(self):
-        name = type(self).__name__
-        coh = self.coherences
-        if isinstance(coh, list):
-            coh = tuple(coh)
-            object.__setattr__(self, "coherences", coh)
-        if not (isinstance(coh, tuple) and len(coh) >= 1 and all(_is_number(c) for c in coh)):
-            raise ValueError(f"{name}.coherences = {self.coherences!r}: must be a non-empty tuple of finite numbers")
-        _nonnegative(name, "fixation", self.fixation)
-        _positive(name, "stimulus", self.stimulus)
-        _nonnegative(name, "delay", self.delay)
-        _positive(name, "response", self.response)
-        _nonnegative(name, "noise_std", self.noise_std)
-        _count(name, "batch_size", self.batch_size)
-        if self.target not in TARGETS:
-            raise ValueError(f"{name}.target = {self.target!r}: unknown target; allowed: {list(TARGETS)}")
-        _loss_kind(name, self.loss_kind)
+        super().__post_init__()
+        _loss_kind(type(self).__name__, self.loss_kind)
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)

@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 
 from .base import AbstractTask, Batch, n_steps
+from .fields import setting
 
 
 @dataclasses.dataclass(frozen=True)
-class ExponentialFilter(AbstractTask):
+class ExponentialFilter(AbstractTask, kind="exponential_filter"):
     r"""Impulse-response filter: x_0 = 1/dt (else 0), target y*_t = a exp(-c t dt).
 
     One trial, T = round(t_max / dt) steps, loss dt sum_t (y_t - y*_t)^2. A linear rank-1
@@ -24,18 +25,10 @@ class ExponentialFilter(AbstractTask):
         t_max: trial length.
     """
 
-    c: float
-    a: float = 1.0
-    t_max: float = 20.0
+    c: float = setting(doc="decay rate c* of the target")
+    a: float = setting(1.0, doc="amplitude a* of the target")
+    t_max: float = setting(20.0, doc="trial length", gt=0)
     loss_kind: str = "sum_sq_dt"
-
-    def __post_init__(self):
-        for field in ("c", "a", "t_max"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"ExponentialFilter.{field} = {value!r}: must be a number")
-        if not self.t_max > 0:
-            raise ValueError(f"ExponentialFilter.t_max = {self.t_max!r}: must be positive")
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)

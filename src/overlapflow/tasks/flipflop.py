@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from ._checks import (
-    _check_dt,
-    _check_steps,
-    _count,
-    _is_number,
-    _jitted_sample,
-    _loss_kind,
-    _nonnegative,
-    _number,
-    _positive,
-)
+from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind
 from .base import AbstractTask, Batch
+from .fields import setting
 
 #: How consecutive pulses are spaced: the authors' generator, or onset to onset.
 SPACINGS = ("after_delay", "onset")
@@ -40,7 +32,7 @@ def _truncated_steps(steps: float) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class FlipFlop(AbstractTask):
+class FlipFlop(AbstractTask, kind="flipflop"):
     r"""n-bit flip-flop (paper figs. 4a-c and 8; task A of the A/B -> C experiment).
 
     Each bit b = 1..n_bits of each trial carries its own independent pulse train. Times are
@@ -91,44 +83,29 @@ class FlipFlop(AbstractTask):
         spacing: ``"after_delay"`` (the authors' generator) or ``"onset"`` (waits onset to onset).
     """
 
-    n_bits: int = 1
-    batch_size: int = 10
-    t_max: float = 20.0
-    first_pulse: float = 0.5
-    wait_range: tuple[float, float] = (4.0, 10.0)
-    pulse_duration: float = 0.5
-    input_amp: float = 1.0
-    target_amp: float = 0.5
-    mask_after: float = 2.0
-    spacing: str = "after_delay"
+    n_bits: int = setting(1, doc="number of bits (= the network's n_in and n_out)", ge=1)
+    batch_size: int = setting(10, doc="trials per batch B", ge=1)
+    t_max: float = setting(20.0, doc="trial length", gt=0)
+    first_pulse: float = setting(0.5, doc="onset of the first pulse", ge=0)
+    wait_range: tuple[float, float] = setting((4.0, 10.0), doc="(low, high) of the uniform wait between pulses", gt=0)
+    pulse_duration: float = setting(0.5, doc="pulse length", gt=0)
+    input_amp: float = setting(1.0, doc="pulse amplitude")
+    target_amp: float = setting(0.5, doc="held target amplitude")
+    mask_after: float = setting(2.0, doc="masked time after a pulse", ge=0)
+    spacing: Literal[SPACINGS] = setting(
+        "after_delay", doc="waits counted from the end of the masked delay (the authors') or onset to onset"
+    )
     loss_kind: str = "masked_mse"
 
     def __post_init__(self):
-        name = type(self).__name__
-        _count(name, "n_bits", self.n_bits)
-        _count(name, "batch_size", self.batch_size)
-        _positive(name, "t_max", self.t_max)
-        _nonnegative(name, "first_pulse", self.first_pulse)
-        _positive(name, "pulse_duration", self.pulse_duration)
-        _number(name, "input_amp", self.input_amp)
-        _number(name, "target_amp", self.target_amp)
-        _nonnegative(name, "mask_after", self.mask_after)
+        super().__post_init__()
+        name, (low, high) = type(self).__name__, self.wait_range
         _loss_kind(name, self.loss_kind)
-        if self.spacing not in SPACINGS:
-            raise ValueError(f"{name}.spacing = {self.spacing!r}: unknown; allowed: {list(SPACINGS)}")
-        wait = self.wait_range
-        if isinstance(wait, list):
-            wait = tuple(wait)
-            object.__setattr__(self, "wait_range", wait)
-        valid = isinstance(wait, tuple) and len(wait) == 2 and all(_is_number(w) for w in wait)
-        if not (valid and 0 < wait[0] <= wait[1]):
+        if not low <= high:
+            raise ValueError(f"{name}.wait_range = {self.wait_range!r}: must be (low, high) with low <= high")
+        if self.spacing == "onset" and low < self.pulse_duration:
             raise ValueError(
-                f"{name}.wait_range = {self.wait_range!r}: must be a tuple (low, high) of finite numbers "
-                "with 0 < low <= high"
-            )
-        if self.spacing == "onset" and wait[0] < self.pulse_duration:
-            raise ValueError(
-                f"{name}.wait_range = {wait!r}: low = {wait[0]!r} is shorter than pulse_duration = "
+                f"{name}.wait_range = {self.wait_range!r}: low = {low!r} is shorter than pulse_duration = "
                 f"{self.pulse_duration!r}; waits are measured onset to onset, so low must be >= pulse_duration"
             )
 

@@ -3,17 +3,19 @@ r"""The white-noise form of the exponential filter task."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _check_steps, _count, _jitted_sample, _loss_kind, _nonnegative, _number, _positive
-from .base import AbstractTask, Batch
+from ._checks import _check_dt, _check_steps, _jitted_sample
+from .base import LOSSES, AbstractTask, Batch
+from .fields import setting
 
 
 # ---------------------------------------------------------------------------- white-noise filter
 @dataclasses.dataclass(frozen=True)
-class WhiteNoiseFilter(AbstractTask):
+class WhiteNoiseFilter(AbstractTask, kind="white_noise_filter"):
     r"""Exponential filter of white noise (white-noise form of the filter task, paper fig. 5).
 
     Inputs x_t ~ N(0, s^2) i.i.d. (s = ``noise_std``), t = 0..T-1, T = round(t_max / dt); target
@@ -33,23 +35,15 @@ class WhiteNoiseFilter(AbstractTask):
         noise_std: input noise std s >= 0 (0.5).
         t_max: trial length (20.0; T = 400 at dt = 0.05).
         batch_size: trials per batch B (1).
+        loss_kind: the loss ("sum_sq_dt"; see :func:`~overlapflow.tasks.loss_value`).
     """
 
-    c: float = 0.2
-    a: float = 1.0
-    noise_std: float = 0.5
-    t_max: float = 20.0
-    batch_size: int = 1
-    loss_kind: str = "sum_sq_dt"
-
-    def __post_init__(self):
-        name = type(self).__name__
-        _number(name, "c", self.c)
-        _number(name, "a", self.a)
-        _nonnegative(name, "noise_std", self.noise_std)
-        _positive(name, "t_max", self.t_max)
-        _count(name, "batch_size", self.batch_size)
-        _loss_kind(name, self.loss_kind)
+    c: float = setting(0.2, doc="decay rate c* of the filter")
+    a: float = setting(1.0, doc="amplitude a* of the target")
+    noise_std: float = setting(0.5, doc="input noise std s", ge=0)
+    t_max: float = setting(20.0, doc="trial length", gt=0)
+    batch_size: int = setting(1, doc="trials per batch B", ge=1)
+    loss_kind: Literal[LOSSES] = setting("sum_sq_dt", doc="the loss")
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)

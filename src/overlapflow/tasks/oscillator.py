@@ -7,12 +7,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind, _number, _positive
+from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind
 from .base import AbstractTask, Batch
+from .fields import setting
 
 
 @dataclasses.dataclass(frozen=True)
-class DampedOscillator(AbstractTask):
+class DampedOscillator(AbstractTask, kind="damped_oscillator"):
     r"""Damped oscillatory impulse response (the rank-2 task, paper fig. 12).
 
     One trial: x_0 = 1/dt, x_t = 0 for t > 0; target y*_t = a exp(-c t dt) cos(omega t dt),
@@ -29,18 +30,15 @@ class DampedOscillator(AbstractTask):
         t_max: trial length (20.0).
     """
 
-    c: float = 0.3
-    omega: float = 2.0
-    a: float = 1.0
-    t_max: float = 20.0
+    c: float = setting(0.3, doc="decay rate c*")
+    omega: float = setting(2.0, doc="angular frequency omega*")
+    a: float = setting(1.0, doc="amplitude")
+    t_max: float = setting(20.0, doc="trial length", gt=0)
     loss_kind: str = "sum_sq_dt"
 
     def __post_init__(self):
-        name = type(self).__name__
-        for field in ("c", "omega", "a"):
-            _number(name, field, getattr(self, field))
-        _positive(name, "t_max", self.t_max)
-        _loss_kind(name, self.loss_kind)
+        super().__post_init__()
+        _loss_kind(type(self).__name__, self.loss_kind)
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)

@@ -10,10 +10,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
+from ..nonlinearity import Nonlinearity
 from ..overlaps import Overlaps, parse_pair
-from ._checks import _check_dt, _count, _is_number, _jitted_sample, _loss_kind, _nonnegative, _number, _positive
+from ._checks import _check_dt, _jitted_sample, _loss_kind
 from .base import AbstractTask, Batch
+from .fields import Setting, _is_number, setting
 from .flipflop import FlipFlop
 
 #: The teacher of the A/B -> C experiment (task C; rank-1 erf network, one input, one output):
@@ -78,7 +81,7 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
 
 
 @dataclasses.dataclass(frozen=True)
-class Teacher(AbstractTask):
+class Teacher(AbstractTask, kind="teacher"):
     r"""Teacher task (task C of the A/B -> C experiment, paper figs. 4d-f, 9, 10).
 
     The target is the output of the reduced (mean-field) network of ``rnn`` with fixed overlaps
@@ -99,8 +102,8 @@ class Teacher(AbstractTask):
     Shapes: inputs (B, T, n_in), targets and mask (B, T, n_out). Loss ``"mse"``.
 
     Args (paper defaults):
-        overlaps: labels to values (the paper's: :data:`PAPER_TEACHER_OVERLAPS`, also
-            ``Teacher.paper()``), (label, value) pairs, or an :class:`~overlapflow.Overlaps`.
+        overlaps: labels to values, (label, value) pairs, or an :class:`~overlapflow.Overlaps`
+            (the paper's, :data:`PAPER_TEACHER_OVERLAPS`).
         rnn: the teacher architecture (default ``LowRankRNN(rank=1, phi="erf")``).
         noise_std: std of the Gaussian input noise (1.5).
         pulse_scale: factor on the input task's pulses (2.0).
@@ -109,16 +112,17 @@ class Teacher(AbstractTask):
         t_max: trial length (20.0).
     """
 
-    overlaps: tuple[tuple[str, float], ...]
+    overlaps: tuple[tuple[str, float], ...] = tuple(PAPER_TEACHER_OVERLAPS.items())
     rnn: LowRankRNN | None = None
-    noise_std: float = 1.5
-    pulse_scale: float = 2.0
+    noise_std: float = setting(1.5, doc="input noise std", ge=0)
+    pulse_scale: float = setting(2.0, doc="factor on the flip-flop pulses")
     input_task: AbstractTask | None = None
-    batch_size: int = 128
-    t_max: float = 20.0
+    batch_size: int = setting(128, doc="trials per batch B", ge=1)
+    t_max: float = setting(20.0, doc="trial length", gt=0)
     loss_kind: str = "mse"
 
     def __post_init__(self):
+        super().__post_init__()
         name = type(self).__name__
         rnn = LowRankRNN(rank=1, phi="erf") if self.rnn is None else self.rnn
         if not isinstance(rnn, LowRankRNN):
@@ -126,10 +130,6 @@ class Teacher(AbstractTask):
         if rnn.n_in < 1 or rnn.n_out < 1:
             raise ValueError(f"{name}.rnn: n_in = {rnn.n_in}, n_out = {rnn.n_out}; a teacher needs both >= 1")
         object.__setattr__(self, "rnn", rnn)
-        _nonnegative(name, "noise_std", self.noise_std)
-        _number(name, "pulse_scale", self.pulse_scale)
-        _count(name, "batch_size", self.batch_size)
-        _positive(name, "t_max", self.t_max)
         _loss_kind(name, self.loss_kind)
         S = teacher_overlaps(rnn, self.overlaps, f"{name}.overlaps")
         object.__setattr__(self, "overlaps", tuple(S.as_dict().items()))
@@ -148,6 +148,28 @@ class Teacher(AbstractTask):
                     f"{name}.input_task.{field} = {other!r}: must equal {name}.{field} = {getattr(self, field)!r}"
                 )
         object.__setattr__(self, "input_task", task)
+
+    @classmethod
+    def config_fields(cls) -> tuple[Setting, ...]:
+        """In TOML the teacher network is given by its rank and phi (see :meth:`from_config`) and the
+        overlaps as a table of labels; then the settings (noise_std, pulse_scale, batch_size, t_max)."""
+        return (
+            Setting(
+                "overlaps",
+                dict[str, float],
+                dict(PAPER_TEACHER_OVERLAPS),
+                "the teacher's overlaps by label, e.g. {zm = 0.5, uu = 2.2}",
+            ),
+            Setting("rank", int, 1, "the teacher's rank", {"ge": 1, "le": 64}),
+            Setting("phi", Nonlinearity, "erf", "the teacher's nonlinearity"),
+            *super().config_fields(),
+        )
+
+    @classmethod
+    def from_config(cls, rnn: LowRankRNN, overlaps: dict, rank: int, phi: str, **settings) -> Teacher:
+        """The teacher network LowRankRNN(rank, n_in, n_out, phi, dt, tau) takes the student's n_in, n_out, dt, tau."""
+        teacher = LowRankRNN(rank, rnn.n_in, rnn.n_out, phi, rnn.dt, rnn.tau)
+        return cls(tuple(overlaps.items()), teacher, **settings)
 
     @classmethod
     def paper(cls, **kwargs) -> Teacher:
@@ -176,8 +198,6 @@ class Teacher(AbstractTask):
         return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
-        from ..meanfield import meanfield_forward  # lazy: meanfield imports overlapflow.tasks
-
         key_noise, key_task = jax.random.split(key)
         pulses = self.input_task.sample(key_task, dt).inputs
         if pulses.shape[0] != self.batch_size:

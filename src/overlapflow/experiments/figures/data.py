@@ -11,7 +11,8 @@ from pathlib import Path
 import xarray as xr
 
 from ..config import ExperimentConfig, load_config_text
-from ..runner import CHECKPOINT, STATE_FILE, RunError, _write_history, run_experiment
+from ..run_files import CHECKPOINT, STATE_FILE, RunError, write_history
+from ..runner import run_experiment
 
 
 def _shipped_config(name: str) -> ExperimentConfig:
@@ -26,7 +27,7 @@ def _run_config(config: ExperimentConfig, out: Path, progress: bool) -> dict[str
 
 
 def _write_data(out: Path, name: str, data: xr.Dataset) -> xr.Dataset:
-    _write_history(out / f"{name}.nc", data)
+    write_history(out / f"{name}.nc", data)
     return data
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ...history import overlap_labels, overlap_series
+from ...history import overlap_labels, overlap_series, phase_ends, phase_names
 from ...meanfield import meanfield_forward
 from ...network import network_forward
 
@@ -63,18 +63,10 @@ def _overlaps(ax, curves, which: str) -> None:
         ax.legend(fontsize="x-small", ncol=2 if len(names) > 4 else 1, loc="upper right")
 
 
-def _phase_ends(history: xr.Dataset) -> list[int]:
-    return [int(e) for e in str(history.attrs["phase_ends"]).split(",")]
-
-
-def _phase_names(history: xr.Dataset) -> list[str]:
-    return [name.strip() for name in str(history.attrs["phases"]).split(",")]
-
-
 def _shade_phases(ax, history: xr.Dataset) -> None:
     """Shade every other phase and name the phases above the axes (the title moves up to make room)."""
     start = 0
-    for k, (end, name) in enumerate(zip(_phase_ends(history), _phase_names(history), strict=True)):
+    for k, (end, name) in enumerate(zip(phase_ends(history), phase_names(history), strict=True)):
         if k % 2:
             ax.axvspan(start, end, color="0.93", zorder=-1)
         x = (start + end) / 2

@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 
 from ...history import max_overlap_deviation
 from ...model import LowRankRNN
+from ...precision import float64
 from ..config import ExperimentConfig, parse_config
-from ..runner import read_final_state
+from ..run_files import read_final_state
 from .data import _run_config, _shipped_config, _write_data
 from .drawing import NETWORK, THEORY, _outputs, _overlaps, _thin
 from .spec import KeyNumber
@@ -94,6 +95,7 @@ def _flipflop_thetas(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     return thetas
 
 
+@float64
 def run_flipflop_study(settings: FlipFlopSettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Fig 8's data: the three flip-flop runs (gradient descent with the theory, gradient flow, Adam) and
     the Gaussianity of the initial and learned vectors (``gaussianity.nc``,
@@ -192,6 +194,7 @@ def _qq_panel(ax, rnn: LowRankRNN, theta: np.ndarray, r: np.ndarray, title: str)
     ax.legend(fontsize="x-small", loc="upper left", markerscale=3)
 
 
+@float64
 def draw_fig8(data, settings: FlipFlopSettings, out):
     config = _flipflop_config(settings)
     rnn = config.build_network()

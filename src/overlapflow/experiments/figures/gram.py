@@ -11,12 +11,14 @@ import xarray as xr
 
 from ...model import LowRankRNN
 from ...overlaps import Overlaps, canonical_pairs, visible_mask
+from ...precision import float64
 from .data import _write_data
 from .spec import KeyNumber
 
 GRAM_NETWORKS = {"linear": LowRankRNN(rank=1), "erf": LowRankRNN(rank=1, phi="erf")}
 
 
+@float64
 def run_gram_map(settings: None, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Fig 11's data, ``gram_map.nc``: the structural pattern of :func:`~overlapflow.gram_map.gram_map`
     for rank-1 linear and erf networks, (network, overlap, gradient), gradients over every overlap
@@ -61,6 +63,7 @@ def _gram_map_error(rnn: LowRankRNN) -> float:
     return float(np.max(np.abs(predicted - velocity[list(rows), list(cols)])))
 
 
+@float64
 def draw_fig11(data, settings: None, out):
     from ...gram_map import plot_gram_map
 

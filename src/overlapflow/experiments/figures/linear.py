@@ -10,11 +10,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from ...history import max_overlap_deviation, overlap_labels, overlap_series
+from ...history import max_overlap_deviation, overlap_labels, overlap_series, phase_ends, phase_names
+from ...precision import float64
 from ...tasks import WhiteNoiseFilter
 from ..config import ExperimentConfig
-from ..runner import read_final_state
-from .drawing import NAIVE, NETWORK, THEORY, _loss, _outputs, _overlaps, _phase_ends, _phase_names, _shade_phases, _thin
+from ..run_files import read_final_state
+from .drawing import NAIVE, NETWORK, THEORY, _loss, _outputs, _overlaps, _shade_phases, _thin
 from .spec import KeyNumber
 
 
@@ -81,6 +82,7 @@ def _filter_figure(histories, config, out, white_noise: bool):
     return fig, numbers, (net, thy, task, rnn)
 
 
+@float64
 def draw_fig1c(histories, config, out):
     net, thy, naive = histories["network"], histories["overlaps"], histories["overlaps-visible-only"]
     fig = Figure(figsize=(7, 4.6), layout="constrained")
@@ -117,6 +119,7 @@ def draw_fig1c(histories, config, out):
     return fig, numbers
 
 
+@float64
 def draw_fig5(histories, config, out):
     fig, numbers, (net, thy, task, rnn) = _filter_figure(histories, config, out, white_noise=True)
     fig.suptitle(
@@ -142,6 +145,7 @@ def draw_fig5(histories, config, out):
     return fig, numbers
 
 
+@float64
 def draw_fig12(histories, config, out):
     fig, numbers, (net, thy, task, rnn) = _filter_figure(histories, config, out, white_noise=False)
     fig.suptitle(
@@ -177,7 +181,7 @@ def _memory_numbers(history, engine: str, sgd: bool = True) -> list[KeyNumber]:
     ``sgd``: the paper's expectations (visible overlaps return, invisible ones keep a trace) apply."""
     from ...phenomena.memory import aba_memory_report, phase_end_states
 
-    names, ends = _phase_names(history), _phase_ends(history)
+    names, ends = phase_names(history), phase_ends(history)
     states = phase_end_states(history)
     report = aba_memory_report(history, *names[:3])
     visible = history.visible.values
@@ -219,6 +223,7 @@ def _final_loss(config: ExperimentConfig, history) -> KeyNumber:
     return KeyNumber("final loss, network", float(history.loss.values[-1]), None if note else "~0", note)
 
 
+@float64
 def draw_fig3(histories, config, out):
     curves = _aba_curves(histories, config)
     fig = Figure(figsize=(16, 4.8), layout="constrained")
@@ -266,12 +271,13 @@ def _drift_numbers(config, history, engine: str, noisy_from: int | None, sgd: bo
     return numbers
 
 
+@float64
 def draw_fig6(histories, config, out):
     curves = _aba_curves(histories, config)
     fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax_trace, ax_eig = fig.subplots(1, 2)
     noisy = [j for j, p in enumerate(config.phases) if p.target_noise > 0]
-    noisy_from = int(_phase_ends(curves[0][0])[noisy[0] - 1]) if noisy and noisy[0] > 0 else None
+    noisy_from = int(phase_ends(curves[0][0])[noisy[0] - 1]) if noisy and noisy[0] > 0 else None
     numbers = []
     for history, style, label in curves:
         inv = _invariants(config, history)
@@ -303,6 +309,7 @@ def draw_fig6(histories, config, out):
     return fig, numbers
 
 
+@float64
 def draw_fig7(histories, config, out):
     curves = _aba_curves(histories, config)
     fig = Figure(figsize=(20, 4.8), layout="constrained")

@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from ...precision import float64
 from .data import _stored, _write_data
 from .spec import KeyNumber
 
@@ -58,10 +59,15 @@ class MemorySettings:
         return ABtoCSettings(**{k: v for k, v in dataclasses.asdict(self).items() if k in shared})
 
 
+@float64
 def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Figs 9 and 10's data: the A/B -> C protocol (``ab_to_c.nc``, reused when computed with the same
-    protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise)."""
+    protocol settings) and the decoding accuracies (``decoding.nc``: stage, features, noise). Needs the
+    ``decode`` extra (scikit-learn), checked before anything runs."""
+    from ..._extras import require
     from ...phenomena.memory import decoding_table, join_pairs
+
+    require("decode", "figures 4, 9 and 10 (decoding the training history)")
     from ..ab_to_c import run_ab_to_c_parallel
 
     run = settings.ab_to_c()
@@ -110,6 +116,7 @@ def _member_distance(result: xr.Dataset) -> xr.DataArray:
     )
 
 
+@float64
 def teacher_function_distance(result: xr.Dataset, overlaps=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """How far each member computes from the teacher of task C, in function coordinates
     (:func:`~overlapflow.gauge.function_coordinates`, gauge-invariant).
@@ -308,6 +315,7 @@ def _decoding_numbers(data, noise_levels) -> list[KeyNumber]:
     ]
 
 
+@float64
 def draw_fig9(data, settings: MemorySettings, out):
     from ...phenomena.memory import FEATURE_SETS, STAGES, overlap_features
 
@@ -339,6 +347,7 @@ def draw_fig9(data, settings: MemorySettings, out):
     return fig, _distance_numbers(result)
 
 
+@float64
 def draw_fig10(data, settings: MemorySettings, out):
     decoding = data["decoding"]
     fig = Figure(figsize=(6 * len(settings.noise_levels), 4.8), layout="constrained")

@@ -8,6 +8,7 @@ from pathlib import Path
 import xarray as xr
 from matplotlib.figure import Figure
 
+from ...precision import float64
 from .drawing import _loss, _overlaps
 from .flipflop import (
     FlipFlopSettings,
@@ -38,14 +39,19 @@ class OverviewSettings:
     memory: MemorySettings = MemorySettings()
 
 
+@float64
 def run_overview(settings: OverviewSettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Fig 4's data: the flip-flop's gradient-descent run and :func:`run_memory`'s data."""
+    from ..._extras import require
+
+    require("decode", "figures 4, 9 and 10 (decoding the training history)")
     return {
         **_flipflop_runs(settings.flipflop, out, progress, ("descent",)),
         **run_memory(settings.memory, out, progress),
     }
 
 
+@float64
 def draw_fig4(data, settings: OverviewSettings, out):
     flipflop, memory = settings.flipflop, settings.memory
     trial = _flipflop_trial(flipflop, out)

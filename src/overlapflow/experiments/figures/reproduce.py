@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...precision import float64
 from . import registry  # registry.FIGURES, read at each call (as its lookups do)
 from .data import _run_config
 from .drawing import _save
@@ -17,6 +18,7 @@ from .registry import default_folder, figure_id, figure_setup
 from .spec import FigureResult, KeyNumber
 
 
+@float64
 def reproduce_figure(fig: str, quick: bool = False, out=None, progress: bool = False) -> FigureResult:
     """Make a figure in ``out`` (default :func:`default_folder`): run, continue or reuse its data, draw it
     and write its key numbers next to the paper's; returns them and the files written."""

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from ...model import LowRankRNN
 from ...overlaps import Overlaps
+from ...precision import float64
 from ...tasks import ExponentialFilter
 from .data import _stored
 from .drawing import NETWORK, THEORY, _meanfield_forward, _network_forward
@@ -38,6 +39,7 @@ class TwinSettings:
     seed: int = 0
 
 
+@float64
 def run_twins(settings: TwinSettings, out: Path, progress: bool = False) -> dict[str, xr.Dataset]:
     """Fig 2's data, ``twins.nc``: :func:`~overlapflow.phenomena.learning_separation` of theta_1 and its
     twin (losses, overlaps, output distance per epoch), each one's theory loss (``theory_loss_a``,
@@ -73,6 +75,7 @@ def _twin_data(s: TwinSettings) -> xr.Dataset:
     return separation.assign(data).assign_coords(time=time).assign_attrs(compare_at=s.compare_at)
 
 
+@float64
 def draw_fig2(data, settings: TwinSettings, out):
     d = data["twins"]
     t, at = d.time.values, settings.compare_at

@@ -1,0 +1,175 @@
+r"""What every engine provides: the :class:`Engine` protocol.
+
+An engine is one way of following gradient-descent learning of a :class:`~overlapflow.LowRankRNN`:
+the full network's rows theta (N, P), particles for the N -> infinity limit, the overlaps S (P, P)
+under a closure, or the gradient flow. Like optax's ``GradientTransformation`` it is a set of pure
+functions around a state (a PyTree), held by an immutable, hashable value (so that it can be a
+static argument of ``jax.jit``):
+
+    state          = engine.init(rnn, start)                         start: theta, S or Particles
+    loss, gradient = engine.loss_and_gradient(rnn, task, state, batch)
+    state          = engine.update(rnn, state, gradient, lr)          lr: overlap scale, traced
+    S              = engine.overlaps(state)                           (P, P)
+    start          = engine.carry(state)                              what the next phase starts from
+
+:meth:`Engine.step` composes them, ``step(rnn, task, state, batch, lr) -> (state, loss, S)`` with the
+loss and overlaps of the state before the update. The generic loop (:func:`overlapflow.train`) runs
+any engine in compiled chunks of epochs (:meth:`Engine.advance`, a ``lax.scan`` of these functions),
+batched over runs with ``jax.vmap``, and resumes any engine from its state: the state is all there is.
+
+A new engine is one subclass in one file: its state, ``init``, ``loss_and_gradient``, ``update``,
+``overlaps`` and ``carry`` (plus :meth:`Engine.attrs` for its History attributes).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import functools
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from ..optimizers import Optimizer, as_optimizer
+
+State = Any  # a PyTree of arrays
+
+
+def batch_source(rnn, task, key):
+    """Epoch k -> batch: a constant for deterministic tasks, else sampled from ``fold_in(key, k)``."""
+    if task.deterministic:
+        batch = task.sample(key, rnn.dt)
+        return lambda k: batch
+    return lambda k: task.sample(jax.random.fold_in(key, k), rnn.dt)
+
+
+def lr_factor(dropped, loss, lr_drop):
+    """Learning-rate factor of this epoch's update and the updated "dropped" flag.
+
+    With ``lr_drop = (threshold, factor)`` the rate is divided by ``factor`` from the first epoch
+    whose loss is below ``threshold`` on (the paper's A/B -> C schedule); None keeps it fixed."""
+    if lr_drop is None:
+        return 1.0, dropped
+    threshold, factor = lr_drop
+    dropped = dropped | (loss < threshold)
+    return jnp.where(dropped, 1.0 / factor, 1.0), dropped
+
+
+def _learn_unless_surplus(learn, carry, k, epochs):
+    """``learn(None) -> (carry, loss)`` for epoch k, except past a run's last record (``k > epochs``,
+    in the last compiled chunk): there the record is discarded, so nothing is computed and the
+    state stays as it is."""
+    loss = jax.eval_shape(learn, None)[1]
+    surplus = lambda _: (carry, jnp.zeros(loss.shape, loss.dtype))
+    return jax.lax.cond(k <= epochs, learn, surplus, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engine(abc.ABC):
+    """Base of all engines (module docstring). Subclasses are frozen dataclasses.
+
+    Args:
+        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"`` or an
+            :class:`~overlapflow.Optimizer` (the engines that cannot run one refuse it here).
+    """
+
+    optimizer: Optimizer | Any = "sgd"
+
+    #: The History's ``engine`` attribute and the default run name.
+    kind: ClassVar[str] = "engine"
+
+    def __post_init__(self):
+        if isinstance(self.optimizer, str):
+            object.__setattr__(self, "optimizer", as_optimizer(self.optimizer))
+        self.check_optimizer()
+
+    def check_optimizer(self) -> None:  # noqa: B027 - optional hook, most engines run any optimiser
+        """Refuse an optimiser this engine cannot run (ValueError)."""
+
+    def with_optimizer(self, optimizer) -> Engine:
+        """The same engine with another optimiser (a curriculum's phases may change it)."""
+        return dataclasses.replace(self, optimizer=optimizer)
+
+    @property
+    def lr_drop(self) -> tuple[float, float] | None:
+        """(threshold, factor) of the optimiser's learning-rate drop, or None."""
+        return self.optimizer.lr_drop if isinstance(self.optimizer, Optimizer) else None
+
+    # ---------------------------------------------------------------- the protocol
+    @abc.abstractmethod
+    def init(self, rnn, start) -> State:
+        """The state at the start of a run (fresh optimiser) from ``start``; checks ``start``."""
+
+    @abc.abstractmethod
+    def loss_and_gradient(self, rnn, task, state: State, batch) -> tuple[jax.Array, Any]:
+        """The loss of ``state`` on ``batch`` and what :meth:`update` needs to descend it."""
+
+    @abc.abstractmethod
+    def update(self, rnn, state: State, gradient, lr) -> State:
+        """One learning step at overlap-scale rate ``lr`` (a traced scalar)."""
+
+    @abc.abstractmethod
+    def overlaps(self, state: State) -> jax.Array:
+        """The overlaps S (P, P) of ``state``."""
+
+    @abc.abstractmethod
+    def carry(self, state: State):
+        """What the next phase starts from (``init`` accepts it): theta, S or Particles."""
+
+    def loss(self, rnn, task, state: State, batch) -> jax.Array:
+        """The loss of ``state`` on ``batch``."""
+        return self.loss_and_gradient(rnn, task, state, batch)[0]
+
+    def attrs(self, rnn, state: State) -> dict:
+        """The History attributes this engine adds (engine, method, N, ...)."""
+        return {"engine": self.kind}
+
+    def label(self, state: State) -> str:
+        """A short name for progress bars."""
+        return self.kind
+
+    def run_attrs(self, rnn, task, key, overlaps) -> dict:
+        """Attributes measured on a finished run's overlaps (e.g. the closure's quadrature error)."""
+        return {}
+
+    def step(self, rnn, task, state: State, batch, lr) -> tuple[State, jax.Array, jax.Array]:
+        """One epoch: (new state, loss and overlaps of ``state``)."""
+        loss, gradient = self.loss_and_gradient(rnn, task, state, batch)
+        return self.update(rnn, state, gradient, lr), loss, self.overlaps(state)
+
+    # ---------------------------------------------------------------- the loop's chunk
+    @property
+    def records_initial_state(self) -> bool:
+        """True when :meth:`advance` records each state before its update (epochs + 1 records);
+        False when it records after (the gradient flow: the loop records the start itself)."""
+        return True
+
+    def advance(self, rnn, task, carry, start, *, key, offset, lr, epochs, chunk):
+        """Epochs start..start+chunk-1 of a run of ``epochs`` updates, compiled: records
+        (loss, S) of each state before its update; epochs >= ``epochs`` only record.
+
+        ``carry`` is (state, dropped): the learning-rate drop's flag (:func:`lr_factor`)."""
+        return _scan_chunk(
+            carry, start, key=key, offset=offset, lr=lr, epochs=epochs, engine=self, rnn=rnn, task=task, chunk=chunk
+        )
+
+
+@functools.partial(jax.jit, static_argnames=("engine", "rnn", "task", "chunk"))
+def _scan_chunk(carry, start, *, key, offset, lr, epochs, engine, rnn, task, chunk):
+    batch_at = batch_source(rnn, task, key)
+
+    def epoch(carry, k):
+        state, dropped = carry
+
+        def learn(_):
+            loss, gradient = engine.loss_and_gradient(rnn, task, state, batch_at(offset + k))
+            scale, now_dropped = lr_factor(dropped, loss, engine.lr_drop)
+            new = engine.update(rnn, state, gradient, lr * scale)
+            new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, state)
+            return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
+
+        carry, loss = _learn_unless_surplus(learn, carry, k, epochs)
+        return carry, (loss, engine.overlaps(state))
+
+    return jax.lax.scan(epoch, carry, start + jnp.arange(chunk))

@@ -1,0 +1,138 @@
+r"""The overlap engine: S (P, P) follows learning closed on the overlaps.
+
+Gamma = sym(dl/dS) comes from autodiff of the reduced loss l(S), the ``closure`` (by default
+:func:`~overlapflow.meanfield_loss`: exact for a linear network, the Gaussian closure for a
+nonlinear one; any function ``closure(rnn, task, S, batch) -> loss`` plugs in). The method chooses
+the update (:mod:`overlapflow.flow`):
+
+- ``"exact"``: S <- (I - 2 eta Gamma) S (I - 2 eta Gamma); full-network SGD for a linear network at any eta, N.
+- ``"euler"``: S <- S - 2 eta (S Gamma + Gamma S), the first-order step of the paper.
+- ``"visible-only"``: naive descent on the visible overlaps as free scalars.
+
+Optimisers: SGD; weight decay (Gamma <- Gamma + lambda I); heavy-ball and Nesterov momentum with
+``"exact"`` (the state is then a :class:`~overlapflow.optimizers.MomentumState`, the Gram matrix of
+[theta | velocity]). Adam is refused: it does not close in overlap space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..flow import euler_step, exact_step, visible_only_step
+from ..meanfield import current_variance, latent_trajectory, meanfield_loss
+from ..optimizers import MomentumState, momentum_init, momentum_step
+from ..overlaps import Overlaps, check_gram, visible_mask
+from .base import Engine
+
+STEP_METHODS = ("exact", "euler", "visible-only")
+
+
+def initial_overlaps(rnn, S0, name: str = "S0") -> np.ndarray:
+    """S0 (P, P) (an array or :class:`Overlaps`) checked as a Gram matrix of this network and
+    symmetrised, in float64; errors name the argument ``name``."""
+    S0 = np.asarray(S0.matrix if isinstance(S0, Overlaps) else S0, dtype=np.float64)
+    if S0.shape != (rnn.n_vectors, rnn.n_vectors):
+        raise ValueError(f"{name}: shape {S0.shape}; must be ({rnn.n_vectors}, {rnn.n_vectors}) for this network")
+    check_gram(S0, name)
+    return (S0 + S0.T) / 2
+
+
+def check_overlap_optimizer(optimizer, method: str) -> None:
+    """Refuse what does not close in overlap space with ``method``."""
+    if not optimizer.closes_in_overlap_space:
+        raise ValueError(
+            f"optimizer = {optimizer.kind!r}: Adam does not close in overlap space. It rescales each neuron's "
+            "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
+            "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
+        )
+    if optimizer.beta and method != "exact":
+        raise ValueError(
+            f"optimizer = {optimizer.kind!r} with method = {method!r}: "
+            "momentum is closed in overlap space for method 'exact' only"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class OverlapEngine(Engine):
+    """Learning in overlap space (module docstring).
+
+    Args:
+        method: ``"exact"``, ``"euler"`` or ``"visible-only"``.
+        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (method ``"exact"``) or an
+            :class:`~overlapflow.Optimizer` of those kinds.
+        closure: the reduced loss ``closure(rnn, task, S, batch) -> scalar``.
+
+    ``start``: S0 (P, P) or :class:`~overlapflow.Overlaps`; a :class:`MomentumState` continues momentum.
+    """
+
+    method: str = "exact"
+    closure: Callable = meanfield_loss
+
+    kind = "overlaps"
+
+    def check_optimizer(self) -> None:
+        if self.method not in STEP_METHODS:
+            raise ValueError(f"method = {self.method!r}: unknown; allowed: {list(STEP_METHODS)} (or a FlowEngine)")
+        check_overlap_optimizer(self.optimizer, self.method)
+
+    def init(self, rnn, start):
+        if isinstance(start, MomentumState):
+            return start
+        S0 = jnp.asarray(initial_overlaps(rnn, start))
+        return momentum_init(S0) if self.optimizer.beta else S0
+
+    def loss_and_gradient(self, rnn, task, state, batch):
+        S = self.overlaps(state)
+        loss, G = jax.value_and_grad(lambda s: self.closure(rnn, task, s, batch))(S)
+        Gamma = (G + G.T) / 2 + self.optimizer.weight_decay * jnp.eye(S.shape[0], dtype=S.dtype)
+        return loss, Gamma
+
+    def loss(self, rnn, task, state, batch):
+        return self.closure(rnn, task, self.overlaps(state), batch)
+
+    def update(self, rnn, state, gradient, lr):
+        if isinstance(state, MomentumState):
+            return momentum_step(state, gradient, lr, self.optimizer.beta, self.optimizer.kind == "nesterov")
+        if self.method == "exact":
+            return exact_step(state, gradient, lr)
+        if self.method == "euler":
+            return euler_step(state, gradient, lr)
+        return visible_only_step(state, gradient, lr, jnp.asarray(visible_mask(rnn)))
+
+    def overlaps(self, state) -> jax.Array:
+        return state.S if isinstance(state, MomentumState) else state
+
+    def carry(self, state) -> jax.Array:
+        return self.overlaps(state)
+
+    def attrs(self, rnn, state) -> dict:
+        return {"engine": "overlaps", "method": self.method, "optimizer": self.optimizer.describe()}
+
+    def label(self, state) -> str:
+        return f"overlaps ({self.method})"
+
+    def run_attrs(self, rnn, task, key, overlaps) -> dict:
+        if rnn.is_linear or rnn.nonlinearity.closed_gain is not None or not len(overlaps):
+            return {}
+        return gain_accuracy(rnn, task, key, overlaps)
+
+
+def gain_accuracy(rnn, task, key, overlaps) -> dict:
+    """Largest Delta = k^T S[B, B] k visited (at up to 20 recorded states, on epoch 0's batch) and
+    the quadrature gain's estimated error there (warns above 1e-6)."""
+    picks = np.unique(np.linspace(0, len(overlaps) - 1, 20).astype(int))
+    max_delta = float(_max_current_variance(jnp.asarray(overlaps[picks]), task.sample(key, rnn.dt).inputs, rnn=rnn))
+    return {"max_delta": max_delta, "gain_error": rnn.nonlinearity.check_gain_accuracy(max_delta)}
+
+
+@functools.partial(jax.jit, static_argnames=("rnn",))
+def _max_current_variance(states, inputs, *, rnn):
+    B = rnn.slices["B"]
+    one = lambda S: jnp.max(current_variance(latent_trajectory(rnn, S, inputs), S[B, B]))
+    return jnp.max(jax.vmap(one)(states))

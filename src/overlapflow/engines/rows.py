@@ -1,0 +1,169 @@
+r"""Engines on the rows of theta: the full network and the particles of the N -> infinity limit.
+
+Both train rows theta (n, P) by an optax transformation on the network loss, with population
+averages weighted by w (n,): w = 1/N for a network of N neurons, quadrature weights for particles
+(:mod:`overlapflow.particles`). Learning rates are on the overlap scale eta: the transformation is
+built for n rows at rate eta n, and each row's gradient is divided by n w_i, so row i moves by
+eta dL/dtheta_i / w_i, the per-row update of a network of any size (for the network: eta N dL/dtheta).
+The overlaps are S = theta^T diag(w) theta.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ..network import gram, network_loss
+from ..optimizers import KINDS, Optimizer
+from ..overlaps import check_gram
+from ..particles import RULES, Particles, make_particles
+from .base import Engine
+
+
+class RowState(NamedTuple):
+    """theta (n, P); weights (n,) or None (a network: 1/N); the optimiser's state."""
+
+    theta: jax.Array
+    weights: jax.Array | None
+    opt_state: Any
+
+
+def _transformation(optimizer, lr, n: int) -> optax.GradientTransformation:
+    """The optax transformation for n rows at overlap-scale rate lr (a number or a traced scalar)."""
+    if isinstance(optimizer, Optimizer):
+        return optimizer.network_transformation(lr, n)
+    transformation = optimizer(lr * n)
+    if not isinstance(transformation, optax.GradientTransformation):
+        raise TypeError(
+            f"optimizer factory returned {transformation!r}; it must return an optax GradientTransformation"
+        )
+    return transformation
+
+
+def _check_theta(rnn, theta, name: str) -> jax.Array:
+    theta = jnp.asarray(theta)
+    if theta.ndim != 2 or theta.shape[1] != rnn.n_vectors or not jnp.issubdtype(theta.dtype, jnp.floating):
+        raise ValueError(
+            f"{name}: shape {theta.shape}, dtype {theta.dtype}; must be a float (N, P) array with P = {rnn.n_vectors}"
+        )
+    return theta
+
+
+@dataclasses.dataclass(frozen=True)
+class _RowsEngine(Engine):
+    def check_optimizer(self) -> None:
+        if not isinstance(self.optimizer, Optimizer) and not callable(self.optimizer):
+            raise TypeError(
+                f"optimizer = {self.optimizer!r}: must be one of {list(KINDS)}, an overlapflow.Optimizer "
+                "or a callable lr -> optax transformation"
+            )
+
+    def _fresh(self, theta, weights) -> RowState:
+        # optax states do not depend on the rate: built at rate 1
+        return RowState(theta, weights, _transformation(self.optimizer, 1.0, theta.shape[0]).init(theta))
+
+    def loss_and_gradient(self, rnn, task, state: RowState, batch):
+        theta, weights, _ = state
+        loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch, weights))(theta)
+        if weights is not None:
+            grad = grad / (theta.shape[0] * weights[:, None])
+        return loss, grad
+
+    def update(self, rnn, state: RowState, gradient, lr) -> RowState:
+        theta, weights, opt_state = state
+        updates, opt_state = _transformation(self.optimizer, lr, theta.shape[0]).update(gradient, opt_state, theta)
+        return RowState(optax.apply_updates(theta, updates), weights, opt_state)
+
+    def overlaps(self, state: RowState) -> jax.Array:
+        return gram(state.theta, state.weights)
+
+    def optimizer_label(self) -> str:
+        if isinstance(self.optimizer, Optimizer):
+            return self.optimizer.describe()
+        return getattr(self.optimizer, "__name__", repr(self.optimizer))
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkEngine(_RowsEngine):
+    """The full network theta (N, P), trained by an optax optimiser at rate eta N (module docstring).
+
+    Args:
+        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, an
+            :class:`~overlapflow.Optimizer`, or any factory ``learning_rate -> optax.GradientTransformation``
+            (called with eta N).
+
+    ``start``: theta (N, P), float32 or float64 (the run's dtype).
+    """
+
+    kind = "network"
+
+    def init(self, rnn, start) -> RowState:
+        return self._fresh(_check_theta(rnn, start, "theta0"), None)
+
+    def carry(self, state: RowState) -> jax.Array:
+        return state.theta
+
+    def attrs(self, rnn, state: RowState) -> dict:
+        theta = state.theta
+        return {
+            "engine": "network",
+            "N": int(theta.shape[-2]),
+            "dtype": str(theta.dtype),
+            "optimizer": self.optimizer_label(),
+        }
+
+    def label(self, state: RowState) -> str:
+        return f"network N={state.theta.shape[-2]}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ParticleEngine(_RowsEngine):
+    """The N -> infinity limit without the Gaussian closure: weighted particles for the law of the
+    rows (:mod:`overlapflow.particles`).
+
+    Args:
+        rule: ``"gauss-hermite"`` (``nodes`` per direction) or ``"qmc"`` (``n`` particles, ``seed``).
+        optimizer: SGD-type only (Adam's per-coordinate scale has no N -> infinity limit at rate eta).
+
+    ``start``: overlaps S0 (P, P) (rows start as N(0, S0), sampled by the rule) or :class:`Particles`.
+    """
+
+    rule: str = "gauss-hermite"
+    nodes: int = 8
+    n: int = 2**14
+    seed: int = 0
+
+    kind = "particles"
+
+    def check_optimizer(self) -> None:
+        super().check_optimizer()
+        if not isinstance(self.optimizer, Optimizer) or not self.optimizer.closes_in_overlap_space:
+            raise ValueError(
+                f"optimizer = {self.optimizer!r}: the particle engine runs SGD-type optimisers only "
+                "('sgd', 'momentum', 'nesterov' or an overlapflow.Optimizer of those kinds)"
+            )
+        if self.rule not in RULES:
+            raise ValueError(f"rule = {self.rule!r}: unknown particle rule; allowed: {list(RULES)}")
+
+    def init(self, rnn, start) -> RowState:
+        if not isinstance(start, Particles):
+            S0 = jnp.asarray(getattr(start, "matrix", start), dtype=jnp.float64)
+            check_gram(S0, "S0")
+            start = make_particles(S0, self.rule, self.nodes, self.n, self.seed)
+        return self._fresh(_check_theta(rnn, start.theta, "particles.theta"), jnp.asarray(start.weights))
+
+    def carry(self, state: RowState) -> Particles:
+        return Particles(state.theta, state.weights)
+
+    def attrs(self, rnn, state: RowState) -> dict:
+        attrs = {"engine": "particles", "rule": self.rule, "n_particles": int(state.weights.shape[-1])}
+        if self.rule == "gauss-hermite":
+            attrs["nodes"] = self.nodes
+        return {**attrs, "dtype": str(state.theta.dtype), "optimizer": self.optimizer_label()}
+
+    def label(self, state: RowState) -> str:
+        return f"particles n={state.weights.shape[-1]}"

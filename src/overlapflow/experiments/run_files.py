@@ -1,0 +1,140 @@
+r"""The files of a run folder: atomic writes, the checkpoint, and a finished run's final state.
+
+    OUT/config.toml, config.json         the config as given, and resolved (written first)
+    OUT/checkpoint/<engine>/NNNNNN.nc    the records of segment NNNNNN of each engine (netCDF),
+                                         written once: a checkpoint appends, its cost does not
+                                         grow with the run
+    OUT/checkpoint/state.pkl             the position (phase, epoch within it), the key data, each
+                                         engine's state (numpy), learning-rate drop flag, segment
+                                         count and attrs
+    OUT/<engine>.nc, summary.txt         at the end
+
+Every file is written to a temporary file in the same folder and moved over the old one
+(``os.replace``), segments before ``state.pkl``; a checkpoint read back uses the segments that
+``state.pkl`` counts, so it is consistent even if the process died between two writes. Files get
+the permissions of any file the user creates (0666 less the umask), not the private 0600 of a
+temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..optimizers import MomentumState
+
+CHECKPOINT = "checkpoint"
+STATE_FILE = "state.pkl"
+FORMAT = 2
+
+
+class RunError(RuntimeError):
+    """A run cannot start or continue (occupied output folder, missing or foreign checkpoint)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(tmp_path)``, then move tmp_path over path (same folder, so the move is atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_history(path: Path, history: xr.Dataset) -> None:
+    atomic_write(path, lambda tmp: history.to_netcdf(tmp))
+
+
+def write_pickle(path: Path, value) -> None:
+    def dump(tmp):
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    atomic_write(path, dump)
+
+
+def segment_path(out: Path, engine: str, index: int) -> Path:
+    return Path(out) / CHECKPOINT / engine / f"{index:06d}.nc"
+
+
+def write_segment(out: Path, engine: str, index: int, piece) -> None:
+    """Segment ``index`` of an engine: (losses (n,), overlaps (n, P, P), phase (n,)) records."""
+    loss, S, phase = piece
+    data = xr.Dataset({"loss": ("epoch", loss), "overlaps": (("epoch", "row", "col"), S), "phase": ("epoch", phase)})
+    write_history(segment_path(out, engine, index), data)
+
+
+def read_segments(out: Path, engine: str, count: int) -> list:
+    """The first ``count`` segments of an engine, as written by :func:`write_segment`."""
+    pieces = []
+    for index in range(count):
+        path = segment_path(out, engine, index)
+        if not path.is_file():
+            raise RunError(f"checkpoint segment {path} is missing; state.pkl counts {count} segments")
+        with xr.open_dataset(path) as data:
+            data = data.load()
+        pieces.append((data.loss.values, data.overlaps.values, data.phase.values.astype(np.int64)))
+    return pieces
+
+
+def read_state(out: Path) -> dict:
+    """``state.pkl`` of a run folder (RunError when there is none or its format is foreign)."""
+    path = Path(out) / CHECKPOINT / STATE_FILE
+    if not path.is_file():
+        raise RunError(f"nothing to resume in {out}: no checkpoint ({path} is missing)")
+    with open(path, "rb") as f:
+        saved = pickle.load(f)
+    if saved.get("format") != FORMAT:
+        raise RunError(
+            f"{path}: checkpoint format {saved.get('format')!r}; this overlapflow reads format {FORMAT} "
+            "(rerun it with --overwrite)"
+        )
+    return saved
+
+
+def read_final_state(folder) -> dict:
+    """The final state of a finished run in ``folder``: {"network": its architecture, "config": its
+    resolved config, "states": {engine: theta (network), S (overlaps*), (theta, weights) (particles)}}."""
+    path = Path(folder) / CHECKPOINT / STATE_FILE
+    if not path.is_file():
+        raise RunError(f"no overlapflow run there (missing {path})")
+    saved = read_state(folder)
+    if not saved.get("complete"):
+        raise RunError(f"the run in {folder} is not finished (resume it first: overlapflow run --resume {folder})")
+    config = json.loads(saved["config"])
+    states = {}
+    for name, entry in saved["engines"].items():
+        state = entry["state"]
+        if entry["kind"] == "network":
+            states[name] = np.asarray(state.theta)
+        elif entry["kind"] == "particles":
+            states[name] = (np.asarray(state.theta), np.asarray(state.weights))
+        else:
+            states[name] = np.asarray(state.S if isinstance(state, MomentumState) else state)
+    return {"network": config["network"], "config": config, "states": states}

@@ -1,0 +1,156 @@
+"""The engine protocol: one loop for every engine, batched and resumed; a new engine is one class."""
+
+import dataclasses
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_inputs_task
+
+import overlapflow as of
+from overlapflow.engines import Engine, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
+from overlapflow.history import phase_ends
+from overlapflow.phenomena.curriculum import Phase, run_curriculum
+
+RNN = of.LowRankRNN(rank=1, phi="erf")
+TASK = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=2, t_max=4.0), std=0.1)
+
+
+def _S0(seed=0, N=200):
+    return np.asarray(of.Overlaps.from_params(RNN, RNN.init(jax.random.key(seed), N=N, dtype=jnp.float64)).matrix)
+
+
+ENGINES = [
+    NetworkEngine(),
+    NetworkEngine("momentum"),
+    OverlapEngine(),
+    OverlapEngine("nesterov"),
+    OverlapEngine(method="euler"),
+    FlowEngine(),
+    ParticleEngine(nodes=3),
+]
+
+
+def _start(engine, seed=0):
+    if isinstance(engine, NetworkEngine):
+        return RNN.init(jax.random.key(seed), N=150, dtype=jnp.float64)
+    return _S0(seed)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: f"{e.kind}-{getattr(e, 'method', '')}-{e.optimizer.kind}")
+def test_every_engine_resumes_in_segments_to_round_off(engine):
+    """One run of 30 epochs equals 12 + 18 continued from the state (same batches by epoch_offset)."""
+    start = _start(engine)
+    whole = of.train(engine, RNN, TASK, start, 2e-3, 30, key=jax.random.key(3))
+    first = of.train(engine, RNN, TASK, start, 2e-3, 12, key=jax.random.key(3))
+    rest = of.train(engine, RNN, TASK, None, 2e-3, 18, key=jax.random.key(3), state=first.state, epoch_offset=12)
+    joined = np.concatenate([first.history.overlaps.values, rest.history.overlaps.values[1:]])
+    assert joined.shape == whole.history.overlaps.shape == (31, 4, 4)
+    assert np.abs(joined - whole.history.overlaps.values).max() <= 1e-12  # measured 0 to 1e-15
+    assert np.abs(np.asarray(whole.overlaps) - whole.history.overlaps.values[-1]).max() <= 1e-12
+    assert whole.history.attrs["engine"] == engine.kind
+
+
+@pytest.mark.parametrize("engine", [ParticleEngine(nodes=3), FlowEngine(), NetworkEngine("adam")], ids=str)
+def test_every_engine_batches_over_runs(engine):
+    """train_batch (vmap) over any engine equals the single runs, particles and the flow included."""
+    starts = [_start(engine, seed) for seed in range(2)]
+    stacked = jnp.stack([jnp.asarray(s) for s in starts])
+    batch = of.train_batch(engine, RNN, TASK, stacked, 2e-3, 10, key=jax.random.key(1))
+    assert batch.history.overlaps.dims == ("run", "epoch", "row", "col") and batch.history.sizes["run"] == 2
+    for k, start in enumerate(starts):
+        single = of.train(engine, RNN, TASK, start, 2e-3, 10, key=jax.random.key(1)).history
+        assert np.abs(batch.history.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
+
+
+def test_the_result_is_one_typed_object_and_the_old_flags_warn():
+    theta = RNN.init(jax.random.key(0), N=100, dtype=jnp.float64)
+    result = of.train(NetworkEngine(), RNN, TASK, theta, 2e-3, 5)
+    assert isinstance(result, of.TrainResult) and result.params.shape == (100, 4)
+    assert isinstance(result.final, jax.Array) and result.overlaps.shape == (4, 4)
+    with pytest.warns(DeprecationWarning, match="return_params=True is deprecated"):
+        history, params = of.train_network(RNN, TASK, theta, 2e-3, 5, return_params=True)
+    assert np.array_equal(np.asarray(params), np.asarray(result.params))
+    assert history.identical(result.history)
+    with pytest.warns(DeprecationWarning, match="return_state"):
+        _, state = of.train_overlaps(RNN, TASK, _S0(), 2e-3, 5, return_state=True)
+    with pytest.warns(DeprecationWarning, match="return_particles"):
+        _, cloud = of.train_particles(RNN, TASK, _S0(), 2e-3, 5, nodes=2, return_particles=True)
+    assert isinstance(cloud, of.Particles) and len(cloud) == 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        of.train_network(RNN, TASK, theta, 2e-3, 2)  # no flag: no warning
+    with pytest.raises(AttributeError, match="no parameters"):
+        of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1).params
+
+
+def test_engines_refuse_what_they_cannot_run_in_one_line():
+    with pytest.raises(ValueError, match="Adam does not close in overlap space"):
+        OverlapEngine("adam")
+    with pytest.raises(ValueError, match="momentum is closed in overlap space for method 'exact' only"):
+        OverlapEngine("momentum", method="euler")
+    with pytest.raises(ValueError, match="SGD-type optimisers only"):
+        ParticleEngine("adam")
+    with pytest.raises(ValueError, match="rule = 'sobol'"):
+        ParticleEngine(rule="sobol")
+    with pytest.raises(ValueError, match="theta0: shape"):
+        of.train(NetworkEngine(), RNN, TASK, np.zeros((10, 3)), 1e-3, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledClosureEngine(OverlapEngine):
+    """A closure plugged in: the Gaussian closure's loss times 2 (gradient doubles, so lr/2 is the same run)."""
+
+    closure: object = staticmethod(lambda rnn, task, S, batch: 2 * of.meanfield_loss(rnn, task, S, batch))
+
+
+@dataclasses.dataclass(frozen=True)
+class PreconditionedEngine(Engine):
+    """A new engine in a few lines: the exact overlap step with Gamma preconditioned by S^-1 S = I
+    (the identity), written from scratch on the protocol; it must equal OverlapEngine("exact")."""
+
+    kind = "preconditioned"
+
+    def init(self, rnn, start):
+        return jnp.asarray(start, dtype=jnp.float64)
+
+    def loss_and_gradient(self, rnn, task, state, batch):
+        loss, G = jax.value_and_grad(lambda s: of.meanfield_loss(rnn, task, s, batch))(state)
+        return loss, (G + G.T) / 2
+
+    def update(self, rnn, state, gradient, lr):
+        return of.exact_step(state, gradient, lr)
+
+    def overlaps(self, state):
+        return state
+
+    def carry(self, state):
+        return state
+
+
+def test_a_new_engine_or_closure_is_one_class_and_runs_everywhere():
+    S0 = _S0()
+    reference = of.train(OverlapEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2)).history
+    scaled = of.train(ScaledClosureEngine(), RNN, TASK, S0, 1e-3, 20, key=jax.random.key(2)).history
+    assert np.abs(scaled.overlaps.values - reference.overlaps.values).max() < 1e-13
+    new = of.train(PreconditionedEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2))
+    assert np.abs(new.history.overlaps.values - reference.overlaps.values).max() < 1e-13
+    assert new.history.attrs["engine"] == "preconditioned"
+    batch = of.train_batch(PreconditionedEngine(), RNN, TASK, np.stack([S0, _S0(1)]), 2e-3, 20, key=jax.random.key(2))
+    assert np.abs(batch.history.overlaps.values[0] - reference.overlaps.values).max() < 1e-13
+    phases = [Phase(TASK, 10, 2e-3, name="A"), Phase(TASK.task, 10, 2e-3, name="B")]
+    runs = run_curriculum(RNN, phases, S0=S0, engines=("overlaps", PreconditionedEngine()))
+    assert np.abs(runs["preconditioned"].overlaps.values - runs["overlaps"].overlaps.values).max() < 1e-13
+    assert phase_ends(runs["preconditioned"]) == [10, 20]
+
+
+def test_curriculum_histories_hold_the_phase_table_as_data():
+    rnn = of.LowRankRNN(rank=1)
+    task = random_inputs_task(rnn)
+    phases = [Phase(task, 3, 1e-3, name="A, noisy"), Phase(task, 2, 1e-3, name="B")]
+    history = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps",))["overlaps"]
+    assert list(history.phase_name.values) == ["A, noisy", "B"]  # a comma in a name is fine: data, not a string
+    assert list(history.phase_end.values) == [3, 5] and list(history.phase.values) == [0, 0, 0, 0, 1, 1]
+    assert history.phase_lr.dims == ("phases",) and "phases" not in history.attrs

@@ -119,3 +119,40 @@ def test_no_module_imports_the_package_root():
     """Upward imports: a module of overlapflow never imports the package itself (its __init__)."""
     graph = import_graph()
     assert [name for name, edges in graph.items() if "overlapflow" in edges] == []
+
+
+def documented_layers() -> dict[str, int]:
+    """Module pattern -> layer, from the table of docs/architecture.md (``pkg.*``: every module in pkg)."""
+    text = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    layers = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.split("|")]
+        if len(cells) > 3 and cells[1].isdigit():
+            for pattern in cells[2].replace("`", "").split(","):
+                layers[pattern.strip()] = int(cells[1])
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int:
+    name = module.removeprefix("overlapflow.") if module != "overlapflow" else module
+    if name in layers:
+        return layers[name]
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:i]) + ".*" in layers:
+            return layers[".".join(parts[:i]) + ".*"]
+    raise AssertionError(f"{module} is not in the layer table of docs/architecture.md")
+
+
+def test_imports_go_down_the_documented_layers():
+    """docs/architecture.md's layer table is the truth: every import goes to the same or a lower layer."""
+    graph, layers = import_graph(), documented_layers()
+    upward = [
+        (a, layer_of(a, layers), b, layer_of(b, layers))
+        for a, edges in graph.items()
+        for b in edges
+        if layer_of(b, layers) > layer_of(a, layers)
+    ]
+    assert upward == [], "imports going up a layer (importer, its layer, imported, its layer):\n" + "\n".join(
+        map(str, upward)
+    )

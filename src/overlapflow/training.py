@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Array, ArrayLike, Float
 
 from ._version import __version__
 from .engines import Engine, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine, batch_source, initial_overlaps
@@ -34,6 +35,7 @@ from .flow import METHODS
 from .history import make_history
 from .model import LowRankRNN
 from .optimizers import MomentumState, Optimizer, as_optimizer
+from .overlaps import Overlaps
 from .particles import Particles
 from .precision import float64
 from .progress import progress_bar
@@ -74,12 +76,12 @@ class TrainResult:
         return self.engine.carry(self.state)
 
     @property
-    def overlaps(self) -> jax.Array:
+    def overlaps(self) -> Float[Array, "*K P P"]:
         """The final overlaps S (P, P) (or (K, P, P))."""
         return self.engine.overlaps(self.state)
 
     @property
-    def params(self) -> jax.Array:
+    def params(self) -> Float[Array, "*K N P"]:
         """The final theta (N, P) of a network or particle run."""
         if not isinstance(self.state, RowState):
             raise AttributeError(f"a {self.engine.kind} run has no parameters theta; use .overlaps")
@@ -227,7 +229,7 @@ def train(
     engine: Engine,
     rnn: LowRankRNN,
     task: AbstractTask,
-    start,
+    start: Float[ArrayLike, "N P"] | Float[ArrayLike, "P P"] | Particles | None,
     lr: float,
     epochs: int,
     *,
@@ -276,7 +278,7 @@ def train_batch(
     engine: Engine,
     rnn: LowRankRNN,
     task: AbstractTask,
-    starts,
+    starts: Float[ArrayLike, "K N P"] | Float[ArrayLike, "K P P"] | Particles | None,
     lr: float,
     epochs: int,
     *,
@@ -348,7 +350,7 @@ def overlap_engine(method: str = "exact", optimizer="sgd", rtol: float = 1e-10, 
 def train_network(
     rnn: LowRankRNN,
     task: AbstractTask,
-    theta0,
+    theta0: Float[ArrayLike, "N P"],
     lr: float,
     epochs: int,
     optimizer: str | Optimizer | Callable = "sgd",
@@ -415,7 +417,7 @@ def train_network(
 def train_overlaps(
     rnn: LowRankRNN,
     task: AbstractTask,
-    S0,
+    S0: Float[ArrayLike, "P P"] | Overlaps,
     lr: float,
     epochs: int,
     method: str = "exact",
@@ -477,7 +479,7 @@ def train_overlaps(
 def train_particles(
     rnn: LowRankRNN,
     task: AbstractTask,
-    S0,
+    S0: Float[ArrayLike, "P P"] | Overlaps | Particles,
     lr: float,
     epochs: int,
     rule: str = "gauss-hermite",
@@ -516,7 +518,7 @@ def train_particles(
 def train_overlaps_batch(
     rnn: LowRankRNN,
     task: AbstractTask,
-    S0s,
+    S0s: Float[ArrayLike, "K P P"],
     lr: float,
     epochs: int,
     method: str = "exact",
@@ -568,7 +570,7 @@ def train_overlaps_batch(
 def train_network_batch(
     rnn: LowRankRNN,
     task: AbstractTask,
-    thetas0,
+    thetas0: Float[ArrayLike, "K N P"],
     lr: float,
     epochs: int,
     optimizer: str | Optimizer | Callable = "sgd",

@@ -21,6 +21,7 @@ import xarray as xr
 from .history import max_overlap_deviation
 from .model import LowRankRNN
 from .overlaps import sample_params
+from .precision import float64
 from .tasks import AbstractTask
 from .training import train_network, train_overlaps, train_particles
 
@@ -36,6 +37,7 @@ def fit_power_law(x, y) -> tuple[float, float]:
     return float(p), float(np.exp(log_c))
 
 
+@float64
 def validate_theory(
     rnn: LowRankRNN,
     task: AbstractTask,

@@ -83,7 +83,7 @@ def test_the_result_is_one_typed_object_and_the_old_flags_warn():
         warnings.simplefilter("error")
         of.train_network(RNN, TASK, theta, 2e-3, 2)  # no flag: no warning
     with pytest.raises(AttributeError, match="no parameters"):
-        of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1).params
+        _ = of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1).params
 
 
 def test_engines_refuse_what_they_cannot_run_in_one_line():

@@ -26,9 +26,9 @@ from overlapflow.experiments import (
     run_experiment,
 )
 from overlapflow.experiments.commands import register
-from overlapflow.history import phase_ends, phase_names
 from overlapflow.experiments.config import TASK_KINDS
 from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
+from overlapflow.history import phase_ends, phase_names
 
 
 @pytest.fixture(scope="module")

@@ -85,9 +85,9 @@ def test_stored_data_of_other_settings_is_kept_and_refused(app, tmp_path):
 
 def test_summary_keeps_the_run_and_one_section_per_figure(tmp_path):
     (tmp_path / "summary.txt").write_text("experiment: aba\nfinal loss: 0.1\n")
-    figures._write_summary(tmp_path, {"6": "key numbers of fig 6: first\n  a  1\n"})
-    figures._write_summary(tmp_path, {"3": "key numbers of fig 3: three\n  b  2\n"})
-    figures._write_summary(tmp_path, {"6": "key numbers of fig 6: again\n  a  3\n"})
+    figures.write_summary(tmp_path, {"6": "key numbers of fig 6: first\n  a  1\n"})
+    figures.write_summary(tmp_path, {"3": "key numbers of fig 3: three\n  b  2\n"})
+    figures.write_summary(tmp_path, {"6": "key numbers of fig 6: again\n  a  3\n"})
     text = (tmp_path / "summary.txt").read_text()
     assert text.startswith("experiment: aba\nfinal loss: 0.1\n\nkey numbers of fig 3")
     assert text.count("key numbers of fig 6") == 1 and "again" in text and "first" not in text
@@ -101,7 +101,7 @@ def test_runner_settings_and_their_quick_versions():
     quick = figures.figure_setup("4", quick=True)
     assert quick.flipflop == figures.figure_setup("8", quick=True)  # figs 4 and 8 share the flip-flop runs
     assert quick.memory == figures.figure_setup("10", quick=True)  # figs 4, 9, 10 share the A/B -> C data
-    paper = figures._flipflop_config(figures.FlipFlopSettings())
+    paper = figures.flipflop_config(figures.FlipFlopSettings())
     assert (paper.N, paper.network.phi, paper.network.dt, paper.phases[0].lr, paper.phases[0].epochs) == (
         600,
         "erf",
@@ -109,9 +109,9 @@ def test_runner_settings_and_their_quick_versions():
         0.05,
         2000,
     )
-    flow = figures._flipflop_config(figures.FlipFlopSettings(), "flow")
+    flow = figures.flipflop_config(figures.FlipFlopSettings(), "flow")
     assert flow.phases[0].lr * 4 == paper.phases[0].lr and flow.phases[0].epochs == 4 * 2000
-    adam = figures._flipflop_config(figures.FlipFlopSettings(), "adam")
+    adam = figures.flipflop_config(figures.FlipFlopSettings(), "adam")
     assert adam.phases[0].optimizer.kind == "adam" and adam.engines.names() == ["network"]
 
 

@@ -26,11 +26,13 @@ import jax.numpy as jnp
 
 from .meanfield import meanfield_loss
 from .model import LowRankRNN
+from .precision import float64
 from .tasks import AbstractTask, Batch
 
 METHODS = ("exact", "euler", "flow", "visible-only")
 
 
+@float64
 @functools.partial(jax.jit, static_argnames=("rnn", "task"))
 def symmetric_gradient(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch: Batch):
     """Loss l(S) and Gamma = sym(dl/dS), both from one reverse pass.
@@ -42,23 +44,27 @@ def symmetric_gradient(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch:
     return loss, (G + G.T) / 2
 
 
+@float64
 def exact_step(S: jax.Array, Gamma: jax.Array, lr) -> jax.Array:
     """S' = X S X with X = I - 2 eta Gamma: the Gram matrix of theta (I - 2 eta Gamma)."""
     X = jnp.eye(S.shape[0], dtype=S.dtype) - 2 * lr * Gamma
     return X @ S @ X
 
 
+@float64
 def flow_velocity(S: jax.Array, Gamma: jax.Array, lr) -> jax.Array:
     """dS/dt = -2 eta (S Gamma + Gamma S), the gradient-flow velocity (per epoch)."""
     SG = S @ Gamma
     return -2 * lr * (SG + SG.T)
 
 
+@float64
 def euler_step(S: jax.Array, Gamma: jax.Array, lr) -> jax.Array:
     """S' = S - 2 eta (S Gamma + Gamma S): the first-order step (exact step less its O(eta^2) term)."""
     return S + flow_velocity(S, Gamma, lr)
 
 
+@float64
 def visible_only_step(S: jax.Array, Gamma: jax.Array, lr, mask) -> jax.Array:
     """Naive descent on the visible overlaps as free scalars: sigma_ab <- sigma_ab - eta dl/dsigma_ab.
 

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from .model import LowRankRNN
+from .precision import float64
 
 if TYPE_CHECKING:  # annotations only: the teacher task imports this module
     from .tasks import AbstractTask, Batch
@@ -38,6 +39,7 @@ def _blocks(rnn: LowRankRNN, S: jax.Array):
     return S[sl["V"], sl["B"]], S[sl["Z"], sl["B"]], S[sl["B"], sl["B"]]
 
 
+@float64
 def latent_trajectory(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.Array:
     """Latent states k_{t+1} (B, T, n_in + R) after each step, from S (P, P) and inputs (B, T, n_in)."""
     if rnn.is_linear:
@@ -45,6 +47,7 @@ def latent_trajectory(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.A
     return _nonlinear_scan(rnn, S, inputs, outputs=False)
 
 
+@float64
 def meanfield_forward(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.Array:
     """Outputs y (B, T, n_out) of the reduced network with overlaps S (P, P)."""
     if not rnn.is_linear:
@@ -56,11 +59,13 @@ def meanfield_forward(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.A
     return k @ S_ZB.T
 
 
+@float64
 def current_variance(k: jax.Array, S_BB: jax.Array) -> jax.Array:
     """Delta = k^T S[B, B] k, the variance of the currents h_i, for latents k (..., n_in + R)."""
     return jnp.einsum("...i,ij,...j->...", k, S_BB, k)
 
 
+@float64
 @functools.partial(jax.jit, static_argnames=("rnn", "task"))
 def meanfield_loss(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch: Batch) -> jax.Array:
     """l(S): the task's loss of the reduced network's outputs on one batch."""

@@ -41,6 +41,7 @@ import numpy as np
 import scipy.stats
 
 from .overlaps import Overlaps, check_gram
+from .precision import float64
 
 RULES = ("gauss-hermite", "qmc")
 MAX_PARTICLES = 2_000_000
@@ -70,6 +71,7 @@ def _principal_directions(S0: np.ndarray, rtol: float = 1e-12):
     return np.sqrt(lam[keep]), E[:, keep]
 
 
+@float64
 def gauss_hermite_particles(S0, nodes: int = 8) -> Particles:
     """Product Gauss-Hermite rule for N(0, S0): nodes^d particles (d = rank of S0)."""
     S0 = _as_matrix(S0)
@@ -90,6 +92,7 @@ def gauss_hermite_particles(S0, nodes: int = 8) -> Particles:
     return Particles(jnp.asarray((xi * scale) @ E.T), jnp.asarray(weights))
 
 
+@float64
 def qmc_particles(S0, n: int = 2**14, seed: int = 0) -> Particles:
     """n equal-weight particles: antithetic, whitened scrambled-Sobol points for N(0, S0)."""
     S0 = _as_matrix(S0)
@@ -106,6 +109,7 @@ def qmc_particles(S0, n: int = 2**14, seed: int = 0) -> Particles:
     return Particles(jnp.asarray((xi * scale) @ E.T), jnp.full((n,), 1.0 / n))
 
 
+@float64
 def make_particles(S0, rule: str = "gauss-hermite", nodes: int = 8, n: int = 2**14, seed: int = 0) -> Particles:
     """Particles for N(0, S0) by ``rule`` (``"gauss-hermite"`` with ``nodes``, or ``"qmc"`` with ``n``)."""
     if rule == "gauss-hermite":

@@ -32,16 +32,16 @@ EXIT_DIVERGED = 1
 EXIT_USAGE = 2
 
 
-def _console() -> Console:
+def output_console() -> Console:
     return Console(soft_wrap=True)
 
 
-def _error(message: str) -> None:
+def print_error(message: str) -> None:
     """Print ``message`` as an error; brackets in it (``[[phases]]``, ``[grid]``) are kept as text."""
     Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", markup=True)
 
 
-def _progress(quiet: bool) -> bool:
+def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stdout.isatty()
 
 
@@ -101,7 +101,7 @@ def run(
     from .config import ConfigError, load_config, parse_config
     from .runner import ExperimentDiverged, RunError, run_experiment
 
-    console = _console()
+    console = output_console()
     try:
         if resume is not None:
             stored = resume / "config.json"
@@ -119,7 +119,7 @@ def run(
             folder = resume
         else:
             if config_path is None:
-                _error(
+                print_error(
                     "give a config file (overlapflow run CONFIG) or a run to continue (overlapflow run --resume FOLDER)"
                 )
                 raise typer.Exit(EXIT_USAGE)
@@ -131,16 +131,16 @@ def run(
                 f"{config.total_epochs} epochs, engines {', '.join(config.engines.names())} -> {folder}"
             )
         histories = run_experiment(
-            config, folder, progress=_progress(quiet), resume=resume is not None, overwrite=overwrite
+            config, folder, progress=show_progress(quiet), resume=resume is not None, overwrite=overwrite
         )
     except ConfigError as error:
-        _error(str(error))
+        print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     except RunError as error:
-        _error(str(error))
+        print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     except ExperimentDiverged as error:
-        _error(str(error))
+        print_error(str(error))
         raise typer.Exit(EXIT_DIVERGED) from None
     console.print(_results_table(histories, folder))
     console.print(f"wrote {', '.join(str(folder / f'{name}.nc') for name in histories)}, {folder / 'summary.txt'}")
@@ -158,9 +158,9 @@ def validate(
     try:
         config = load_config(config_path)
     except ConfigError as error:
-        _error(str(error))
+        print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
-    console = _console()
+    console = output_console()
     console.print(f"{config_path}: valid experiment '{config.name}'")
     for line in describe_config(config):
         console.print(f"  {line}", markup=False, highlight=False)
@@ -192,16 +192,16 @@ def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, cons
     try:
         result = reproduce_figure(fig, quick=quick, out=out, progress=progress)
     except FigureUnavailable as error:
-        _error(f"{error}. See overlapflow reproduce --list.")
+        print_error(f"{error}. See overlapflow reproduce --list.")
         return None, EXIT_USAGE
     except MissingExtra as error:
-        _error(f"fig {fig}: {error}")
+        print_error(f"fig {fig}: {error}")
         return None, EXIT_USAGE
     except (ConfigError, RunError) as error:
-        _error(f"fig {fig}: {error}")
+        print_error(f"fig {fig}: {error}")
         return None, EXIT_USAGE
     except ExperimentDiverged as error:
-        _error(f"fig {fig}: {error}")
+        print_error(f"fig {fig}: {error}")
         return None, EXIT_DIVERGED
     console.print(f"fig {result.fig}{' (--quick)' if quick else ''}: key numbers")
     console.print(format_numbers(result.numbers), markup=False, highlight=False)
@@ -264,16 +264,16 @@ def reproduce(
     next to the paper's. Running again in the same folder continues an interrupted run, reuses
     finished runs and stored data, and redraws. Figures that share data share a folder.
     """
-    console = _console()
+    console = output_console()
     if list_:
         console.print(_figure_table())
         return None
     if fig is None:
-        _error("give a figure (e.g. overlapflow reproduce 5), all, or --list")
+        print_error("give a figure (e.g. overlapflow reproduce 5), all, or --list")
         raise typer.Exit(EXIT_USAGE)
     if fig.strip().lower() == "all":
-        return _reproduce_all(quick, out, _progress(quiet), console)
-    result, code = _reproduce_one(fig, quick, out, _progress(quiet), console)
+        return _reproduce_all(quick, out, show_progress(quiet), console)
+    result, code = _reproduce_one(fig, quick, out, show_progress(quiet), console)
     if code:
         raise typer.Exit(code)
     return result

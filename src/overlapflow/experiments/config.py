@@ -769,7 +769,7 @@ def _pydantic_problems(error: ValidationError, data) -> list:
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def _toml_key(key: str) -> str:
+def toml_key(key: str) -> str:
     return key if _BARE_KEY.match(key) else json.dumps(key)
 
 
@@ -789,7 +789,7 @@ def _toml_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
+        return "{" + ", ".join(f"{toml_key(k)} = {_toml_value(v)}" for k, v in value.items() if v is not None) + "}"
     raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as TOML")
 
 
@@ -808,9 +808,9 @@ def _write_table(lines, prefix, table) -> None:
     for key, value in table.items():
         if value is None or isinstance(value, Mapping) or _is_table_array(value):
             continue
-        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+        lines.append(f"{toml_key(key)} = {_toml_value(value)}")
     for key, value in table.items():
-        name = ".".join(_toml_key(k) for k in [*prefix, key])
+        name = ".".join(toml_key(k) for k in [*prefix, key])
         if isinstance(value, Mapping):
             lines += ["", f"[{name}]"]
             _write_table(lines, [*prefix, key], value)

@@ -106,7 +106,7 @@ from .._version import __version__
 from ..precision import float64_scope
 from ..progress import progress_bar
 from .config import SHORTHAND, ConfigError, ExperimentConfig, load_config, parse_config
-from .config import _toml_key as _key
+from .config import toml_key as _key
 from .run_files import CHECKPOINT, STATE_FILE, write_text
 from .runner import load_results, run_experiment
 

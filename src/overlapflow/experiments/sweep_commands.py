@@ -22,7 +22,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .commands import EXIT_DIVERGED, EXIT_USAGE, _console, _error, _progress
+from .commands import EXIT_DIVERGED, EXIT_USAGE, output_console, print_error, show_progress
 
 EXIT_FAILED = EXIT_DIVERGED
 
@@ -94,20 +94,20 @@ def sweep(
     from .config import ConfigError
     from .sweep import read_sweep, run_sweep, sweep_status
 
-    console = _console()
+    console = output_console()
     if scheduler is not None and workers is not None:
-        _error("--workers sets the local cluster's size; with --scheduler the scheduler's workers run the points")
+        print_error("--workers sets the local cluster's size; with --scheduler the scheduler's workers run the points")
         raise typer.Exit(EXIT_USAGE)
     if not status:
         try:
             require("sweep", "the sweep command")
         except MissingExtra as error:
-            _error(str(error))
+            print_error(str(error))
             raise typer.Exit(EXIT_USAGE) from None
     try:
         definition = read_sweep(sweep_path)
     except ConfigError as error:
-        _error(str(error))
+        print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     before = sweep_status(definition)
     if status:
@@ -130,10 +130,10 @@ def sweep(
         )
     try:
         run_sweep(
-            definition, scheduler=scheduler, workers=workers, progress=_progress(quiet), retry_failed=retry_failed
+            definition, scheduler=scheduler, workers=workers, progress=show_progress(quiet), retry_failed=retry_failed
         )
     except OSError as error:  # e.g. the scheduler cannot be reached (distributed raises OSError / TimeoutError)
-        _error(f"{type(error).__name__}: {error}")
+        print_error(f"{type(error).__name__}: {error}")
         raise typer.Exit(EXIT_USAGE) from None
     after = sweep_status(definition)
     _print_status(console, after)

@@ -11,26 +11,26 @@ import functools
 import jax
 
 from .base import LOSSES, n_steps
-from .fields import _is_number
+from .fields import is_number
 
 
-def _nonnegative(task: str, field: str, value) -> float:
+def nonnegative(task: str, field: str, value) -> float:
     """A finite number >= 0."""
-    if not _is_number(value) or not value >= 0:
+    if not is_number(value) or not value >= 0:
         raise ValueError(f"{task}.{field} = {value!r}: must be a finite number >= 0")
     return value
 
 
-def _loss_kind(task: str, value) -> str:
+def loss_kind(task: str, value) -> str:
     """One of :data:`~overlapflow.tasks.LOSSES`."""
     if value not in LOSSES:
         raise ValueError(f"{task}.loss_kind = {value!r}: unknown loss; allowed: {list(LOSSES)}")
     return value
 
 
-def _check_steps(task: str, t_max: float, dt: float) -> int:
+def check_steps(task: str, t_max: float, dt: float) -> int:
     """T = round(t_max / dt) >= 1; dt must be a positive Python number (static under jit)."""
-    _check_dt(task, dt)
+    check_dt(task, dt)
     T = n_steps(t_max, dt)
     if T < 1:
         raise ValueError(f"{task}.sample: t_max = {t_max!r} and dt = {dt!r} give T = {T} steps; need T >= 1")
@@ -38,7 +38,7 @@ def _check_steps(task: str, t_max: float, dt: float) -> int:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
-def _jitted_sample(task, key: jax.Array, dt: float):
+def jitted_sample(task, key: jax.Array, dt: float):
     """``task._sample(key, dt)`` compiled as one program per (task, dt).
 
     Tasks are hashable values and dt a Python float, so both are static; calling a task's
@@ -48,7 +48,7 @@ def _jitted_sample(task, key: jax.Array, dt: float):
     return task._sample(key, dt)
 
 
-def _check_dt(task: str, dt) -> float:
-    if not _is_number(dt) or not dt > 0:
+def check_dt(task: str, dt) -> float:
+    if not is_number(dt) or not dt > 0:
         raise ValueError(f"{task}.sample: dt = {dt!r}: must be a positive Python number (static under jit)")
     return float(dt)

@@ -8,7 +8,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _jitted_sample, _loss_kind
+from ._checks import check_dt, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
 from .fields import setting
 
@@ -55,7 +55,7 @@ class DecisionMaking(AbstractTask, kind="decision_making"):
 
     def __post_init__(self):
         super().__post_init__()
-        _loss_kind(type(self).__name__, self.loss_kind)
+        loss_kind(type(self).__name__, self.loss_kind)
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)
@@ -68,7 +68,7 @@ class DecisionMaking(AbstractTask, kind="decision_making"):
 
     def periods(self, dt: float) -> dict[str, slice]:
         """Step ranges of the four periods at dt (each round(duration / dt) steps)."""
-        _check_dt(type(self).__name__, dt)
+        check_dt(type(self).__name__, dt)
         out, start = {}, 0
         for period in ("fixation", "stimulus", "delay", "response"):
             n = round(getattr(self, period) / dt)
@@ -82,7 +82,7 @@ class DecisionMaking(AbstractTask, kind="decision_making"):
         return out
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
-        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+        return jitted_sample(self, key, check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
         periods = self.periods(dt)

@@ -111,7 +111,7 @@ def _stored(annotation, value):
 
 def _valid(annotation, bounds: Mapping[str, float], value) -> bool:
     if annotation is float:
-        return _is_number(value) and _within(bounds, value)
+        return is_number(value) and _within(bounds, value)
     if annotation is int:
         return isinstance(value, int) and not isinstance(value, bool) and _within(bounds, value)
     if annotation in (bool, str):
@@ -125,7 +125,7 @@ def _valid(annotation, bounds: Mapping[str, float], value) -> bool:
     raise TypeError(f"{annotation!r}: not a setting type (float, int, bool, str, Literal or a tuple of these)")
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     """A finite real number (ints and floats; not bools)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 

@@ -9,7 +9,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind
+from ._checks import check_dt, check_steps, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
 from .fields import setting
 
@@ -100,7 +100,7 @@ class FlipFlop(AbstractTask, kind="flipflop"):
     def __post_init__(self):
         super().__post_init__()
         name, (low, high) = type(self).__name__, self.wait_range
-        _loss_kind(name, self.loss_kind)
+        loss_kind(name, self.loss_kind)
         if not low <= high:
             raise ValueError(f"{name}.wait_range = {self.wait_range!r}: must be (low, high) with low <= high")
         if self.spacing == "onset" and low < self.pulse_duration:
@@ -117,7 +117,7 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         """The task's durations in Euler steps at dt: T, first onset, pulse length P, masked
         steps after a pulse M, the shortest and longest wait in steps, the shortest distance
         between two onsets, and the number K of onsets drawn per bit."""
-        T = _check_steps(type(self).__name__, self.t_max, dt)
+        T = check_steps(type(self).__name__, self.t_max, dt)
         steps = _truncated_steps if self.spacing == "after_delay" else round
         pulse = max(1, steps(self.pulse_duration / dt))
         mask_after = steps(self.mask_after / dt)
@@ -135,7 +135,7 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         )
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
-        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+        return jitted_sample(self, key, check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
         s = self.steps(dt)

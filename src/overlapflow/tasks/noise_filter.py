@@ -8,7 +8,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _check_steps, _jitted_sample
+from ._checks import check_dt, check_steps, jitted_sample
 from .base import LOSSES, AbstractTask, Batch
 from .fields import setting
 
@@ -50,10 +50,10 @@ class WhiteNoiseFilter(AbstractTask, kind="white_noise_filter"):
     deterministic = property(lambda self: False)
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
-        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+        return jitted_sample(self, key, check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
-        T = _check_steps(type(self).__name__, self.t_max, dt)
+        T = check_steps(type(self).__name__, self.t_max, dt)
         x = self.noise_std * jax.random.normal(key, (self.batch_size, T, 1), dtype=jnp.result_type(float))
         decay = jnp.exp(-self.c * dt)
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import jax
 
-from ._checks import _nonnegative
+from ._checks import nonnegative
 from .base import AbstractTask, Batch
 
 
@@ -28,7 +28,7 @@ class NoisyTargets(AbstractTask):
     def __post_init__(self):
         if not isinstance(self.task, AbstractTask):
             raise ValueError(f"NoisyTargets.task = {self.task!r}: must be an overlapflow task")
-        _nonnegative("NoisyTargets", "std", self.std)
+        nonnegative("NoisyTargets", "std", self.std)
 
     n_in = property(lambda self: self.task.n_in)
     n_out = property(lambda self: self.task.n_out)

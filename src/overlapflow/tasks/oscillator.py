@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._checks import _check_dt, _check_steps, _jitted_sample, _loss_kind
+from ._checks import check_dt, check_steps, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
 from .fields import setting
 
@@ -38,17 +38,17 @@ class DampedOscillator(AbstractTask, kind="damped_oscillator"):
 
     def __post_init__(self):
         super().__post_init__()
-        _loss_kind(type(self).__name__, self.loss_kind)
+        loss_kind(type(self).__name__, self.loss_kind)
 
     n_in = property(lambda self: 1)
     n_out = property(lambda self: 1)
     deterministic = property(lambda self: True)
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
-        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+        return jitted_sample(self, key, check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
-        T = _check_steps(type(self).__name__, self.t_max, dt)
+        T = check_steps(type(self).__name__, self.t_max, dt)
         t = dt * jnp.arange(T, dtype=jnp.result_type(float))
         inputs = jnp.zeros((1, T, 1), dtype=t.dtype).at[0, 0, 0].set(1.0 / dt)
         targets = (self.a * jnp.exp(-self.c * t) * jnp.cos(self.omega * t))[None, :, None]

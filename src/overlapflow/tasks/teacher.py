@@ -14,9 +14,10 @@ from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
 from ..nonlinearity import Nonlinearity
 from ..overlaps import Overlaps, parse_pair
-from ._checks import _check_dt, _jitted_sample, _loss_kind
+from ..precision import float64
+from ._checks import check_dt, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
-from .fields import Setting, _is_number, setting
+from .fields import Setting, is_number, setting
 from .flipflop import FlipFlop
 
 #: The teacher of the A/B -> C experiment (task C; rank-1 erf network, one input, one output):
@@ -63,7 +64,7 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
                 i, j = parse_pair(names, label)
             except ValueError as error:
                 raise ValueError(f"{field}: {error}") from None
-            if not _is_number(value):
+            if not is_number(value):
                 raise ValueError(f"{field}[{label!r}] = {value!r}: must be a finite number")
             S[i, j] = S[j, i] = value
             given.add((max(i, j), min(i, j)))
@@ -130,7 +131,7 @@ class Teacher(AbstractTask, kind="teacher"):
         if rnn.n_in < 1 or rnn.n_out < 1:
             raise ValueError(f"{name}.rnn: n_in = {rnn.n_in}, n_out = {rnn.n_out}; a teacher needs both >= 1")
         object.__setattr__(self, "rnn", rnn)
-        _loss_kind(name, self.loss_kind)
+        loss_kind(name, self.loss_kind)
         S = teacher_overlaps(rnn, self.overlaps, f"{name}.overlaps")
         object.__setattr__(self, "overlaps", tuple(S.as_dict().items()))
 
@@ -194,8 +195,9 @@ class Teacher(AbstractTask, kind="teacher"):
         """The teacher's overlaps S* as an :class:`~overlapflow.Overlaps`."""
         return teacher_overlaps(self.rnn, self.overlaps)
 
+    @float64
     def sample(self, key: jax.Array, dt: float) -> Batch:
-        return _jitted_sample(self, key, _check_dt(type(self).__name__, dt))
+        return jitted_sample(self, key, check_dt(type(self).__name__, dt))
 
     def _sample(self, key: jax.Array, dt: float) -> Batch:
         key_noise, key_task = jax.random.split(key)

@@ -38,14 +38,14 @@ The modules of this package (their public names are re-exported here):
 """
 
 from .flipflop import FLIPFLOP_RUNS, FlipFlopSettings, draw_fig8, run_flipflop_study
-from .flipflop import _flipflop_config as _flipflop_config
+from .flipflop import flipflop_config as flipflop_config
 from .gram import GRAM_NETWORKS, draw_fig11, run_gram_map
 from .linear import draw_fig1c, draw_fig3, draw_fig5, draw_fig6, draw_fig7, draw_fig12
 from .memory import MemorySettings, draw_fig9, draw_fig10, run_memory
 from .overview import OverviewSettings, draw_fig4, run_overview
 from .registry import FIGURES, default_folder, figure_config, figure_id, figure_setup
-from .reproduce import _write_summary as _write_summary
 from .reproduce import format_numbers, reproduce_figure
+from .reproduce import write_summary as write_summary
 from .spec import FigureResult, FigureSpec, FigureUnavailable, KeyNumber
 from .twins import TwinSettings, draw_fig2, run_twins
 

@@ -15,23 +15,23 @@ from ..run_files import CHECKPOINT, STATE_FILE, RunError, write_history
 from ..runner import run_experiment
 
 
-def _shipped_config(name: str) -> ExperimentConfig:
+def shipped_config(name: str) -> ExperimentConfig:
     """A config shipped in ``overlapflow/experiments/configs``."""
     text = resources.files("overlapflow.experiments").joinpath("configs", name).read_text(encoding="utf-8")
     return load_config_text(text, source=f"overlapflow/experiments/configs/{name}")
 
 
-def _run_config(config: ExperimentConfig, out: Path, progress: bool) -> dict[str, xr.Dataset]:
+def run_config(config: ExperimentConfig, out: Path, progress: bool) -> dict[str, xr.Dataset]:
     """``run_experiment`` in ``out``: continues an interrupted run there, or reuses a finished one."""
     return run_experiment(config, out, progress=progress, resume=(out / CHECKPOINT / STATE_FILE).is_file())
 
 
-def _write_data(out: Path, name: str, data: xr.Dataset) -> xr.Dataset:
+def write_data(out: Path, name: str, data: xr.Dataset) -> xr.Dataset:
     write_history(out / f"{name}.nc", data)
     return data
 
 
-def _stored(out: Path, name: str, settings: dict, compute: Callable[[], xr.Dataset]) -> xr.Dataset:
+def stored(out: Path, name: str, settings: dict, compute: Callable[[], xr.Dataset]) -> xr.Dataset:
     """``out/<name>.nc`` if it was computed with ``settings``; else ``compute()``, written there.
 
     The settings are kept as JSON in the Dataset's attrs (``figure_settings``). A file computed with
@@ -47,4 +47,4 @@ def _stored(out: Path, name: str, settings: dict, compute: Callable[[], xr.Datas
             f"{path} holds {name} data computed with other settings ({stored.attrs.get('figure_settings')}, "
             f"not {key}); choose another output folder or remove the file"
         )
-    return _write_data(out, name, compute().assign_attrs(figure_settings=key))
+    return write_data(out, name, compute().assign_attrs(figure_settings=key))

@@ -23,15 +23,15 @@ NAIVE = dict(lw=1.3, alpha=1.0, linestyle=(0, (1, 1.5)))
 MAX_POINTS = 800  # points per drawn curve (long runs are thinned for drawing only)
 
 
-def _thin(epochs) -> np.ndarray:
+def thinned(epochs) -> np.ndarray:
     """Indices of at most MAX_POINTS records, the first and the last included."""
     n = len(epochs)
     return np.unique(np.linspace(0, n - 1, min(n, MAX_POINTS)).round().astype(int))
 
 
-def _loss(ax, curves) -> None:
+def draw_loss(ax, curves) -> None:
     for history, style, label in curves:
-        pick = _thin(history.epoch.values)
+        pick = thinned(history.epoch.values)
         loss = np.asarray(history.loss.values, dtype=float)[pick]
         ax.plot(history.epoch.values[pick], np.where(loss > 0, loss, np.nan), color="k", label=label, **style)
     ax.set_yscale("log")
@@ -40,12 +40,12 @@ def _loss(ax, curves) -> None:
     ax.legend(fontsize="small", loc="upper right")
 
 
-def _overlaps(ax, curves, which: str) -> None:
+def draw_overlaps(ax, curves, which: str) -> None:
     names = overlap_labels(curves[0][0], which)
     for k, name in enumerate(names):
         for history, style, _ in curves:
             series = overlap_series(history, name)
-            pick = _thin(series.epoch.values)
+            pick = thinned(series.epoch.values)
             ax.plot(
                 series.epoch.values[pick],
                 series.values[pick],
@@ -63,7 +63,7 @@ def _overlaps(ax, curves, which: str) -> None:
         ax.legend(fontsize="x-small", ncol=2 if len(names) > 4 else 1, loc="upper right")
 
 
-def _shade_phases(ax, history: xr.Dataset) -> None:
+def shade_phases(ax, history: xr.Dataset) -> None:
     """Shade every other phase and name the phases above the axes (the title moves up to make room)."""
     start = 0
     for k, (end, name) in enumerate(zip(phase_ends(history), phase_names(history), strict=True)):
@@ -84,19 +84,19 @@ def _shade_phases(ax, history: xr.Dataset) -> None:
     ax.set_title(ax.get_title(), y=1.05, fontsize=ax.title.get_fontsize())  # above the phase names
 
 
-def _save(fig: Figure, out: Path, name: str) -> list[Path]:
+def save_figure(fig: Figure, out: Path, name: str) -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=120)
     fig.savefig(paths[1])
     return paths
 
 
-_network_forward = jax.jit(network_forward, static_argnums=0)
-_meanfield_forward = jax.jit(meanfield_forward, static_argnums=0)
+jitted_network_forward = jax.jit(network_forward, static_argnums=0)
+jitted_meanfield_forward = jax.jit(meanfield_forward, static_argnums=0)
 
 
-def _outputs(rnn, theta, S, inputs):
+def forward_outputs(rnn, theta, S, inputs):
     """(network output, theory output) (T,) for inputs (1, T, n_in)."""
-    y_net = _network_forward(rnn, jnp.asarray(theta), jnp.asarray(inputs, dtype=jnp.asarray(theta).dtype))
-    y_thy = _meanfield_forward(rnn, jnp.asarray(S), jnp.asarray(inputs, dtype=jnp.float64))
+    y_net = jitted_network_forward(rnn, jnp.asarray(theta), jnp.asarray(inputs, dtype=jnp.asarray(theta).dtype))
+    y_thy = jitted_meanfield_forward(rnn, jnp.asarray(S), jnp.asarray(inputs, dtype=jnp.float64))
     return np.asarray(y_net)[0, :, 0], np.asarray(y_thy)[0, :, 0]

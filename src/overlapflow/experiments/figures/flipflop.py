@@ -17,8 +17,8 @@ from ...model import LowRankRNN
 from ...precision import float64
 from ..config import ExperimentConfig, parse_config
 from ..run_files import read_final_state
-from .data import _run_config, _shipped_config, _write_data
-from .drawing import NETWORK, THEORY, _outputs, _overlaps, _thin
+from .data import run_config, shipped_config, write_data
+from .drawing import NETWORK, THEORY, draw_overlaps, forward_outputs, thinned
 from .spec import KeyNumber
 
 
@@ -47,13 +47,13 @@ class FlipFlopSettings:
 FLIPFLOP_RUNS = ("descent", "flow", "adam")
 
 
-def _flipflop_config(s: FlipFlopSettings, run: str = "descent") -> ExperimentConfig:
+def flipflop_config(s: FlipFlopSettings, run: str = "descent") -> ExperimentConfig:
     """The config of one flip-flop run: ``"descent"`` (the shipped config with the overrides; network
     and theory), ``"flow"`` (lr / flow_factor for flow_factor x the epochs) or ``"adam"``; the last two
     on the full network only."""
     if run not in FLIPFLOP_RUNS:
         raise ValueError(f"run = {run!r}: allowed {list(FLIPFLOP_RUNS)}")
-    data = _shipped_config(s.config).resolved()
+    data = shipped_config(s.config).resolved()
     (phase,) = data["phases"]
     overrides = ((s.N, data, "N"), (s.dt, data["network"], "dt"), (s.t_max, phase["task"], "t_max"))
     for value, table, key in (*overrides, (s.lr, phase, "lr"), (s.epochs, phase, "epochs")):
@@ -78,14 +78,14 @@ def _flipflop_runs(s: FlipFlopSettings, out: Path, progress: bool, runs) -> dict
     data = {}
     for run in runs:
         prefix = "" if run == "descent" else f"{run}/"
-        histories = _run_config(_flipflop_config(s, run), _run_folder(out, run), progress)
+        histories = run_config(flipflop_config(s, run), _run_folder(out, run), progress)
         data.update({prefix + name: history for name, history in histories.items()})
     return data
 
 
 def _flipflop_thetas(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     """The initial network (the runner's, from the config's seed) and the final one of each run."""
-    config = _flipflop_config(s)
+    config = flipflop_config(s)
     if config.init.model_dump(exclude_none=True):
         raise ValueError(f"{s.config}: an [init] table is not supported here (the initial network is rnn.init(seed))")
     rnn = config.build_network()
@@ -103,21 +103,21 @@ def run_flipflop_study(settings: FlipFlopSettings, out: Path, progress: bool = F
     from ...gaussianity import gaussianity_report
 
     data = _flipflop_runs(settings, out, progress, FLIPFLOP_RUNS)
-    rnn = _flipflop_config(settings).build_network()
+    rnn = flipflop_config(settings).build_network()
     thetas = _flipflop_thetas(settings, out)
     reports = xr.concat([gaussianity_report(rnn, theta) for theta in thetas.values()], dim="run")
-    data["gaussianity"] = _write_data(out, "gaussianity", reports.assign_coords(run=list(thetas)))
+    data["gaussianity"] = write_data(out, "gaussianity", reports.assign_coords(run=list(thetas)))
     return data
 
 
 def _flipflop_trial(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     """A held-out trial (key 1) after gradient descent: t, input, target, mask, network and theory outputs."""
-    config = _flipflop_config(s)
+    config = flipflop_config(s)
     rnn = config.build_network()
     task = config.build_phases(rnn)[0].task
     batch = task.sample(jax.random.key(1), rnn.dt)
     states = read_final_state(out)["states"]
-    y_net, y_thy = _outputs(rnn, states["network"], states["overlaps"], batch.inputs[:1])
+    y_net, y_thy = forward_outputs(rnn, states["network"], states["overlaps"], batch.inputs[:1])
     first = {name: np.asarray(getattr(batch, name))[0, :, 0] for name in ("inputs", "targets", "mask")}
     return {"t": rnn.dt * np.arange(len(y_net)), "network": y_net, "theory": y_thy, **first}
 
@@ -149,7 +149,7 @@ def _first_below(loss: np.ndarray, fraction: float) -> float:
 def _flipflop_numbers(data, s: FlipFlopSettings, trial: dict) -> list[KeyNumber]:
     net, thy = data["network"], data["overlaps"]
     loss_net, loss_thy = (np.asarray(h.loss.values, dtype=float) for h in (net, thy))
-    N = _flipflop_config(s).N
+    N = flipflop_config(s).N
     return [
         KeyNumber("final loss, network (gradient descent)", float(loss_net[-1]), "~0 (learns)", f"N = {N}"),
         KeyNumber("final loss, theory", float(loss_thy[-1]), "~0 (learns)"),
@@ -176,7 +176,7 @@ def _flipflop_numbers(data, s: FlipFlopSettings, trial: dict) -> list[KeyNumber]
 
 
 def _flipflop_curves(data, s: FlipFlopSettings):
-    N = _flipflop_config(s).N
+    N = flipflop_config(s).N
     return [(data["network"], NETWORK, f"network N={N}"), (data["overlaps"], THEORY, "theory")]
 
 
@@ -196,7 +196,7 @@ def _qq_panel(ax, rnn: LowRankRNN, theta: np.ndarray, r: np.ndarray, title: str)
 
 @float64
 def draw_fig8(data, settings: FlipFlopSettings, out):
-    config = _flipflop_config(settings)
+    config = flipflop_config(settings)
     rnn = config.build_network()
     gauss = data["gaussianity"]
     thetas = _flipflop_thetas(settings, out)
@@ -213,7 +213,7 @@ def draw_fig8(data, settings: FlipFlopSettings, out):
         (data["adam/network"], 1, "C4", NETWORK, f"Adam (lr {settings.adam_lr:g}), network"),
     )
     for history, factor, color, style, label in runs:
-        pick = _thin(history.epoch.values)
+        pick = thinned(history.epoch.values)
         epochs = history.epoch.values[pick] / factor
         ax.plot(epochs, np.asarray(history.loss.values)[pick], color=color, label=label, **style)
     ax.set_yscale("log")
@@ -221,8 +221,8 @@ def draw_fig8(data, settings: FlipFlopSettings, out):
     ax.set_title("loss", fontsize="medium")
     ax.legend(fontsize="x-small", loc="lower left")
     _draw_trial(axes[0, 1], trial)
-    _overlaps(axes[0, 2], curves, "visible")
-    _overlaps(axes[0, 3], curves, "invisible")
+    draw_overlaps(axes[0, 2], curves, "visible")
+    draw_overlaps(axes[0, 3], curves, "invisible")
     titles = {"descent": "gradient descent", "flow": "gradient flow", "adam": "Adam"}
     for ax, run in zip(axes[1, :3], FLIPFLOP_RUNS, strict=True):
         r = gauss.qq_r.sel(run=run).values

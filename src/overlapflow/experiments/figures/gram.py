@@ -12,7 +12,7 @@ import xarray as xr
 from ...model import LowRankRNN
 from ...overlaps import Overlaps, canonical_pairs, visible_mask
 from ...precision import float64
-from .data import _write_data
+from .data import write_data
 from .spec import KeyNumber
 
 GRAM_NETWORKS = {"linear": LowRankRNN(rank=1), "erf": LowRankRNN(rank=1, phi="erf")}
@@ -44,7 +44,7 @@ def run_gram_map(settings: None, out: Path, progress: bool = False) -> dict[str,
         coords={"network": list(GRAM_NETWORKS), "overlap": labels, "gradient": labels},
         attrs={"convention": g.attrs["convention"]},
     )
-    return {"gram_map": _write_data(out, "gram_map", data)}
+    return {"gram_map": write_data(out, "gram_map", data)}
 
 
 def _gram_map_error(rnn: LowRankRNN) -> float:

@@ -15,7 +15,7 @@ from ...precision import float64
 from ...tasks import WhiteNoiseFilter
 from ..config import ExperimentConfig
 from ..run_files import read_final_state
-from .drawing import NAIVE, NETWORK, THEORY, _loss, _outputs, _overlaps, _shade_phases, _thin
+from .drawing import NAIVE, NETWORK, THEORY, draw_loss, draw_overlaps, forward_outputs, shade_phases, thinned
 from .spec import KeyNumber
 
 
@@ -46,7 +46,7 @@ def _filter_figure(histories, config, out, white_noise: bool):
         noise = WhiteNoiseFilter(c=task.c, a=task.a, noise_std=0.5, t_max=task.t_max).sample(
             jax.random.key(config.seed), rnn.dt
         )
-        y_net, y_thy = _outputs(rnn, theta, S, noise.inputs)
+        y_net, y_thy = forward_outputs(rnn, theta, S, noise.inputs)
         ax = panels.pop(0)
         ax.plot(t, np.asarray(noise.inputs)[0, :, 0], color="0.75", lw=0.6, label="input x (std 0.5)")
         ax.plot(t, np.asarray(noise.targets)[0, :, 0], color="k", lw=2.4, alpha=0.5, label="target (filtered x)")
@@ -54,7 +54,7 @@ def _filter_figure(histories, config, out, white_noise: bool):
         ax.set_title("white-noise input, after training", fontsize="medium")
         ax.set_xlabel("t")
         ax.legend(fontsize="x-small", loc="upper right")
-    y_net, y_thy = _outputs(rnn, theta, S, batch.inputs)
+    y_net, y_thy = forward_outputs(rnn, theta, S, batch.inputs)
     ax = panels.pop(0)
     ax.plot(t, np.asarray(batch.targets)[0, :, 0], color="k", lw=2.8, alpha=0.5, label="target")
     ax.plot(t, y_net, color="C3", lw=1.3, label="network")
@@ -62,9 +62,9 @@ def _filter_figure(histories, config, out, white_noise: bool):
     ax.set_title("learned impulse response", fontsize="medium")
     ax.set_xlabel("t")
     ax.legend(fontsize="x-small", loc="upper right")
-    _loss(panels.pop(0), curves)
-    _overlaps(panels.pop(0), curves, "visible")
-    _overlaps(panels.pop(0), curves, "invisible")
+    draw_loss(panels.pop(0), curves)
+    draw_overlaps(panels.pop(0), curves, "visible")
+    draw_overlaps(panels.pop(0), curves, "invisible")
     for ax in panels:
         ax.axis("off")
     numbers = [
@@ -87,7 +87,7 @@ def draw_fig1c(histories, config, out):
     net, thy, naive = histories["network"], histories["overlaps"], histories["overlaps-visible-only"]
     fig = Figure(figsize=(7, 4.6), layout="constrained")
     ax = fig.subplots()
-    _loss(
+    draw_loss(
         ax,
         [
             (net, NETWORK, f"network N={config.N}"),
@@ -167,11 +167,11 @@ def _aba_curves(histories, config):
 
 def _protocol_panels(fig, curves, ncols: int):
     axes = list(fig.subplots(1, ncols))
-    _loss(axes[0], curves)
-    _overlaps(axes[1], curves, "visible")
-    _overlaps(axes[2], curves, "invisible")
+    draw_loss(axes[0], curves)
+    draw_overlaps(axes[1], curves, "visible")
+    draw_overlaps(axes[2], curves, "invisible")
     for ax in axes:
-        _shade_phases(ax, curves[0][0])
+        shade_phases(ax, curves[0][0])
     return axes
 
 
@@ -281,7 +281,7 @@ def draw_fig6(histories, config, out):
     numbers = []
     for history, style, label in curves:
         inv = _invariants(config, history)
-        pick = _thin(inv.epoch.values)
+        pick = thinned(inv.epoch.values)
         for i, k in enumerate(inv.power.values):
             ax_trace.plot(
                 inv.epoch.values[pick],
@@ -304,7 +304,7 @@ def draw_fig6(histories, config, out):
     for ax in (ax_trace, ax_eig):
         ax.set_xlabel("epoch")
         ax.legend(fontsize="x-small", loc="upper right")
-        _shade_phases(ax, curves[0][0])
+        shade_phases(ax, curves[0][0])
     fig.suptitle("Fig 6: conservation laws through the A-B-A protocol; target noise breaks them")
     return fig, numbers
 
@@ -315,7 +315,7 @@ def draw_fig7(histories, config, out):
     fig = Figure(figsize=(20, 4.8), layout="constrained")
     axes = _protocol_panels(fig, curves, 4)
     inv = _invariants(config, histories["network"])
-    pick = _thin(inv.epoch.values)
+    pick = thinned(inv.epoch.values)
     for i, k in enumerate(inv.power.values):
         axes[3].plot(
             inv.epoch.values[pick], inv.drift.values[pick, i], color=f"C{i}", label=rf"tr$((JS)^{k})$ - initial"

@@ -11,7 +11,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ...precision import float64
-from .data import _stored, _write_data
+from .data import stored, write_data
 from .spec import KeyNumber
 
 
@@ -77,14 +77,14 @@ def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> d
             return run_ab_to_c_parallel(run, out / "ab_to_c_jobs", settings.workers, progress)
         # one stored piece per pair: a stopped run loses at most one pair
         pieces = [
-            _stored(
+            stored(
                 out, f"ab_to_c_pair{p}", settings.protocol(), lambda p=p: run.in_process(settings.engine, [p], progress)
             )
             for p in range(settings.n_pairs)
         ]
         return join_pairs(pieces)
 
-    result = _stored(out, "ab_to_c", settings.protocol(), protocol)
+    result = stored(out, "ab_to_c", settings.protocol(), protocol)
     for piece in out.glob("ab_to_c_pair*.nc"):
         piece.unlink()
     table = decoding_table(
@@ -94,7 +94,7 @@ def run_memory(settings: MemorySettings, out: Path, progress: bool = False) -> d
         resamples=settings.resamples,
     )
     decoding = table.to_dataset().assign_attrs(n_train_pairs=settings.n_train_pairs, resamples=settings.resamples)
-    return {"ab_to_c": result, "decoding": _write_data(out, "decoding", decoding)}
+    return {"ab_to_c": result, "decoding": write_data(out, "decoding", decoding)}
 
 
 _STAGE_LABELS = {"start": "start", "after_AB": "after A / B", "after_C": "after C"}

@@ -9,7 +9,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from ...precision import float64
-from .drawing import _loss, _overlaps
+from .drawing import draw_loss, draw_overlaps
 from .flipflop import (
     FlipFlopSettings,
     _draw_trial,
@@ -59,8 +59,8 @@ def draw_fig4(data, settings: OverviewSettings, out):
     axes = fig.subplots(2, 3)
     _draw_trial(axes[0, 0], trial)
     curves = _flipflop_curves(data, flipflop)
-    _loss(axes[0, 1], curves)
-    _overlaps(axes[0, 2], curves, "all")
+    draw_loss(axes[0, 1], curves)
+    draw_overlaps(axes[0, 2], curves, "all")
     _draw_memory_loss(axes[1, 0], data["ab_to_c"])
     _draw_member_distance(axes[1, 1], _member_distance(data["ab_to_c"]))
     _draw_decoding(axes[1, 2], data["decoding"], memory.noise_levels[0])

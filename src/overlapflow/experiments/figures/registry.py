@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ..config import ExperimentConfig
-from .data import _shipped_config
+from .data import shipped_config
 from .flipflop import FlipFlopSettings, draw_fig8, run_flipflop_study
 from .gram import draw_fig11, run_gram_map
 from .linear import draw_fig1c, draw_fig3, draw_fig5, draw_fig6, draw_fig7, draw_fig12
@@ -146,7 +146,7 @@ def figure_setup(fig: str, quick: bool = False):
     figures; None for fig 11); ``quick``: the ``--quick`` version."""
     spec = FIGURES[figure_id(fig)]
     if spec.config is not None:
-        config = _shipped_config(spec.config)
+        config = shipped_config(spec.config)
         return config.scaled(**spec.quick, suffix="-quick") if quick else config
     return dataclasses.replace(spec.settings, **spec.quick) if quick and spec.quick else spec.settings
 

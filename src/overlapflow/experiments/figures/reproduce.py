@@ -12,8 +12,8 @@ import numpy as np
 
 from ...precision import float64
 from . import registry  # registry.FIGURES, read at each call (as its lookups do)
-from .data import _run_config
-from .drawing import _save
+from .data import run_config
+from .drawing import save_figure
 from .registry import default_folder, figure_id, figure_setup
 from .spec import FigureResult, KeyNumber
 
@@ -28,12 +28,12 @@ def reproduce_figure(fig: str, quick: bool = False, out=None, progress: bool = F
     out = Path(out) if out is not None else default_folder(fig, quick)
     sections = _summary_sections(out)
     if spec.config is not None:
-        data = _run_config(setup, out, progress)
+        data = run_config(setup, out, progress)
     else:
         out.mkdir(parents=True, exist_ok=True)
         data = spec.run(setup, out, progress)
     figure, numbers = spec.draw(data, setup, out)
-    files = _save(figure, out, f"fig{fig}")
+    files = save_figure(figure, out, f"fig{fig}")
     settings = None if spec.config is not None or setup is None else dataclasses.asdict(setup)
     record = {
         "figure": fig,
@@ -49,7 +49,7 @@ def reproduce_figure(fig: str, quick: bool = False, out=None, progress: bool = F
     if settings is not None:
         header += f"  settings ({spec.source}): {json.dumps(settings)}\n"
     sections[fig] = header + format_numbers(numbers) + "\n"
-    _write_summary(out, sections)
+    write_summary(out, sections)
     files += [out / f"fig{fig}.json", out / "summary.txt"] + [out / f"{name}.nc" for name in data]
     return FigureResult(fig, out, numbers, files, data)
 
@@ -70,7 +70,7 @@ def _summary_sections(out: Path) -> dict[str, str]:
     return _split_summary(path.read_text(encoding="utf-8"))[1] if path.is_file() else {}
 
 
-def _write_summary(out: Path, sections: dict[str, str]) -> None:
+def write_summary(out: Path, sections: dict[str, str]) -> None:
     """summary.txt: the run's summary (if a config run wrote one), then the key numbers of every figure
     made in this folder, in the paper's order (a figure made again replaces its own section)."""
     path = out / "summary.txt"

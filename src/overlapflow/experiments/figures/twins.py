@@ -15,8 +15,8 @@ from ...model import LowRankRNN
 from ...overlaps import Overlaps
 from ...precision import float64
 from ...tasks import ExponentialFilter
-from .data import _stored
-from .drawing import NETWORK, THEORY, _meanfield_forward, _network_forward
+from .data import stored
+from .drawing import NETWORK, THEORY, jitted_meanfield_forward, jitted_network_forward
 from .spec import KeyNumber
 
 
@@ -45,7 +45,7 @@ def run_twins(settings: TwinSettings, out: Path, progress: bool = False) -> dict
     twin (losses, overlaps, output distance per epoch), each one's theory loss (``theory_loss_a``,
     ``_b``), and the outputs on the impulse (``time``) before learning, under noise injected into h
     and after ``compare_at`` epochs (from the learned overlaps: exact for a linear network)."""
-    return {"twins": _stored(out, "twins", dataclasses.asdict(settings), lambda: _twin_data(settings))}
+    return {"twins": stored(out, "twins", dataclasses.asdict(settings), lambda: _twin_data(settings))}
 
 
 def _twin_data(s: TwinSettings) -> xr.Dataset:
@@ -66,9 +66,9 @@ def _twin_data(s: TwinSettings) -> xr.Dataset:
     for member, theta in (("a", theta_a), ("b", theta_b)):
         learned = jnp.asarray(separation[f"overlaps_{member}"].values[s.compare_at])
         noisy = noise_response(rnn, theta, inputs, s.noise_std, jax.random.fold_in(key, 2))
-        data[f"output_{member}"] = ("time", np.asarray(_network_forward(rnn, theta, inputs))[0, :, 0])
+        data[f"output_{member}"] = ("time", np.asarray(jitted_network_forward(rnn, theta, inputs))[0, :, 0])
         data[f"noisy_output_{member}"] = ("time", np.asarray(noisy)[0, :, 0])
-        data[f"learned_output_{member}"] = ("time", np.asarray(_meanfield_forward(rnn, learned, inputs))[0, :, 0])
+        data[f"learned_output_{member}"] = ("time", np.asarray(jitted_meanfield_forward(rnn, learned, inputs))[0, :, 0])
         theory = train_overlaps(rnn, task, Overlaps.from_params(rnn, theta), s.lr, s.epochs)
         data[f"theory_loss_{member}"] = ("epoch", theory.loss.values)
     time = rnn.dt * np.arange(inputs.shape[1])

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import overlapflow as of
+from overlapflow.precision import enable_globally
 
 # ---------------------------------------------------------------------------- reference numbers
 # From the issue: the paper's own code (github.com/yoavger/learning_reveals_invisible_structure_lr_rnns)
@@ -405,6 +406,7 @@ def main(argv=None) -> int:
     parser.add_argument("--flow", action="store_true", help="with --quick: include method='flow' (skipped there)")
     parser.add_argument("--plain", action="store_true", help="plain-text tables instead of rich")
     args = parser.parse_args(argv)
+    enable_globally()  # a benchmark is its own process: float64 throughout, as before
 
     log = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None

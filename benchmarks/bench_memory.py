@@ -27,6 +27,7 @@ import time
 from bench_core import _load, machine_info, show_tables
 
 from overlapflow.experiments.ab_to_c import ABtoCSettings, run_ab_to_c_parallel, run_job
+from overlapflow.precision import enable_globally
 
 
 def job_costs(epochs: int, log) -> dict:
@@ -64,6 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--plain", action="store_true", help="plain-text tables instead of rich")
     parser.add_argument("--run", metavar="OUT", default=None, help="then run the paper-scale protocol in OUT")
     args = parser.parse_args(argv)
+    enable_globally()  # a benchmark is its own process: float64 throughout, as before
 
     log = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
     load_before = os.getloadavg()

@@ -172,8 +172,8 @@ def test_target_noise_breaks_conservation_at_convergence(rnn, S0):
 
 
 def test_adam_breaks_K(rnn, theta):
-    _, sgd = of.train_network(rnn, TASK, theta, lr=5e-3, epochs=300, return_params=True)
-    _, adam = of.train_network(rnn, TASK, theta, lr=1e-3, epochs=300, optimizer="adam", return_params=True)
+    sgd = of.train(of.engines.NetworkEngine(), rnn, TASK, theta, lr=5e-3, epochs=300).params
+    adam = of.train(of.engines.NetworkEngine("adam"), rnn, TASK, theta, lr=1e-3, epochs=300).params
     drift_sgd = K_drift(rnn, theta, sgd, relative=True)
     drift_adam = K_drift(rnn, theta, adam, relative=True)
     assert drift_sgd < 5e-3  # measured 2.2e-3 (the O(lr) finite-step drift)

@@ -36,7 +36,8 @@ def test_network_follows_the_authors_erf_network():
     "before" follows it to float32 noise, and reading after the step does not."""
     ref, rnn, task, theta0 = _authors()
     E, lr = int(ref["E"]), float(ref["lr"])
-    history, theta = of.train_network(rnn, task, theta0, lr=lr, epochs=E, return_params=True)
+    result = of.train(of.engines.NetworkEngine(), rnn, task, theta0, lr=lr, epochs=E)
+    history, theta = result.history, result.params
     drift = np.max(np.abs(ref["net_overlaps"][-1] - ref["S0"]))
     gap = np.max(np.abs(_in_their_order(history)[1:] - ref["net_overlaps"]))
     assert drift > 0.02  # the run moves the overlaps

@@ -150,7 +150,23 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
     rnn = of.LowRankRNN(rank=1)
     task = random_inputs_task(rnn)
     phases = [Phase(task, 3, 1e-3, name="A, noisy"), Phase(task, 2, 1e-3, name="B")]
-    history = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps",))["overlaps"]
+    runs = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps", OverlapEngine(method="euler")))
+    assert list(runs) == ["overlaps", "overlaps-2"] and runs["overlaps-2"].attrs["method"] == "euler"
+    history = runs["overlaps"]
     assert list(history.phase_name.values) == ["A, noisy", "B"]  # a comma in a name is fine: data, not a string
     assert list(history.phase_end.values) == [3, 5] and list(history.phase.values) == [0, 0, 0, 0, 1, 1]
     assert history.phase_lr.dims == ("phases",) and "phases" not in history.attrs
+
+
+@pytest.mark.parametrize("engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(nodes=2)], ids=str)
+def test_step_is_one_epoch_of_the_loop(engine):
+    """``engine.step`` (the protocol's composed step) equals the loop's first epoch."""
+    start = _start(engine)
+    state = engine.init(RNN, start)
+    batch = TASK.sample(jax.random.fold_in(jax.random.key(5), 0), RNN.dt)
+    with of.precision.float64_scope():
+        new, loss, S = engine.step(RNN, TASK, state, batch, 2e-3)
+    run = of.train(engine, RNN, TASK, start, 2e-3, 1, key=jax.random.key(5))
+    assert abs(float(loss) - float(run.history.loss.values[0])) <= 1e-12
+    assert np.abs(np.asarray(S) - run.history.overlaps.values[0]).max() <= 1e-12
+    assert np.abs(np.asarray(engine.overlaps(new)) - run.history.overlaps.values[1]).max() <= 1e-12

@@ -228,11 +228,6 @@ def _diverged(rnn, phases, track, error, j, offset) -> CurriculumDiverged:
     return CurriculumDiverged(message, history, track, j, offset, error.history)
 
 
-def make_track(name: str, engine: Engine, start) -> Track:
-    """A track that starts ``engine`` from ``start`` (theta0, S0 or Particles)."""
-    return Track(name, engine, start)
-
-
 @float64
 def run_curriculum(
     rnn: LowRankRNN,
@@ -252,7 +247,8 @@ def run_curriculum(
             when S0 is not given).
         S0: initial overlaps for the ``"overlaps"`` and ``"particles"`` engines.
         engines: any of ``"network"``, ``"overlaps"``, ``"particles"``, or
-            :class:`~overlapflow.engines.Engine` values (named by their kind).
+            :class:`~overlapflow.engines.Engine` values (named by their kind; a second engine of a
+            kind as ``"<kind>-2"``).
         method: the overlap-space method (``train_overlaps``).
         particle_options: keyword arguments of the :class:`~overlapflow.engines.ParticleEngine`
             (rule, nodes, n).
@@ -283,7 +279,10 @@ def run_curriculum(
     tracks = []
     for e in engines:
         engine = e if isinstance(e, Engine) else named[e]()  # an optimiser the engine refuses raises here
-        tracks.append(make_track(engine.kind, engine, theta0 if isinstance(engine, NetworkEngine) else S0))
+        name = engine.kind
+        if name in [t.name for t in tracks]:  # two engines of one kind: "overlaps", "overlaps-2", ...
+            name = f"{name}-{sum(t.engine.kind == name for t in tracks) + 1}"
+        tracks.append(Track(name, engine, theta0 if isinstance(engine, NetworkEngine) else S0))
     names = [p.name or f"phase {j}" for j, p in enumerate(phases)]
     phases = [dataclasses.replace(p, name=n) for p, n in zip(phases, names, strict=True)]
     for p in phases:  # every phase's optimiser must suit every engine: fail before running

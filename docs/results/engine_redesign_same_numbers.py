@@ -1,5 +1,8 @@
-import sys, json
-import jax, jax.numpy as jnp, numpy as np
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 import overlapflow as of

@@ -1,11 +1,16 @@
+"""The same runs before and after the engine redesign (docs/results/engine_redesign_same_numbers.json):
+saves every overlap trajectory to the .npz named on the command line."""
+
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
 import overlapflow as of
+from overlapflow.phenomena.curriculum import aba_curriculum, run_curriculum
+
+jax.config.update("jax_enable_x64", True)  # the code before the redesign enabled it on import; both alike
 
 out = {}
 rnn = of.LowRankRNN(rank=1, phi="erf", readout="before")
@@ -30,8 +35,6 @@ Ss = np.stack([S0, np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.k
 out["batch_drop"] = of.train_overlaps_batch(
     rnn, task, Ss, 0.05, 40, optimizer=drop, key=jax.random.key(1)
 ).overlaps.values
-from overlapflow.phenomena.curriculum import aba_curriculum, run_curriculum
-
 r = run_curriculum(lin, aba_curriculum(scale=0.02), theta0=th, engines=("network", "overlaps"))
 out["aba_net"] = r["network"].overlaps.values
 out["aba_thy"] = r["overlaps"].overlaps.values

@@ -15,6 +15,7 @@ from overlapflow.history import phase_ends
 from overlapflow.phenomena.curriculum import Phase, run_curriculum
 
 RNN = of.LowRankRNN(rank=1, phi="erf")
+CHUNK = 16  # one compiled chunk length for every run here: each engine compiles once (the tests are about the protocol)
 TASK = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=2, t_max=4.0), std=0.1)
 
 
@@ -33,19 +34,26 @@ ENGINES = [
 ]
 
 
+def engine_id(engine) -> str:
+    """A test id that is the same in every process (no object addresses): pytest-xdist needs it."""
+    return f"{engine.kind}-{getattr(engine, 'method', '')}-{engine.optimizer.kind}"
+
+
 def _start(engine, seed=0):
     if isinstance(engine, NetworkEngine):
         return RNN.init(jax.random.key(seed), N=150, dtype=jnp.float64)
     return _S0(seed)
 
 
-@pytest.mark.parametrize("engine", ENGINES, ids=lambda e: f"{e.kind}-{getattr(e, 'method', '')}-{e.optimizer.kind}")
+@pytest.mark.parametrize("engine", ENGINES, ids=engine_id)
 def test_every_engine_resumes_in_segments_to_round_off(engine):
     """One run of 30 epochs equals 12 + 18 continued from the state (same batches by epoch_offset)."""
     start = _start(engine)
-    whole = of.train(engine, RNN, TASK, start, 2e-3, 30, key=jax.random.key(3))
-    first = of.train(engine, RNN, TASK, start, 2e-3, 12, key=jax.random.key(3))
-    rest = of.train(engine, RNN, TASK, None, 2e-3, 18, key=jax.random.key(3), state=first.state, epoch_offset=12)
+    whole = of.train(engine, RNN, TASK, start, 2e-3, 30, key=jax.random.key(3), chunk=CHUNK)
+    first = of.train(engine, RNN, TASK, start, 2e-3, 12, key=jax.random.key(3), chunk=CHUNK)
+    rest = of.train(
+        engine, RNN, TASK, None, 2e-3, 18, key=jax.random.key(3), state=first.state, epoch_offset=12, chunk=CHUNK
+    )
     joined = np.concatenate([first.history.overlaps.values, rest.history.overlaps.values[1:]])
     assert joined.shape == whole.history.overlaps.shape == (31, 4, 4)
     assert np.abs(joined - whole.history.overlaps.values).max() <= 1e-12  # measured 0 to 1e-15
@@ -53,37 +61,37 @@ def test_every_engine_resumes_in_segments_to_round_off(engine):
     assert whole.history.attrs["engine"] == engine.kind
 
 
-@pytest.mark.parametrize("engine", [ParticleEngine(nodes=3), FlowEngine(), NetworkEngine("adam")], ids=str)
+@pytest.mark.parametrize("engine", [ParticleEngine(nodes=3), FlowEngine(), NetworkEngine("adam")], ids=engine_id)
 def test_every_engine_batches_over_runs(engine):
     """train_batch (vmap) over any engine equals the single runs, particles and the flow included."""
     starts = [_start(engine, seed) for seed in range(2)]
     stacked = jnp.stack([jnp.asarray(s) for s in starts])
-    batch = of.train_batch(engine, RNN, TASK, stacked, 2e-3, 10, key=jax.random.key(1))
+    batch = of.train_batch(engine, RNN, TASK, stacked, 2e-3, 10, key=jax.random.key(1), chunk=CHUNK)
     assert batch.history.overlaps.dims == ("run", "epoch", "row", "col") and batch.history.sizes["run"] == 2
     for k, start in enumerate(starts):
-        single = of.train(engine, RNN, TASK, start, 2e-3, 10, key=jax.random.key(1)).history
+        single = of.train(engine, RNN, TASK, start, 2e-3, 10, key=jax.random.key(1), chunk=CHUNK).history
         assert np.abs(batch.history.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
 
 
 def test_the_result_is_one_typed_object_and_the_old_flags_warn():
-    theta = RNN.init(jax.random.key(0), N=100, dtype=jnp.float64)
-    result = of.train(NetworkEngine(), RNN, TASK, theta, 2e-3, 5)
-    assert isinstance(result, of.TrainResult) and result.params.shape == (100, 4)
+    theta = _start(NetworkEngine())
+    result = of.train(NetworkEngine(), RNN, TASK, theta, 2e-3, 5, chunk=CHUNK)
+    assert isinstance(result, of.TrainResult) and result.params.shape == (150, 4)
     assert isinstance(result.final, jax.Array) and result.overlaps.shape == (4, 4)
     with pytest.warns(DeprecationWarning, match="return_params=True is deprecated"):
-        history, params = of.train_network(RNN, TASK, theta, 2e-3, 5, return_params=True)
+        history, params = of.train_network(RNN, TASK, theta, 2e-3, 5, chunk=CHUNK, return_params=True)
     assert np.array_equal(np.asarray(params), np.asarray(result.params))
     assert history.identical(result.history)
     with pytest.warns(DeprecationWarning, match="return_state"):
-        _, state = of.train_overlaps(RNN, TASK, _S0(), 2e-3, 5, return_state=True)
+        _, state = of.train_overlaps(RNN, TASK, _S0(), 2e-3, 5, chunk=CHUNK, return_state=True)
     with pytest.warns(DeprecationWarning, match="return_particles"):
-        _, cloud = of.train_particles(RNN, TASK, _S0(), 2e-3, 5, nodes=2, return_particles=True)
-    assert isinstance(cloud, of.Particles) and len(cloud) == 16
+        _, cloud = of.train_particles(RNN, TASK, _S0(), 2e-3, 5, nodes=3, chunk=CHUNK, return_particles=True)
+    assert isinstance(cloud, of.Particles) and len(cloud) == 81
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        of.train_network(RNN, TASK, theta, 2e-3, 2)  # no flag: no warning
+        of.train_network(RNN, TASK, theta, 2e-3, 2, chunk=CHUNK)  # no flag: no warning
     with pytest.raises(AttributeError, match="no parameters"):
-        _ = of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1).params
+        _ = of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1, chunk=CHUNK).params
 
 
 def test_engines_refuse_what_they_cannot_run_in_one_line():
@@ -132,13 +140,15 @@ class PreconditionedEngine(Engine):
 
 def test_a_new_engine_or_closure_is_one_class_and_runs_everywhere():
     S0 = _S0()
-    reference = of.train(OverlapEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2)).history
-    scaled = of.train(ScaledClosureEngine(), RNN, TASK, S0, 1e-3, 20, key=jax.random.key(2)).history
+    reference = of.train(OverlapEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2), chunk=CHUNK).history
+    scaled = of.train(ScaledClosureEngine(), RNN, TASK, S0, 1e-3, 20, key=jax.random.key(2), chunk=CHUNK).history
     assert np.abs(scaled.overlaps.values - reference.overlaps.values).max() < 1e-13
-    new = of.train(PreconditionedEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2))
+    new = of.train(PreconditionedEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2), chunk=CHUNK)
     assert np.abs(new.history.overlaps.values - reference.overlaps.values).max() < 1e-13
     assert new.history.attrs["engine"] == "preconditioned"
-    batch = of.train_batch(PreconditionedEngine(), RNN, TASK, np.stack([S0, _S0(1)]), 2e-3, 20, key=jax.random.key(2))
+    batch = of.train_batch(
+        PreconditionedEngine(), RNN, TASK, np.stack([S0, _S0(1)]), 2e-3, 20, key=jax.random.key(2), chunk=CHUNK
+    )
     assert np.abs(batch.history.overlaps.values[0] - reference.overlaps.values).max() < 1e-13
     phases = [Phase(TASK, 10, 2e-3, name="A"), Phase(TASK.task, 10, 2e-3, name="B")]
     runs = run_curriculum(RNN, phases, S0=S0, engines=("overlaps", PreconditionedEngine()))
@@ -158,7 +168,7 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
     assert history.phase_lr.dims == ("phases",) and "phases" not in history.attrs
 
 
-@pytest.mark.parametrize("engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(nodes=2)], ids=str)
+@pytest.mark.parametrize("engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(nodes=3)], ids=engine_id)
 def test_step_is_one_epoch_of_the_loop(engine):
     """``engine.step`` (the protocol's composed step) equals the loop's first epoch."""
     start = _start(engine)
@@ -166,7 +176,7 @@ def test_step_is_one_epoch_of_the_loop(engine):
     batch = TASK.sample(jax.random.fold_in(jax.random.key(5), 0), RNN.dt)
     with of.precision.float64_scope():
         new, loss, S = engine.step(RNN, TASK, state, batch, 2e-3)
-    run = of.train(engine, RNN, TASK, start, 2e-3, 1, key=jax.random.key(5))
+    run = of.train(engine, RNN, TASK, start, 2e-3, 1, key=jax.random.key(5), chunk=CHUNK)
     assert abs(float(loss) - float(run.history.loss.values[0])) <= 1e-12
     assert np.abs(np.asarray(S) - run.history.overlaps.values[0]).max() <= 1e-12
     assert np.abs(np.asarray(engine.overlaps(new)) - run.history.overlaps.values[1]).max() <= 1e-12

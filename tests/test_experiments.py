@@ -276,7 +276,7 @@ def test_any_junk_gives_a_config_or_a_config_error(data):
         (lambda d: d.update(epochs=10), "epochs", "not both"),
         (lambda d: d.pop("phases"), "phases", "required"),
         (lambda d: d["engines"].update(overlaps=["exact", "visible-only"]), "engines.overlaps", "single phase"),
-        (lambda d: d["phases"][5]["task"].update(overlaps={"zm": 1.0, "xx": 2.0}), "phases.5.task", "xx"),
+        (lambda d: d["phases"][5]["task"].update(overlaps={"zm": 1.0, "xx": 2.0}), "phases.5.task.overlaps", "xx"),
     ],
 )
 def test_semantic_problems_are_reported_at_their_path(change, path, words):

@@ -91,12 +91,30 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
 
     # (a) loss.
     for i, (N, colour) in enumerate(zip(sizes, colours, strict=True)):
-        ax_loss.plot(epoch, _positive(result.loss_network.values[i]), color=colour, lw=1.4, label=f"N = {N}")
+        ax_loss.plot(
+            epoch,
+            _positive(result.loss_network.values[i]),
+            color=colour,
+            lw=1.4,
+            label=f"network N = {N}",
+            gid="network",
+        )
     ax_loss.plot(
-        epoch, _positive(result.loss_particles.values), color=LIMIT_COLOUR, lw=1.6, label=r"$N\to\infty$ (particles)"
+        epoch,
+        _positive(result.loss_particles.values),
+        color=LIMIT_COLOUR,
+        lw=1.6,
+        label=r"$N\to\infty$ limit (particles)",
+        gid="particles",
     )
     ax_loss.plot(
-        epoch, _positive(result.loss_closure.values), color=CLOSURE_COLOUR, lw=1.6, ls="--", label="Gaussian closure"
+        epoch,
+        _positive(result.loss_closure.values),
+        color=CLOSURE_COLOUR,
+        lw=1.6,
+        ls="--",
+        label="theory: Gaussian closure",
+        gid="theory",
     )
     losses = np.concatenate(
         [np.ravel(result.loss_network.values), result.loss_particles.values, result.loss_closure.values]
@@ -112,30 +130,36 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
     # (b) a few visible overlaps.
     names = _moving_overlaps(result, n_overlaps)
     sources = [
-        (r"$N\to\infty$ (particles)", result.overlaps_particles, dict(ls="-", lw=5, alpha=0.3)),
-        ("Gaussian closure", result.overlaps_closure, dict(ls="--", lw=1.4)),
-        (f"N = {sizes[-1]} (seed 0)", result.overlaps_network.isel(N=-1), dict(ls="-", lw=1.0)),
+        (r"$N\to\infty$ limit (particles)", result.overlaps_particles, dict(ls="-", lw=5, alpha=0.3, gid="particles")),
+        ("theory: Gaussian closure", result.overlaps_closure, dict(ls="--", lw=1.4, gid="theory")),
+        (f"network N = {sizes[-1]} (seed 0)", result.overlaps_network.isel(N=-1), dict(ls="-", lw=1.0, gid="network")),
     ]
     if len(sizes) > 1:
-        sources.append((f"N = {sizes[0]} (seed 0)", result.overlaps_network.isel(N=0), dict(ls=":", lw=1.4)))
+        sources.append(
+            (f"network N = {sizes[0]} (seed 0)", result.overlaps_network.isel(N=0), dict(ls=":", lw=1.4, gid="network"))
+        )
     for k, name in enumerate(names):
         for _, overlaps, style in sources:
             series = overlap_series(_as_history(result, overlaps), name)
             ax_ovl.plot(epoch, series.values, color=f"C{k}", **style)
     colour_handles = [Line2D([], [], color=f"C{k}", lw=2) for k in range(len(names))]
-    style_handles = [Line2D([], [], color="0.3", **style) for _, _, style in sources]
+    style_handles = [
+        Line2D([], [], color="0.3", **{k: v for k, v in style.items() if k != "gid"}) for _, _, style in sources
+    ]
     first = ax_ovl.legend(colour_handles, [rf"$\sigma_{{{n}}}$" for n in names], fontsize="small", loc="upper left")
     ax_ovl.add_artist(first)
     ax_ovl.legend(style_handles, [label for label, _, _ in sources], fontsize="small", loc="best")
     ax_ovl.set_xlabel("epoch")
-    ax_ovl.set_ylabel("overlap")
+    ax_ovl.set_ylabel(r"overlap value $\sigma_{ab}$ (dimensionless)")
     ax_ovl.set_title("(b) visible overlaps that move most", loc="left")
 
     # (c) deviation from the limit vs N.
     dev = np.asarray(result.network_deviation.values, dtype=float)  # (N, seed)
     seeds = dev.shape[1]
     for s in range(seeds):
-        ax_n.scatter(sizes, _positive(dev[:, s]), s=18, color="0.55", zorder=3, label="seeds" if s == 0 else None)
+        ax_n.scatter(
+            sizes, _positive(dev[:, s]), s=18, color="0.55", zorder=3, label="networks (each seed)" if s == 0 else None
+        )
     mean = dev.mean(axis=1)
     ax_n.plot(
         sizes,
@@ -145,7 +169,7 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         lw=1.8,
         ms=6,
         zorder=4,
-        label=f"mean over {seeds} seed{'s' * (seeds > 1)}",
+        label=f"networks, mean over {seeds} seed{'s' * (seeds > 1)}",
     )
     p, c = float(attrs.get("exponent", np.nan)), float(attrs.get("prefactor", np.nan))
     grid = np.geomspace(min(sizes) / 1.5, max(sizes) * 1.5, 50)
@@ -153,13 +177,15 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         ax_n.plot(grid, c * grid**p, color="tab:blue", ls="--", lw=1.0, label=rf"fit ${c:.2g}\,N^{{{p:.2f}}}$")
         ax_n.plot(grid, mean[0] * (grid / sizes[0]) ** -0.5, color="0.6", ls=":", lw=1.0, label=r"$\propto N^{-1/2}$")
     closure_max = float(attrs.get("closure_max_deviation", np.nanmax(result.closure_deviation.values)))
-    ax_n.axhline(closure_max, color=CLOSURE_COLOUR, ls="--", lw=1.4, label=f"Gaussian closure ({closure_max:.2g})")
+    ax_n.axhline(
+        closure_max, color=CLOSURE_COLOUR, ls="--", lw=1.4, label=f"theory: Gaussian closure ({closure_max:.2g})"
+    )
     ax_n.set_xscale("log")
     ax_n.set_yscale("log")
     ax_n.set_xticks(sizes, [str(N) for N in sizes])
     ax_n.xaxis.set_minor_formatter(NullFormatter())
     ax_n.set_xlabel("N (neurons)")
-    ax_n.set_ylabel(r"$\max_t\, |S_N - S_\infty|$")
+    ax_n.set_ylabel(r"$\max_t\, |S_N - S_\infty|$ (dimensionless)")
     ax_n.set_title(r"(c) distance from the $N\to\infty$ limit vs N", loc="left")
     ax_n.legend(fontsize="small", loc="lower left")
 
@@ -167,15 +193,24 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
     later = epoch >= 1
     t = epoch[later].astype(float)
     for i, (N, colour) in enumerate(zip(sizes, colours, strict=True)):
-        ax_t.plot(t, _positive(result.network_epoch_deviation.values[i][later]), color=colour, lw=1.3, label=f"N = {N}")
+        ax_t.plot(
+            t,
+            _positive(result.network_epoch_deviation.values[i][later]),
+            color=colour,
+            lw=1.3,
+            label=f"network N = {N}",
+            gid="network",
+        )
     closure = np.asarray(result.closure_deviation.values, dtype=float)[later]
-    ax_t.plot(t, _positive(closure), color=CLOSURE_COLOUR, lw=1.8, ls="--", label="Gaussian closure")
+    ax_t.plot(
+        t, _positive(closure), color=CLOSURE_COLOUR, lw=1.8, ls="--", label="theory: Gaussian closure", gid="theory"
+    )
     if t.size > 1 and closure[-1] > 0:
         ax_t.plot(t, closure[-1] * (t / t[-1]) ** 2, color="0.6", ls=":", lw=1.0, label=r"$\propto t^2$")
     ax_t.set_xscale("log")
     ax_t.set_yscale("log")
     ax_t.set_xlabel("epoch")
-    ax_t.set_ylabel(r"$\max\, |S - S_\infty|$ (over overlaps)")
+    ax_t.set_ylabel(r"$\max\, |S - S_\infty|$ over overlaps (dimensionless)")
     ax_t.set_title(r"(d) distance from the $N\to\infty$ limit vs epoch", loc="left")
     ax_t.legend(fontsize="small", loc="lower right", ncol=2)
     ax_t.set_xlim(t[0] if t.size else None, None)

@@ -2,23 +2,29 @@ r"""The ``run``, ``validate`` and ``reproduce`` commands; :func:`register` adds 
 
     overlapflow run CONFIG [--out DIR] [--overwrite] [--quiet]     run an experiment config
     overlapflow run --resume FOLDER [--quiet]                      continue an interrupted run
-    overlapflow validate CONFIG                                    check a config, run nothing
+    overlapflow validate CONFIG                                    check a config or a sweep, run nothing
     overlapflow reproduce FIG [--quick] [--out DIR] [--quiet]      a figure of the paper
     overlapflow reproduce all [--quick] [--out DIR] [--quiet]      every figure (DIR/<folder> each)
-    overlapflow reproduce --list                                   the figures and how each is made
+    overlapflow reproduce --list                                   the figures, how each is made, run times
+
+CONFIG is a TOML file or the name of a shipped config (``fig5``, ``aba``, ...: ``overlapflow/experiments/configs``).
 
 Exit codes: 0 success; 1 the run diverged (NaN/Inf: the last good checkpoint and the partial
 Histories are kept); 2 an invalid config, an occupied or foreign output folder, an unknown
 figure, or a missing extra (figures 4, 9, 10 decode with scikit-learn: ``pip install
-'overlapflow[decode]'``) (``reproduce all``: the first failing figure's code, after trying every figure). Progress
-bars show unless ``--quiet`` or stdout is not a terminal. The functions can be called from Python
+'overlapflow[decode]'``) (``reproduce all``: the first failing figure's code, after trying every figure);
+130 interrupted (Ctrl-C): one line on stderr says what was kept and the command that continues.
+Progress: a bar on a terminal; otherwise a plain line on stderr every 30 s of a long run
+(:mod:`overlapflow.progress`); nothing with ``--quiet``. The functions can be called from Python
 too (they raise ``typer.Exit`` with the exit code).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +36,7 @@ from rich.table import Table
 
 EXIT_DIVERGED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
 
 
 def output_console() -> Console:
@@ -41,8 +48,70 @@ def print_error(message: str) -> None:
     Console(stderr=True, soft_wrap=True, highlight=False).print(f"[red]error:[/red] {escape(message)}", markup=True)
 
 
+def print_interrupted(message: str) -> None:
+    """The one line an interrupted command prints (stderr, plain text: it may be parsed by a script)."""
+    print(f"interrupted: {message}", file=sys.stderr, flush=True)
+
+
 def show_progress(quiet: bool) -> bool:
-    return not quiet and sys.stdout.isatty()
+    """Progress reports unless ``--quiet``: a bar on a terminal, plain lines otherwise (overlapflow.progress)."""
+    return not quiet
+
+
+def command_line(*parts) -> str:
+    """``overlapflow PART ...`` with each part quoted for a POSIX shell where needed."""
+    return " ".join(["overlapflow", *(shlex.quote(str(part)) for part in parts)])
+
+
+# ---------------------------------------------------------------------------- configs by name
+CONFIG_HELP = "a TOML file, or a shipped config by name (fig5, aba, ...)"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped in ``overlapflow/experiments/configs``, by name (experiments and sweeps)."""
+    from importlib import resources
+
+    folder = resources.files("overlapflow.experiments").joinpath("configs")
+    names = {p.name.removesuffix(".toml"): Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+    return dict(sorted(names.items()))
+
+
+def resolve_config(path: Path) -> Path:
+    """``path`` if it is a file, else the shipped config of that name (``fig5``, ``fig5.toml``); the
+    ConfigError of a missing file names the shipped configs."""
+    from .config import ConfigError
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    name = path.name.removesuffix(".toml")
+    if path.parent == Path(".") and name in shipped:
+        return shipped[name]
+    if path.exists():
+        raise ConfigError([("(file)", str(path), "is not a file")])
+    raise ConfigError([("(file)", str(path), f"no such file, and not a shipped config ({', '.join(shipped)})")])
+
+
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict (ConfigError when it cannot be read or parsed)."""
+    from .config import ConfigError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([("(file)", str(path), f"cannot be read ({error.strerror or error})")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([("(file)", str(path), f"not valid TOML: {error}")], source=str(path)) from None
+
+
+def is_sweep(data: dict) -> bool:
+    """Whether a TOML table is a sweep file (it names a ``base`` config, or has a ``grid`` / ``points``
+    and none of an experiment's own tables) rather than an experiment config."""
+    experiment = {"phases", "network", "task", "engines", "init"}
+    return "base" in data or (("grid" in data or "points" in data) and not experiment & set(data))
 
 
 def _results_table(histories, out: Path) -> Table:
@@ -65,12 +134,44 @@ def _results_table(histories, out: Path) -> Table:
     return table
 
 
+# ---------------------------------------------------------------------------- interruptions
+def checkpoint_position(folder: Path) -> tuple[int, int, bool] | None:
+    """(epoch reached, total epochs, complete) of the checkpoint in a run folder, or None."""
+    from .run_files import CHECKPOINT, STATE_FILE, read_state
+
+    if not (Path(folder) / CHECKPOINT / STATE_FILE).is_file():
+        return None
+    try:
+        saved = read_state(folder)
+        epochs = [phase["epochs"] for phase in json.loads(saved["config"])["phases"]]
+    except Exception:  # noqa: BLE001 - a foreign or unreadable checkpoint: report none
+        return None
+    return sum(epochs[: saved["phase"]]) + saved["epoch"], sum(epochs), bool(saved.get("complete"))
+
+
+def _run_interrupted(folder: Path | None, restart: list) -> str:
+    """What an interrupted ``run`` kept, and the command that continues it."""
+    if folder is None:
+        return f"before the run started; nothing was written; start it with: {command_line(*restart)}"
+    position = checkpoint_position(folder)
+    if position is None:
+        if (folder / "config.json").is_file():  # stopped before its first checkpoint
+            return (
+                f"before the first checkpoint in {folder}; start afresh with: "
+                f"{command_line(*restart, '--out', folder, '--overwrite')}"
+            )
+        return f"before the run started; nothing was written; start it with: {command_line(*restart)}"
+    epoch, total, complete = position
+    kept = "the finished run" if complete else f"the checkpoint at epoch {epoch} of {total}"
+    return f"{kept} is kept in {folder}; continue with: {command_line('run', '--resume', folder)}"
+
+
 # ---------------------------------------------------------------------------- run
 def run(
     config_path: Annotated[
         Path | None,
         typer.Argument(
-            help="Experiment config (TOML). Optional with --resume (the run's stored config is used).",
+            help=f"Experiment config: {CONFIG_HELP}. Optional with --resume (the run's stored config is used).",
             show_default=False,
         ),
     ] = None,
@@ -82,7 +183,7 @@ def run(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress report.")] = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output folder (default: the config's `output`).", show_default=False)
     ] = None,
@@ -96,12 +197,15 @@ def run(
     """Run an experiment config: its phases on the selected engines, checkpointed every `checkpoint_every` epochs.
 
     Writes <engine>.nc (Histories), config.toml, config.json, summary.txt and checkpoint/ to the output folder.
-    An interrupted run continues with --resume FOLDER and ends exactly as an uninterrupted one.
+    Stopped (Ctrl-C, or killed), a run continues from its last checkpoint with --resume FOLDER and ends
+    exactly as an uninterrupted one.
     """
     from .config import ConfigError, load_config, parse_config
     from .runner import ExperimentDiverged, RunError, run_experiment
 
     console = output_console()
+    folder = resume
+    restart = ["run", *([config_path] if config_path is not None else []), *(["--out", out] if out else [])]
     try:
         if resume is not None:
             stored = resume / "config.json"
@@ -112,7 +216,7 @@ def run(
                     f"--out {out} and --resume {resume} name different folders; a run resumes in its own folder"
                 )
             config = (
-                load_config(config_path)
+                load_config(resolve_config(config_path))
                 if config_path is not None
                 else parse_config(json.loads(stored.read_text()), source=str(stored))
             )
@@ -123,8 +227,13 @@ def run(
                     "give a config file (overlapflow run CONFIG) or a run to continue (overlapflow run --resume FOLDER)"
                 )
                 raise typer.Exit(EXIT_USAGE)
-            config = load_config(config_path)
-            folder = out if out is not None else Path(config.output)
+            path = resolve_config(config_path)
+            if is_sweep(read_toml(path)):
+                raise RunError(f"{config_path} is a sweep; run it with: {command_line('sweep', config_path)}")
+            config = load_config(path)
+            if out is not None:  # the run's config.json and summary name the folder it is in
+                config = config.model_copy(update={"output": str(out)})
+            folder = Path(config.output)
         if not quiet:
             console.print(
                 f"{'resuming' if resume else 'running'} {config.name}: {len(config.phases)} phase(s), "
@@ -133,6 +242,9 @@ def run(
         histories = run_experiment(
             config, folder, progress=show_progress(quiet), resume=resume is not None, overwrite=overwrite
         )
+    except KeyboardInterrupt:
+        print_interrupted(_run_interrupted(folder, restart))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except ConfigError as error:
         print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
@@ -149,48 +261,132 @@ def run(
 
 # ---------------------------------------------------------------------------- validate
 def validate(
-    config_path: Annotated[Path, typer.Argument(help="Experiment config (TOML) to check.", show_default=False)],
+    config_path: Annotated[
+        Path,
+        typer.Argument(help=f"Experiment config or sweep file to check: {CONFIG_HELP}.", show_default=False),
+    ],
 ):
-    """Check an experiment config completely (types, ranges, tasks, engines, initial state) without running it."""
+    """Check an experiment config or a sweep file completely without running it.
+
+    An experiment config: types, ranges, tasks, engines, initial state. A sweep file (it has a `base`):
+    the sweep's fields and every one of its points, as an experiment config.
+    """
     from .config import ConfigError, load_config
     from .runner import describe_config
 
+    console = output_console()
     try:
-        config = load_config(config_path)
+        path = resolve_config(config_path)
+        if is_sweep(read_toml(path)):
+            return _validate_sweep(path, config_path, console)
+        config = load_config(path)
     except ConfigError as error:
         print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
-    console = output_console()
     console.print(f"{config_path}: valid experiment '{config.name}'")
     for line in describe_config(config):
         console.print(f"  {line}", markup=False, highlight=False)
     return config
 
 
+def _validate_sweep(path: Path, given: Path, console: Console):
+    from .runner import describe_config
+    from .sweep import read_sweep
+
+    definition = read_sweep(path)
+    dims = " x ".join(f"{key} ({len(values)})" for key, values in definition.dims.items())
+    console.print(f"{given}: valid sweep '{definition.name}'", markup=False, highlight=False)
+    lines = [
+        f"{len(definition.points)} points over {dims}; output {definition.output}",
+        *(f"{key}: {', '.join(map(repr, values))}" for key, values in definition.dims.items()),
+        f"first point ({', '.join(f'{k}={v!r}' for k, v in definition.points[0].coords.items())}):",
+        *(f"  {line}" for line in describe_config(definition.points[0].config)),
+        f"run it with: {command_line('sweep', given)}",
+    ]
+    for line in lines:
+        console.print(f"  {line}", markup=False, highlight=False)
+    return definition
+
+
 # ---------------------------------------------------------------------------- reproduce
 def _figure_table() -> Table:
-    from .figures.registry import FIGURES
+    from ..progress import format_duration
+    from .figures.registry import FIGURES, RUN_TIME_NOTE
 
-    table = Table(box=box.SIMPLE_HEAD, title="figures of arXiv 2605.04115 (folder: overlapflow-FOLDER)")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title="figures of arXiv 2605.04115 (folder: overlapflow-FOLDER)",
+        caption=RUN_TIME_NOTE,
+    )
     table.add_column("fig")
     table.add_column("status")
     table.add_column("made from")
     table.add_column("folder")
+    table.add_column("--quick", justify="right")
+    table.add_column("full (est.)", justify="right")
     table.add_column("what it shows")
     for spec in FIGURES.values():
-        table.add_row(spec.id, "available", spec.config or spec.run.__name__, spec.folder, spec.title)
+        quick, full = (format_duration(s) if s else "" for s in (spec.seconds or (None, None)))
+        table.add_row(spec.id, "available", spec.config or spec.run.__name__, spec.folder, quick, full, spec.title)
     return table
 
 
-def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, console: Console):
-    """Make one figure and print its key numbers; returns (FigureResult or None, exit code)."""
+def _announce(fig: str, quick: bool, again: list, quiet: bool, short: bool = False) -> None:
+    """The line a full-scale figure prints first (stderr): how long, and that it can be stopped
+    (``short``: how long only, inside ``reproduce all``, which said the rest)."""
+    from ..progress import format_duration
+    from .figures.registry import FIGURES
+
+    spec = FIGURES[fig]
+    if quick or quiet or not spec.seconds:
+        return
+    text = f"fig {fig} at the paper's settings: about {format_duration(spec.seconds[1])} on a 2-core CPU (estimated"
+    if short:
+        text += ")"
+    else:
+        text += (
+            "; less if its folder holds data from before). Stop it any time with Ctrl-C and continue with the "
+            f"same command: {command_line(*again)}"
+        )
+    print(text, file=sys.stderr, flush=True)
+
+
+def _figure_kept(fig: str, folder: Path, quick: bool) -> str:
+    """What an interrupted figure leaves in its folder, in words."""
+    position = checkpoint_position(folder)
+    if position is not None and not position[2]:
+        return f"the checkpoint at epoch {position[0]} of {position[1]} is kept in {folder}"
+    jobs = folder / "ab_to_c_jobs" / "jobs"
+    if jobs.is_dir():
+        from .figures.registry import figure_setup
+
+        try:
+            setup = figure_setup(fig, quick)
+            n_pairs = getattr(getattr(setup, "memory", setup), "n_pairs", None)
+        except Exception:  # noqa: BLE001 - the count is a courtesy
+            n_pairs = None
+        done = len(list(jobs.glob("pair*_?.nc")))
+        of_total = f" of {3 * n_pairs}" if n_pairs else ""
+        return f"{done}{of_total} A/B -> C jobs done and the others' checkpoints are kept in {folder}"
+    if folder.is_dir() and any(folder.iterdir()):
+        return f"its finished runs, stored data and checkpoints are kept in {folder}"
+    return f"nothing was written to {folder} yet"
+
+
+def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, console: Console, where: dict):
+    """Make one figure and print its key numbers; returns (FigureResult or None, exit code).
+    ``where`` gets the figure and its folder (for the message of an interruption)."""
     from .._extras import MissingExtra
+    from ..progress import progress_label
     from .config import ConfigError
-    from .figures import FigureUnavailable, format_numbers, reproduce_figure
+    from .figures import FigureUnavailable, default_folder, figure_id, format_numbers, reproduce_figure
     from .runner import ExperimentDiverged, RunError
 
     try:
-        result = reproduce_figure(fig, quick=quick, out=out, progress=progress)
+        fig = figure_id(fig)
+        where.update(fig=fig, quick=quick, folder=Path(out) if out is not None else default_folder(fig, quick))
+        with progress_label(f"fig{fig}"):
+            result = reproduce_figure(fig, quick=quick, out=out, progress=progress)
     except FigureUnavailable as error:
         print_error(f"{error}. See overlapflow reproduce --list.")
         return None, EXIT_USAGE
@@ -209,22 +405,35 @@ def _reproduce_one(fig: str, quick: bool, out: Path | None, progress: bool, cons
     return result, 0
 
 
-def _reproduce_all(quick: bool, out: Path | None, progress: bool, console: Console):
+def _reproduce_all(quick: bool, out: Path | None, quiet: bool, console: Console, again: list, where: dict):
     """Every figure in the paper's order, each in its default folder (or OUT/<folder>); figures that
     share data share a folder and compute it once. A figure that fails does not stop the others; the
     exit code is the first failure's."""
     import time
 
+    from ..progress import format_duration
     from .figures.registry import FIGURES, default_folder
 
+    if not quick and not quiet:
+        total = sum(spec.seconds[1] for spec in FIGURES.values() if spec.seconds)
+        print(
+            f"every figure at the paper's settings: up to about {format_duration(total)} on a 2-core CPU "
+            "(estimated; figures that share a folder share their data). Stop it any time with Ctrl-C and "
+            f"continue with the same command: {command_line(*again)}",
+            file=sys.stderr,
+            flush=True,
+        )
     results, rows, code = [], [], 0
+    where["done"] = []
     for spec in FIGURES.values():
         started = time.perf_counter()
         folder = default_folder(spec.id, quick) if out is None else out / spec.folder
-        result, status = _reproduce_one(spec.id, quick, folder, progress, console)
+        _announce(spec.id, quick, again, quiet, short=True)
+        result, status = _reproduce_one(spec.id, quick, folder, show_progress(quiet), console, where)
         seconds = time.perf_counter() - started
         code = code or status
         rows.append((spec.id, "ok" if status == 0 else f"failed (exit {status})", f"{seconds:.1f}", str(folder)))
+        where["done"].append(spec.id)
         if result is not None:
             results.append(result)
     table = Table(box=box.SIMPLE_HEAD, title=f"overlapflow reproduce all{' --quick' if quick else ''}")
@@ -236,6 +445,15 @@ def _reproduce_all(quick: bool, out: Path | None, progress: bool, console: Conso
     if code:
         raise typer.Exit(code)
     return results
+
+
+def _reproduce_interrupted(where: dict, again: list) -> str:
+    if "fig" not in where:
+        return f"before any figure started; nothing was written; start it with: {command_line(*again)}"
+    kept = _figure_kept(where["fig"], where["folder"], where["quick"])
+    done = where.get("done")
+    finished = f"figs {', '.join(done)} are done; " if done else ""
+    return f"fig {where['fig']}: {kept}; {finished}continue with: {command_line(*again)}"
 
 
 def reproduce(
@@ -255,14 +473,18 @@ def reproduce(
             show_default=False,
         ),
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="List the figures and how each is made.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", help="List the figures, how each is made and how long it takes.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress report, no run-time notice.")] = False,
 ):
     """Reproduce a figure of the paper (or all of them) with the paper's settings.
 
     Writes figFIG.png and .pdf, the data (netCDF) and summary.txt + figFIG.json with the key numbers
     next to the paper's. Running again in the same folder continues an interrupted run, reuses
-    finished runs and stored data, and redraws. Figures that share data share a folder.
+    finished runs and stored data, and redraws. Figures that share data share a folder. At the paper's
+    settings a figure takes from seconds to about 40 minutes on a 2-core CPU (--list): it says so when it
+    starts, and Ctrl-C stops it with the command that continues it.
     """
     console = output_console()
     if list_:
@@ -271,9 +493,21 @@ def reproduce(
     if fig is None:
         print_error("give a figure (e.g. overlapflow reproduce 5), all, or --list")
         raise typer.Exit(EXIT_USAGE)
-    if fig.strip().lower() == "all":
-        return _reproduce_all(quick, out, show_progress(quiet), console)
-    result, code = _reproduce_one(fig, quick, out, show_progress(quiet), console)
+    again = ["reproduce", fig.strip(), *(["--quick"] if quick else []), *(["--out", out] if out is not None else [])]
+    where: dict = {}
+    try:
+        if fig.strip().lower() == "all":
+            return _reproduce_all(quick, out, quiet, console, again, where)
+        from .figures import FigureUnavailable, figure_id
+
+        try:
+            _announce(figure_id(fig), quick, again, quiet)
+        except FigureUnavailable:
+            pass  # _reproduce_one reports it
+        result, code = _reproduce_one(fig, quick, out, show_progress(quiet), console, where)
+    except KeyboardInterrupt:
+        print_interrupted(_reproduce_interrupted(where, again))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if code:
         raise typer.Exit(code)
     return result

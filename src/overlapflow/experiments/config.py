@@ -43,8 +43,12 @@ A single phase may also be given at the top level (``task``, ``epochs``, ``lr``,
 Paths (``output``, ``init.from_run``) are relative to the working directory.
 
 Every problem is reported at once as a :class:`ConfigError`, one line per problem:
-``field.path: value X: what is allowed``; the checks include building the tasks and the network
-(their own ValueErrors are reported at the phase's path).
+``field.path: value X: what is allowed``. One pass finds them all: the types and ranges of every
+field, then every check of meaning whose inputs passed their own (a field with a problem is only
+left out of the checks that read it). The checks of meaning build the network (dt <= tau) and the
+tasks (their own ValueErrors are reported at the phase's path), and check N >= P, the engines (at
+least one; each method once; the Gauss-Hermite particle count), the optimisers against the engines,
+and the initial state (overlaps of a Gram matrix, a readable previous run, a twin).
 """
 
 from __future__ import annotations
@@ -307,6 +311,13 @@ class ParticlesConfig(_Model):
     nodes: _int(1, 64, "Gauss-Hermite nodes per direction") = 8
     n: _int(4, 10**8, "particles of the qmc rule (even)") = 2**14
 
+    @field_validator("n")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be even: the qmc rule's particles come in antithetic pairs (x, -x)")
+        return value
+
 
 Method = Annotated[Literal[METHODS], Field(description="an overlap-space method")]
 
@@ -469,25 +480,120 @@ def load_config_text(text: str, source: str | None = None) -> ExperimentConfig:
 
 def parse_config(data, source: str | None = None) -> ExperimentConfig:
     """Validate a config given as a dict (as read from TOML or JSON): types and ranges, the
-    single-phase shorthand, and everything building the network, tasks and initial state checks."""
+    single-phase shorthand, and everything building the network, tasks and initial state checks.
+
+    Every problem is found in one pass: a field that fails its type or range check is left out of
+    the checks that need it (it is :data:`INVALID` in a partial config), and every other check runs
+    on the fields that passed (:func:`_partial`): e.g. the engines are checked when a phase's lr is
+    wrong, and each phase's task is built whatever the other phases hold."""
     if not isinstance(data, Mapping):
         raise ConfigError([("(config)", data, "must be a table (a dict of settings)")], source=source)
-    try:
-        config = ExperimentConfig.model_validate(dict(data))
-    except ValidationError as error:
-        raise ConfigError(_pydantic_problems(error, data), source=source) from None
+    data = dict(data)
     problems: list = []
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as error:
+        problems += _pydantic_problems(error, data)
+        config = _partial(ExperimentConfig, data, _Errors(err["loc"] for err in error.errors()))
     config = _resolve_shorthand(config, data, problems)
-    if not problems:
-        _check_semantics(config, problems)
+    _check_semantics(config, problems)
     if problems:
         raise ConfigError(problems, source=source)
     return config
 
 
+# ---------------------------------------------------------------------------- partial configs
+class _Invalid:
+    def __repr__(self):
+        return "(invalid)"
+
+
+#: The value of a field that failed its own checks, in a partial config (:func:`_partial`).
+INVALID = _Invalid()
+
+
+class _Errors:
+    """The locations of pydantic's errors: a path is valid when no error lies inside it or on a table above it."""
+
+    def __init__(self, locs):
+        self.locs = [tuple(loc) for loc in locs]
+
+    def valid(self, path: tuple) -> bool:
+        return not any(loc[: len(path)] == path or path[: len(loc)] == loc for loc in self.locs)
+
+    def at(self, path: tuple) -> bool:
+        """An error on the value at path itself (its type or length), not only inside it."""
+        return path in self.locs
+
+
+def _partial(model: type[BaseModel], data: Mapping, errors: _Errors, path: tuple = ()) -> BaseModel:
+    """``model`` built without validation from the fields of ``data`` that passed their checks:
+    each valid field validated on its own; a table (or an array of tables) with problems inside it
+    built the same way; any other field with problems, or a required one missing, :data:`INVALID`."""
+    values = {}
+    for name, info in model.model_fields.items():
+        if name not in data:
+            if info.is_required():
+                values[name] = INVALID
+            continue
+        value, where = data[name], (*path, name)
+        if errors.valid(where):
+            values[name] = _validated(model, name, value)
+            continue
+        inner, _ = _unwrap(info.annotation)
+        item = _unwrap(typing.get_args(inner)[0])[0] if typing.get_origin(inner) is list else None
+        if _is_table(item) and isinstance(value, list) and not errors.at(where):
+            values[name] = [_partial_table(item, v, errors, (*where, j)) for j, v in enumerate(value)]
+        else:
+            values[name] = _partial_table(inner, value, errors, where)
+    return model.model_construct(**values)
+
+
+def _is_table(model) -> bool:
+    """A config model whose fields are checked one by one (a task table is checked as a whole)."""
+    return isinstance(model, type) and issubclass(model, BaseModel) and not issubclass(model, TaskTable)
+
+
+def _partial_table(model, value, errors: _Errors, path: tuple):
+    """A table's value: validated if it passed, partial if its problems lie inside it, else INVALID."""
+    if not (_is_table(model) and isinstance(value, Mapping)):
+        return INVALID
+    if errors.valid(path):
+        try:
+            return model.model_validate(value)
+        except ValidationError:  # pragma: no cover - it passed as a part of the whole config
+            return INVALID
+    return INVALID if errors.at(path) else _partial(model, value, errors, path)
+
+
+def _validated(model: type[BaseModel], name: str, value):
+    """One field of ``model`` validated alone (its validators included)."""
+    instance = model.model_construct()
+    try:
+        model.__pydantic_validator__.validate_assignment(instance, name, value)
+    except ValidationError:  # pragma: no cover - it passed as a part of the whole config
+        return INVALID
+    return getattr(instance, name)
+
+
+def _ok(value) -> bool:
+    """Whether a value of a (possibly partial) config passed its checks, every field inside it too."""
+    if value is INVALID:
+        return False
+    if isinstance(value, BaseModel):
+        return all(_ok(getattr(value, name, INVALID)) for name in type(value).model_fields)
+    if isinstance(value, list):
+        return all(_ok(v) for v in value)
+    return True
+
+
+def _given(data: Mapping, key: str) -> bool:
+    return data.get(key) is not None
+
+
 def _resolve_shorthand(config: ExperimentConfig, data, problems) -> ExperimentConfig:
-    given = [key for key in SHORTHAND if getattr(config, key) is not None]
-    if config.phases is not None:
+    given = [key for key in SHORTHAND if _given(data, key)]
+    if _given(data, "phases"):
         for key in given:
             problems.append(
                 (
@@ -507,26 +613,27 @@ def _resolve_shorthand(config: ExperimentConfig, data, problems) -> ExperimentCo
         )
         return config
     for key in ("task", "epochs", "lr"):
-        if getattr(config, key) is None:
+        if not _given(data, key):
             what = ExperimentConfig.model_fields[key].description or "required"
             problems.append((key, MISSING, f"required for a single phase at the top level ({what})"))
-    if problems:
-        return config
-    phase = PhaseConfig(
-        task=config.task,
-        epochs=config.epochs,
-        lr=config.lr,
-        optimizer=config.optimizer or OptimizerConfig(),
-        target_noise=config.target_noise or 0.0,
-    )
+    values = {
+        "task": config.task if _given(data, "task") else INVALID,
+        "epochs": config.epochs if _given(data, "epochs") else INVALID,
+        "lr": config.lr if _given(data, "lr") else INVALID,
+        "optimizer": OptimizerConfig() if config.optimizer is None else config.optimizer,
+        "target_noise": 0.0 if config.target_noise is None else config.target_noise,
+    }
+    # a phase of the parts that passed (its other checks still run), or the validated phase
+    phase = PhaseConfig(**values) if _ok(list(values.values())) else PhaseConfig.model_construct(**values)
     return config.model_copy(update={"phases": [phase], **{key: None for key in SHORTHAND}})
 
 
-_TASK_ERROR = re.compile(r"^\w+\.(\w+)(?:\[[^\]]*\])? = (.*?): (.*)$", re.S)
+_TASK_ERROR = re.compile(r"^\w+\.(\w+)(?:\[[^\]]*\])?(?: = (.*?))?: (.*)$", re.S)
 
 
 def _task_problem(path: str, task_config, error: Exception):
-    """A task class's ValueError "Name.field = value: allowed" as a problem at path.field."""
+    """A task class's ValueError "Name.field = value: allowed" (or "Name.field: allowed") as a
+    problem at path.field."""
     match = _TASK_ERROR.match(str(error))
     if match and match.group(1) in type(task_config).model_fields:
         field = match.group(1)
@@ -535,46 +642,23 @@ def _task_problem(path: str, task_config, error: Exception):
 
 
 def _check_semantics(config: ExperimentConfig, problems) -> None:
-    """Everything past types and ranges: build the network and tasks; engines vs optimisers; init."""
-    try:
-        rnn = config.build_network()
-    except Exception as error:  # noqa: BLE001 - any failure is a problem of this table
-        problems.append(("network", config.network.model_dump(), str(error)))
-        return
-    if config.N < rnn.n_vectors:
-        problems.append(("N", config.N, f"must be >= P = {rnn.n_vectors} (the number of vectors of this network)"))
-    names = config.engines.names()
-    if not names:
-        problems.append(
-            (
-                "engines",
-                config.engines.model_dump(),
-                'select at least one engine (network = true, overlaps = "exact", or particles = {...})',
-            )
-        )
-    methods = config.engines.overlaps or []
-    for j, phase in enumerate(config.phases):
-        path = f"phases.{j}"
-        try:
-            task = phase.task.build(rnn)
-        except Exception as error:  # noqa: BLE001
-            problems.append(_task_problem(f"{path}.task", phase.task, error))
+    """Everything past types and ranges, each check run when the fields it reads passed their own:
+    build the network and the tasks; N >= P; the engines; engines vs optimisers; the initial state."""
+    rnn = _check_network(config, problems)
+    engines = config.engines if _ok(config.engines) else None
+    if engines is not None:
+        _check_engines(engines, problems)
+    methods = (engines.overlaps or []) if engines is not None else None
+    phases = config.phases if isinstance(config.phases, list) else []
+    for j, phase in enumerate(phases):
+        if phase is INVALID:
             continue
-        try:
-            _check_task_steps(task, rnn.dt)
-        except Exception as error:  # noqa: BLE001
-            problems.append(_task_problem(f"{path}.task", phase.task, error))
-        if task.n_in != rnn.n_in or task.n_out != rnn.n_out:
-            problems.append(
-                (
-                    f"{path}.task",
-                    phase.task.model_dump(),
-                    f"has n_in = {task.n_in}, n_out = {task.n_out}; the network has n_in = {rnn.n_in}, "
-                    f"n_out = {rnn.n_out}; they must match",
-                )
-            )
-        kind = phase.optimizer.kind
-        if kind == "adam" and (methods or config.engines.particles is not None):
+        path = f"phases.{j}"
+        if rnn is not None and _ok(phase.task):
+            _check_task(f"{path}.task", phase.task, rnn, problems)
+        optimizer = phase.optimizer
+        kind = optimizer.kind if optimizer is not INVALID and _ok(optimizer.kind) else None
+        if kind == "adam" and methods is not None and (methods or engines.particles is not None):
             problems.append(
                 (
                     f"{path}.optimizer.kind",
@@ -583,7 +667,7 @@ def _check_semantics(config: ExperimentConfig, problems) -> None:
                     "set engines.overlaps = false and leave particles off",
                 )
             )
-        if kind in ("momentum", "nesterov") and any(m != "exact" for m in methods):
+        if kind in ("momentum", "nesterov") and methods is not None and any(m != "exact" for m in methods):
             problems.append(
                 (
                     f"{path}.optimizer.kind",
@@ -591,46 +675,122 @@ def _check_semantics(config: ExperimentConfig, problems) -> None:
                     f"momentum in overlap space needs method 'exact' (engines.overlaps = {methods})",
                 )
             )
-    if "visible-only" in methods and (len(config.phases) > 1 or config.checkpoint_every < config.phases[0].epochs):
+    if methods is not None and "visible-only" in methods and phases:
+        epochs = phases[0].epochs if phases[0] is not INVALID else INVALID
+        every = config.checkpoint_every
+        if len(phases) > 1 or (_ok(epochs) and _ok(every) and every < epochs):
+            problems.append(
+                (
+                    "engines.overlaps",
+                    methods,
+                    "'visible-only' (naive descent on the visible overlaps) leaves the set of Gram matrices, so it "
+                    "cannot continue from a checkpoint: use a single phase and checkpoint_every >= its epochs",
+                )
+            )
+    if config.init is not INVALID:
+        _check_init(config, rnn, engines, problems)
+
+
+def _check_network(config: ExperimentConfig, problems) -> LowRankRNN | None:
+    """The network (None if it is not valid), dt <= tau, and N >= P."""
+    network = config.network
+    if not _ok(network):
+        return None
+    if network.dt > network.tau:
         problems.append(
             (
-                "engines.overlaps",
-                methods,
-                "'visible-only' (naive descent on the visible overlaps) leaves the set of Gram matrices, so it cannot "
-                "continue from a checkpoint: use a single phase and checkpoint_every >= its epochs",
+                "network.dt",
+                network.dt,
+                f"must be <= tau = {network.tau!r}: the Euler step alpha = dt / tau = {network.dt / network.tau:.3g} "
+                "must be at most 1 (beyond it the leak overshoots, beyond 2 it diverges)",
             )
         )
-    _check_init(config, rnn, problems)
+    try:
+        rnn = network.build()
+    except Exception as error:  # noqa: BLE001 - any failure is a problem of this table
+        problems.append(("network", network.model_dump(), str(error)))
+        return None
+    if _ok(config.N) and config.N < rnn.n_vectors:
+        problems.append(("N", config.N, f"must be >= P = {rnn.n_vectors} (the number of vectors of this network)"))
+    return rnn
+
+
+def _check_engines(engines: EnginesConfig, problems) -> None:
+    if not engines.names():
+        problems.append(
+            (
+                "engines",
+                engines.model_dump(),
+                'select at least one engine (network = true, overlaps = "exact", or particles = {...})',
+            )
+        )
+    methods = engines.overlaps or []
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        problems.append(
+            ("engines.overlaps", methods, f"repeats {repeated}: each method runs once (the runs would be identical)")
+        )
+
+
+def _check_task(path: str, table: TaskTable, rnn: LowRankRNN, problems) -> None:
+    """Build the task for rnn; its durations at rnn.dt; its n_in, n_out against the network's."""
+    try:
+        task = table.build(rnn)
+    except Exception as error:  # noqa: BLE001
+        problems.append(_task_problem(path, table, error))
+        return
+    try:
+        _check_task_steps(task, rnn.dt)
+    except Exception as error:  # noqa: BLE001
+        problems.append(_task_problem(path, table, error))
+    if task.n_in != rnn.n_in or task.n_out != rnn.n_out:
+        problems.append(
+            (
+                path,
+                table.model_dump(),
+                f"has n_in = {task.n_in}, n_out = {task.n_out}; the network has n_in = {rnn.n_in}, "
+                f"n_out = {rnn.n_out}; they must match",
+            )
+        )
 
 
 def _check_task_steps(task: AbstractTask, dt: float) -> None:
-    """The task's own checks of its durations at step dt (no sampling, no compilation)."""
-    for method in ("periods", "steps"):
-        if hasattr(task, method):
-            getattr(task, method)(dt)
-            return
+    """The task's own checks of its durations at step dt (no sampling, no compilation), and those
+    of the task giving its inputs (the teacher's ``input_task``)."""
+    method = next((getattr(task, m) for m in ("periods", "steps") if hasattr(task, m)), None)
     t_max = getattr(task, "t_max", None)
-    if t_max is not None and n_steps(t_max, dt) < 1:
+    if method is not None:
+        method(dt)
+    elif t_max is not None and n_steps(t_max, dt) < 1:
         raise ValueError(
             f"{type(task).__name__}.t_max = {t_max!r}: gives T = {n_steps(t_max, dt)} steps at dt = {dt!r}; need T >= 1"
         )
+    inner = getattr(task, "input_task", None)
+    if isinstance(inner, AbstractTask):
+        _check_task_steps(inner, dt)
 
 
-def _check_init(config: ExperimentConfig, rnn: LowRankRNN, problems) -> None:
+def _check_init(config: ExperimentConfig, rnn: LowRankRNN | None, engines: EnginesConfig | None, problems) -> None:
+    """The initial state; each check reads only fields that passed (``rnn``, ``engines``: None if not)."""
     from ..overlaps import Overlaps
 
-    init = config.init
-    if init.overlaps is not None and init.from_run is not None:
-        problems.append(("init", init.model_dump(exclude_none=True), "give at most one of overlaps and from_run"))
-    if init.seed is not None and init.from_run is not None:
+    init = config.init  # possibly partial: each check reads the fields that passed
+    given = {name: getattr(init, name) for name in InitConfig.model_fields}
+    given = {name: value for name, value in given.items() if value is not None and _ok(value)}
+    if "overlaps" in given and "from_run" in given:
+        problems.append(("init", given, "give at most one of overlaps and from_run"))
+    if "seed" in given and "from_run" in given:
         problems.append(
             ("init.seed", init.seed, "not used with from_run (the run continues from a saved state); remove it")
         )
-    S = np.eye(rnn.n_vectors)
-    if init.overlaps is not None:
+    # the initial overlaps, where known before running (None: from a run, or not valid)
+    known = rnn is not None and init.from_run is None and _ok(init.overlaps)
+    S = np.eye(rnn.n_vectors) if known else None
+    if "overlaps" in given and rnn is not None:
         try:
             S = np.asarray(Overlaps.from_dict(rnn, init.overlaps).matrix)
         except Exception as error:  # noqa: BLE001
+            S = None
             problems.append(
                 (
                     "init.overlaps",
@@ -639,48 +799,77 @@ def _check_init(config: ExperimentConfig, rnn: LowRankRNN, problems) -> None:
                     "the matrix must be positive semi-definite)",
                 )
             )
-    if init.from_run is not None:
-        from .run_files import RunError, read_final_state
-
-        try:
-            previous = read_final_state(init.from_run)
-        except Exception as error:  # noqa: BLE001 - RunError, OSError, a path that cannot exist, an unreadable file
-            problems.append(
-                (
-                    "init.from_run",
-                    init.from_run,
-                    str(error) if isinstance(error, RunError) else f"cannot be read ({error})",
-                )
-            )
-        else:
-            if previous["network"] != config.network.describe():
-                problems.append(
-                    (
-                        "init.from_run",
-                        init.from_run,
-                        f"that run's network {previous['network']} differs from this one {config.network.describe()}",
-                    )
-                )
-            theta = previous["states"].get("network")
-            if theta is not None and "network" in config.engines.names() and theta.shape[0] != config.N:
-                problems.append(
-                    (
-                        "N",
-                        config.N,
-                        f"must equal the previous run's N = {theta.shape[0]} "
-                        f"(the network continues from {init.from_run})",
-                    )
-                )
-    if init.twin is not None:
+    if "from_run" in given:
+        _check_from_run(config, engines, problems)
+    if "twin" in given and S is not None:
         try:
             from ..phenomena.twin import twin_overlaps
         except ImportError:  # pragma: no cover - the twin module ships with overlapflow
             problems.append(("init.twin", init.twin, "needs overlapflow.phenomena.twin, which is not installed"))
             return
         try:
-            twin_overlaps(rnn, S, init.twin)
+            S = np.asarray(twin_overlaps(rnn, S, init.twin).matrix)
         except Exception as error:  # noqa: BLE001
+            S = None
             problems.append(("init.twin", init.twin, str(error)))
+    if S is not None and engines is not None:
+        _check_particle_count(engines, S, problems)
+
+
+def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, problems) -> None:
+    from .run_files import RunError, read_final_state
+
+    from_run = config.init.from_run
+    try:
+        previous = read_final_state(from_run)
+    except Exception as error:  # noqa: BLE001 - RunError, OSError, a path that cannot exist, an unreadable file
+        problems.append(
+            ("init.from_run", from_run, str(error) if isinstance(error, RunError) else f"cannot be read ({error})")
+        )
+        return
+    if _ok(config.network) and previous["network"] != config.network.describe():
+        problems.append(
+            (
+                "init.from_run",
+                from_run,
+                f"that run's network {previous['network']} differs from this one {config.network.describe()}",
+            )
+        )
+    theta = previous["states"].get("network")
+    if (
+        theta is not None
+        and engines is not None
+        and "network" in engines.names()
+        and _ok(config.N)
+        and theta.shape[0] != config.N
+    ):
+        problems.append(
+            (
+                "N",
+                config.N,
+                f"must equal the previous run's N = {theta.shape[0]} (the network continues from {from_run})",
+            )
+        )
+
+
+def _check_particle_count(engines: EnginesConfig, S: np.ndarray, problems) -> None:
+    """The Gauss-Hermite rule's nodes^d particles (d = the rank of the initial overlaps) within the limit."""
+    from ..particles import MAX_PARTICLES
+
+    particles = engines.particles
+    if particles is None or particles.rule != "gauss-hermite":
+        return
+    eigenvalues = np.linalg.eigvalsh((S + S.T) / 2)
+    d = int(np.sum(eigenvalues > 1e-12 * max(eigenvalues.max(), 1e-300)))
+    if particles.nodes**d > MAX_PARTICLES:
+        problems.append(
+            (
+                "engines.particles.nodes",
+                particles.nodes,
+                f"gives nodes^d = {particles.nodes}^{d} = {particles.nodes**d} particles for the {d} directions of "
+                f"the initial overlaps (limit {MAX_PARTICLES}): use fewer nodes or rule = 'qmc'",
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- pydantic errors -> problems

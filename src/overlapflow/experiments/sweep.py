@@ -228,40 +228,34 @@ def parse_sweep(data, folder=".", name: str = "sweep", source: str | None = None
         points (in their order), each point applied to the resolved base config and validated.
 
     Raises:
-        SweepConfigError: every problem of the sweep file, by its path in the file; or the base
-            config's own :class:`ConfigError`.
+        SweepConfigError: every problem of the sweep file, by its path in the file, found in one
+            pass: the fields with problems are left out and the rest is still checked (the base
+            config is read, and the points of the valid swept keys are validated); the base
+            config's own problems are reported at their path in it, ``... (in base NAME)``.
     """
     if not isinstance(data, Mapping):
         raise SweepConfigError([("(sweep)", data, "must be a table")], source=source)
+    data = dict(data)
     try:
-        spec = SweepConfig.model_validate(dict(data))
+        spec, invalid, problems = SweepConfig.model_validate(data), set(), []
     except ValidationError as error:
-        raise SweepConfigError(_pydantic_problems(error), source=source) from None
-    problems = _check_keys(spec)
-    base = None if problems else _read_base(spec.base, Path(folder), problems)
+        spec, invalid = _partial_spec(data, error)
+        problems = _pydantic_problems(error)
+    key_problems, bad = _check_keys(spec, invalid)
+    problems += key_problems
+    base = None if spec.base is None else _read_base(spec.base, Path(folder), problems)
     if problems:
-        raise SweepConfigError(problems, source=source)
-    dims = {**spec.grid, **{key: _sorted_values([p[key] for p in spec.points]) for key in _point_keys(spec)}}
-    sources = {key: f"set.{_key(key)}" for key in spec.fixed} | {key: f"grid.{_key(key)}" for key in spec.grid}
-    points, ids = [], {}
-    base_data = base.resolved()
-    for grid_values in itertools.product(*spec.grid.values()):
-        for j, point in enumerate(spec.points or [{}]):
-            coords = {**dict(zip(spec.grid, grid_values, strict=True)), **point}
-            coords = {key: coords[key] for key in dims}
-            where = sources | {key: f"points.{j}.{_key(key)}" for key in point}
-            config = _point_config(base_data, {**spec.fixed, **coords}, where, coords, problems)
-            if config is None:
-                continue
-            resolved = {k: v for k, v in config.resolved().items() if k != "output"}
-            point_id = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
-            if point_id in ids:
-                problems.append(
-                    (f"(point {_label(coords)})", coords, f"gives the same experiment as point {ids[point_id]}")
-                )
-                continue
-            ids[point_id] = _label(coords)
-            points.append(SweepPoint(point_id, coords, config))
+        if base is not None:  # the points of the keys that passed: their problems too, in the same pass
+            valid = spec.model_copy(
+                update={
+                    "fixed": {k: v for k, v in spec.fixed.items() if k not in bad["set"]},
+                    "grid": {k: v for k, v in spec.grid.items() if k not in bad["grid"]},
+                    "points": [] if bad["points"] else spec.points,
+                }
+            )
+            _expand(valid, base, problems, distinct=False)
+        raise SweepConfigError(_unique(problems), source=source)
+    points, dims = _expand(spec, base, problems)
     if problems:
         raise SweepConfigError(_unique(problems), source=source)
     name = spec.name or name
@@ -281,6 +275,57 @@ def parse_sweep(data, folder=".", name: str = "sweep", source: str | None = None
         records=max(p.config.total_epochs for p in points) + 1,
         source=source,
     )
+
+
+def _expand(spec: SweepConfig, base: ExperimentConfig, problems, distinct: bool = True):
+    """(points, dims): every point of the grid x points product, validated; problems are added.
+    ``distinct``: also report points giving the same experiment (only meaningful for the whole sweep)."""
+    dims = {**spec.grid, **{key: _sorted_values([p[key] for p in spec.points]) for key in _point_keys(spec)}}
+    sources = {key: f"set.{_key(key)}" for key in spec.fixed} | {key: f"grid.{_key(key)}" for key in spec.grid}
+    points, ids = [], {}
+    base_data = base.resolved()
+    for grid_values in itertools.product(*spec.grid.values()):
+        for j, point in enumerate(spec.points or [{}]):
+            coords = {**dict(zip(spec.grid, grid_values, strict=True)), **point}
+            coords = {key: coords[key] for key in dims}
+            where = sources | {key: f"points.{j}.{_key(key)}" for key in point}
+            config = _point_config(base_data, {**spec.fixed, **coords}, where, coords, problems)
+            if config is None:
+                continue
+            resolved = {k: v for k, v in config.resolved().items() if k != "output"}
+            point_id = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+            if point_id in ids and distinct:
+                problems.append(
+                    (f"(point {_label(coords)})", coords, f"gives the same experiment as point {ids[point_id]}")
+                )
+                continue
+            ids[point_id] = _label(coords)
+            points.append(SweepPoint(point_id, coords, config))
+    return points, dims
+
+
+def _partial_spec(data: dict, error: ValidationError) -> tuple[SweepConfig, set]:
+    """The sweep's fields that passed their checks, and the names of those that did not.
+
+    A ``set`` or ``grid`` table keeps its entries without problems; any other field with a
+    problem is left out (its default; ``base``: None)."""
+    locs = [err["loc"] for err in error.errors(include_url=False)]
+    values, invalid = {}, set()
+    for name, info in SweepConfig.model_fields.items():
+        key = info.alias or name
+        if key not in data:
+            continue
+        inside = [loc[1:] for loc in locs if loc and loc[0] == key]
+        if not inside:
+            values[name] = data[key]  # plain values (strings, tables, lists): valid as given
+            continue
+        invalid.add(key)
+        value = data[key]
+        if key in ("set", "grid") and isinstance(value, Mapping) and () not in inside:
+            wrong = {loc[0] for loc in inside}
+            values[name] = {k: v for k, v in value.items() if k not in wrong}
+    values.setdefault("base", None)
+    return SweepConfig.model_construct(**values), invalid
 
 
 def _label(coords: dict) -> str:
@@ -304,11 +349,14 @@ def _sorted_values(values: list) -> list:
     return sorted(dict.fromkeys(values))
 
 
-def _check_keys(spec: SweepConfig) -> list:
-    """Problems of the swept values and keys that need no experiment config."""
+def _check_keys(spec: SweepConfig, invalid: set = frozenset()) -> tuple[list, dict]:
+    """Problems of the swept values and keys that need no experiment config, and the keys with
+    problems by table ({"set": keys, "grid": keys, "points": keys}; any key of points: all of them).
+    ``invalid``: the fields whose values failed their types (left out of ``spec``)."""
     problems = []
+    bad = {"set": set(), "grid": set(), "points": set()}
     allowed = "must be numbers, strings or booleans, all of one kind"
-    if not spec.grid and not spec.points:
+    if not spec.grid and not spec.points and not {"grid", "points"} & invalid:
         problems.append(("grid", {}, "give a [grid] table and/or a points array (the swept values)"))
     for key, values in spec.grid.items():
         kinds = {_kind(v) for v in values}
@@ -318,10 +366,14 @@ def _check_keys(spec: SweepConfig) -> list:
             problems.append((f"grid.{_key(key)}", values, allowed))
         elif len(set(values)) < len(values):
             problems.append((f"grid.{_key(key)}", values, "must not repeat a value"))
+        else:
+            continue
+        bad["grid"].add(key)
     keys = _point_keys(spec)
+    point_problems = []
     for j, point in enumerate(spec.points):
         if set(point) != set(keys):
-            problems.append(
+            point_problems.append(
                 (
                     f"points.{j}",
                     point,
@@ -329,51 +381,62 @@ def _check_keys(spec: SweepConfig) -> list:
                 )
             )
             continue
-        problems += [
+        point_problems += [
             (f"points.{j}.{_key(key)}", value, allowed) for key, value in point.items() if _kind(value) is None
         ]
-    if not problems:
+    if not point_problems:
         for key in keys:
             if len({_kind(p[key]) for p in spec.points}) > 1:
-                problems.append((f"points.*.{_key(key)}", [p[key] for p in spec.points], allowed))
+                point_problems.append((f"points.*.{_key(key)}", [p[key] for p in spec.points], allowed))
         seen = {}
         for j, point in enumerate(spec.points):
             coords = tuple(point[key] for key in keys)
             if coords in seen:
-                problems.append((f"points.{j}", point, f"repeats points.{seen[coords]}"))
+                point_problems.append((f"points.{j}", point, f"repeats points.{seen[coords]}"))
             seen.setdefault(coords, j)
     tables = {"set": list(spec.fixed), "grid": list(spec.grid), "points": keys}
     for table, table_keys in tables.items():
         for key in table_keys:
             field = f"{table}.{_key(key)}"
+            found = []
             others = [t for t, k in tables.items() if t != table and key in k]
             if others and table != "points":
-                problems.append((field, key, f"is also given in {others[0]}: give each key in one place"))
+                found.append((field, key, f"is also given in {others[0]}: give each key in one place"))
             top = key.split(".")[0]
             if top == "output":
-                problems.append((field, key, "is set by the sweep: each point runs in OUTPUT/points/<id>"))
+                found.append((field, key, "is set by the sweep: each point runs in OUTPUT/points/<id>"))
             elif top in SHORTHAND:
-                problems.append(
+                found.append(
                     (
                         field,
                         key,
                         f"use phases.<j>.{key} (the base config's phases are resolved into [[phases]])",
                     )
                 )
-    return problems
+            if found:
+                bad[table].add(key)
+                (point_problems if table == "points" else problems).extend(found)
+    if point_problems:
+        bad["points"] = set(keys)
+    return problems + point_problems, bad
 
 
 def _read_base(base: str, folder: Path, problems) -> ExperimentConfig | None:
-    """The base config: a file relative to the sweep file's folder, else a shipped config by name."""
+    """The base config: a file relative to the sweep file's folder, else a shipped config by name.
+    None if there is none or it is not valid (its problems are added, at their paths in it)."""
     path = folder / base
-    if path.is_file():
-        return load_config(path)
     shipped = _shipped("experiment")
     name = base.removesuffix(".toml")
-    if name in shipped:
-        return load_config(shipped[name])
-    problems.append(("base", base, f"no such file ({path}) and not a shipped config ({', '.join(shipped)})"))
-    return None
+    if not path.is_file() and name in shipped:
+        path = shipped[name]
+    elif not path.is_file():
+        problems.append(("base", base, f"no such file ({path}) and not a shipped config ({', '.join(shipped)})"))
+        return None
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        problems += [(f"{where} (in base {base})", value, allowed) for where, value, allowed in error.problems]
+        return None
 
 
 def _point_config(base_data: dict, overrides: dict, where: dict, coords: dict, problems) -> ExperimentConfig | None:

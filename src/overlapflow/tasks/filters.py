@@ -21,11 +21,11 @@ class ExponentialFilter(AbstractTask, kind="exponential_filter"):
 
     Args:
         c: decay rate c* > 0 of the target.
-        a: amplitude a* of the target.
-        t_max: trial length.
+        a: amplitude a* of the target (finite).
+        t_max: trial length > 0.
     """
 
-    c: float = setting(doc="decay rate c* of the target")
+    c: float = setting(doc="decay rate c* > 0 of the target", gt=0)
     a: float = setting(1.0, doc="amplitude a* of the target")
     t_max: float = setting(20.0, doc="trial length", gt=0)
     loss_kind: str = "sum_sq_dt"

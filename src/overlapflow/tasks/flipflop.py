@@ -74,7 +74,7 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         n_bits: number of independent bits (1).
         batch_size: trials per batch B (10).
         t_max: trial length (20.0).
-        first_pulse: onset of the first pulse, in time units (0.5).
+        first_pulse: onset of the first pulse, in time units, 0 <= first_pulse < t_max (0.5).
         wait_range: (low, high) of the uniform wait (4.0, 10.0); see ``spacing``.
         pulse_duration: length of each pulse (0.5).
         input_amp: pulse amplitude on the input (1.0).
@@ -103,6 +103,11 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         loss_kind(name, self.loss_kind)
         if not low <= high:
             raise ValueError(f"{name}.wait_range = {self.wait_range!r}: must be (low, high) with low <= high")
+        if not self.first_pulse < self.t_max:
+            raise ValueError(
+                f"{name}.first_pulse = {self.first_pulse!r}: must be < t_max = {self.t_max!r} "
+                "(the first pulse must start inside the trial)"
+            )
         if self.spacing == "onset" and low < self.pulse_duration:
             raise ValueError(
                 f"{name}.wait_range = {self.wait_range!r}: low = {low!r} is shorter than pulse_duration = "
@@ -117,15 +122,22 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         """The task's durations in Euler steps at dt: T, first onset, pulse length P, masked
         steps after a pulse M, the shortest and longest wait in steps, the shortest distance
         between two onsets, and the number K of onsets drawn per bit."""
-        T = check_steps(type(self).__name__, self.t_max, dt)
+        name = type(self).__name__
+        T = check_steps(name, self.t_max, dt)
         steps = _truncated_steps if self.spacing == "after_delay" else round
+        first = steps(self.first_pulse / dt)
+        if first >= T:
+            raise ValueError(
+                f"{name}.first_pulse = {self.first_pulse!r}: starts at step {first} at dt = {dt!r}, at or after the "
+                f"end of the trial's T = {T} steps (t_max = {self.t_max!r}): the first pulse must start inside it"
+            )
         pulse = max(1, steps(self.pulse_duration / dt))
         mask_after = steps(self.mask_after / dt)
         wait_min, wait_max = (steps(w / dt) for w in self.wait_range)
         between = pulse + mask_after + wait_min if self.spacing == "after_delay" else max(pulse, wait_min)
         return dict(
             T=T,
-            first=steps(self.first_pulse / dt),
+            first=first,
             pulse=pulse,
             mask_after=mask_after,
             wait_min=wait_min,

@@ -30,15 +30,15 @@ class WhiteNoiseFilter(AbstractTask, kind="white_noise_filter"):
     (1/B) sum_{b,t} dt (y - y*)^2. A fresh noise batch is drawn from every key.
 
     Args (paper defaults):
-        c: decay rate c* of the filter (0.2).
+        c: decay rate c* > 0 of the filter (0.2).
         a: amplitude a* (1.0).
         noise_std: input noise std s >= 0 (0.5).
-        t_max: trial length (20.0; T = 400 at dt = 0.05).
+        t_max: trial length > 0 (20.0; T = 400 at dt = 0.05).
         batch_size: trials per batch B (1).
         loss_kind: the loss ("sum_sq_dt"; see :func:`~overlapflow.tasks.loss_value`).
     """
 
-    c: float = setting(0.2, doc="decay rate c* of the filter")
+    c: float = setting(0.2, doc="decay rate c* > 0 of the filter", gt=0)
     a: float = setting(1.0, doc="amplitude a* of the target")
     noise_std: float = setting(0.5, doc="input noise std s", ge=0)
     t_max: float = setting(20.0, doc="trial length", gt=0)

@@ -24,14 +24,14 @@ class DampedOscillator(AbstractTask, kind="damped_oscillator"):
     dt sum_t (y_t - y*_t)^2.
 
     Args (paper defaults):
-        c: decay rate c* (0.3).
-        omega: angular frequency omega* (2.0).
+        c: decay rate c* > 0 (0.3).
+        omega: angular frequency omega* >= 0 (2.0).
         a: amplitude (1.0).
-        t_max: trial length (20.0).
+        t_max: trial length > 0 (20.0).
     """
 
-    c: float = setting(0.3, doc="decay rate c*")
-    omega: float = setting(2.0, doc="angular frequency omega*")
+    c: float = setting(0.3, doc="decay rate c* > 0", gt=0)
+    omega: float = setting(2.0, doc="angular frequency omega* >= 0", ge=0)
     a: float = setting(1.0, doc="amplitude")
     t_max: float = setting(20.0, doc="trial length", gt=0)
     loss_kind: str = "sum_sq_dt"

@@ -137,6 +137,12 @@ class Teacher(AbstractTask, kind="teacher"):
 
         task = self.input_task
         if task is None:
+            first_pulse = FlipFlop.first_pulse  # the dataclass default
+            if not self.t_max > first_pulse:
+                raise ValueError(
+                    f"{name}.t_max = {self.t_max!r}: must be > {first_pulse!r}, the first pulse of the default "
+                    "input task (a FlipFlop); give input_task for shorter trials"
+                )
             task = FlipFlop(n_bits=rnn.n_in, batch_size=self.batch_size, t_max=self.t_max, input_amp=1.0)
         if not isinstance(task, AbstractTask):
             raise ValueError(f"{name}.input_task = {task!r}: must be an overlapflow task (or None for a FlipFlop)")

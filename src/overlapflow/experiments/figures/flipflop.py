@@ -18,7 +18,17 @@ from ...precision import float64
 from ..config import ExperimentConfig, parse_config
 from ..run_files import read_final_state
 from .data import run_config, shipped_config, write_data
-from .drawing import NETWORK, THEORY, draw_overlaps, forward_outputs, thinned
+from .drawing import (
+    EPOCH_LABEL,
+    LOSS_LABEL,
+    NETWORK,
+    THEORY,
+    draw_overlaps,
+    forward_outputs,
+    plain_log_labels,
+    thinned,
+    time_label,
+)
 from .spec import KeyNumber
 
 
@@ -122,17 +132,18 @@ def _flipflop_trial(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     return {"t": rnn.dt * np.arange(len(y_net)), "network": y_net, "theory": y_thy, **first}
 
 
-def _draw_trial(ax, trial: dict) -> None:
+def _draw_trial(ax, trial: dict, network_label: str = "network") -> None:
     t = trial["t"]
     ax.fill_between(
         t, 0, 1, where=trial["mask"] == 0, color="0.93", step="mid", lw=0, transform=ax.get_xaxis_transform()
     )
-    ax.plot(t, trial["inputs"], color="0.6", lw=0.8, label="input pulses")
-    ax.plot(t, trial["targets"], color="k", lw=2.6, alpha=0.35, label="target (grey: masked)")
-    ax.plot(t, trial["network"], color="C3", lw=1.3, label="network")
-    ax.plot(t, trial["theory"], color="C0", lw=1.3, linestyle="--", label="theory")
+    ax.plot(t, trial["inputs"], color="0.6", lw=0.8, label="input pulses x")
+    ax.plot(t, trial["targets"], color="k", lw=1.0, label="target y* (grey background: masked)")
+    ax.plot(t, trial["network"], color="C3", label=network_label, **NETWORK)
+    ax.plot(t, trial["theory"], color="C0", label="theory", **THEORY)
     ax.set_title("a held-out trial after learning", fontsize="medium")
-    ax.set_xlabel("t")
+    ax.set_xlabel(time_label(float(t[1] - t[0]) if len(t) > 1 else None))
+    ax.set_ylabel("input x, target y*, output y")
     ax.legend(fontsize="x-small", loc="lower right")
 
 
@@ -217,10 +228,12 @@ def draw_fig8(data, settings: FlipFlopSettings, out):
         epochs = history.epoch.values[pick] / factor
         ax.plot(epochs, np.asarray(history.loss.values)[pick], color=color, label=label, **style)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch (gradient flow: learning time in epochs of gradient descent)")
+    plain_log_labels(ax, [history.loss.values for history, *_ in runs])
+    ax.set_xlabel(f"{EPOCH_LABEL} (gradient flow: learning time in epochs of gradient descent)")
+    ax.set_ylabel(LOSS_LABEL)
     ax.set_title("loss", fontsize="medium")
-    ax.legend(fontsize="x-small", loc="lower left")
-    _draw_trial(axes[0, 1], trial)
+    ax.legend(fontsize="x-small", loc="lower left", title="line style: network band, theory dashed")
+    _draw_trial(axes[0, 1], trial, f"network N={config.N}")
     draw_overlaps(axes[0, 2], curves, "visible")
     draw_overlaps(axes[0, 3], curves, "invisible")
     titles = {"descent": "gradient descent", "flow": "gradient flow", "adam": "Adam"}
@@ -234,6 +247,8 @@ def draw_fig8(data, settings: FlipFlopSettings, out):
         ax.bar(x, 1 - gauss.qq_r.sel(run=run).values, width, color=f"C{j}", label=titles.get(str(run), str(run)))
     ax.set_xticks(range(gauss.sizes["vector"]), list(gauss.vector.values))
     ax.set_yscale("log")
+    plain_log_labels(ax, [1 - gauss.qq_r.values])
+    ax.set_xlabel("learned vector")
     ax.set_ylabel("1 - r (0: Gaussian)")
     ax.set_title("Q-Q correlation r per vector", fontsize="medium")
     ax.legend(fontsize="x-small")

@@ -69,6 +69,11 @@ def draw_fig11(data, settings: None, out):
 
     d = data["gram_map"]
     fig = plot_gram_map(GRAM_NETWORKS["linear"], GRAM_NETWORKS["erf"])
+    for ax in fig.axes:  # image panels: rows are overlap velocities, columns the gradients
+        ax.set_xlabel(r"gradient $d_{cd} = \partial l / \partial \sigma_{cd}$ (column; hatched: loss-invisible)")
+        ax.set_ylabel(r"velocity $d\sigma_{ab}/dt$ of overlap (row)")
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + 0.6)  # room for the rotated tick labels, the axis label and the title
     fig.suptitle("Fig 11: the Gram map, which visible gradients move which overlaps (rank 1)")
     numbers = [KeyNumber("pattern size (overlaps x gradients)", d.sizes["overlap"], "10 x 10", "each network")]
     paper_visible = {"linear": 4, "erf": 7}

@@ -15,7 +15,18 @@ from ...precision import float64
 from ...tasks import WhiteNoiseFilter
 from ..config import ExperimentConfig
 from ..run_files import read_final_state
-from .drawing import NAIVE, NETWORK, THEORY, draw_loss, draw_overlaps, forward_outputs, shade_phases, thinned
+from .drawing import (
+    EPOCH_LABEL,
+    NAIVE,
+    NETWORK,
+    THEORY,
+    draw_loss,
+    draw_overlaps,
+    forward_outputs,
+    shade_phases,
+    thinned,
+    time_label,
+)
 from .spec import KeyNumber
 
 
@@ -39,34 +50,42 @@ def _filter_figure(histories, config, out, white_noise: bool):
     t = rnn.dt * np.arange(batch.targets.shape[1])
     curves = [(net, NETWORK, f"network N={config.N}"), (thy, THEORY, "theory")]
 
-    fig = Figure(figsize=(15, 8.4), layout="constrained")
-    axes = fig.subplots(2, 3)
-    panels = list(axes.ravel())
+    network_label = f"network N={config.N}"
+    if white_noise:  # two response panels above loss | visible | invisible
+        fig = Figure(figsize=(17, 9.0), layout="constrained")
+        grid = fig.add_gridspec(2, 6)
+        top = [fig.add_subplot(grid[0, :3]), fig.add_subplot(grid[0, 3:])]
+        bottom = [fig.add_subplot(grid[1, 2 * k : 2 * k + 2]) for k in range(3)]
+    else:  # impulse response, loss / visible, invisible
+        fig = Figure(figsize=(15, 9.0), layout="constrained")
+        grid = fig.subplots(2, 2)
+        top, bottom = [grid[0, 0]], [grid[0, 1], grid[1, 0], grid[1, 1]]
     if white_noise:
         noise = WhiteNoiseFilter(c=task.c, a=task.a, noise_std=0.5, t_max=task.t_max).sample(
             jax.random.key(config.seed), rnn.dt
         )
         y_net, y_thy = forward_outputs(rnn, theta, S, noise.inputs)
-        ax = panels.pop(0)
+        ax = top.pop(0)
         ax.plot(t, np.asarray(noise.inputs)[0, :, 0], color="0.75", lw=0.6, label="input x (std 0.5)")
-        ax.plot(t, np.asarray(noise.targets)[0, :, 0], color="k", lw=2.4, alpha=0.5, label="target (filtered x)")
-        ax.plot(t, y_net, color="C3", lw=1.2, linestyle="--", label="trained network")
+        ax.plot(t, np.asarray(noise.targets)[0, :, 0], color="k", lw=1.0, label="target y* (filtered x)")
+        ax.plot(t, y_net, color="C3", label=f"{network_label}, trained", **NETWORK)
+        ax.plot(t, y_thy, color="C0", label="theory, trained", **THEORY)
         ax.set_title("white-noise input, after training", fontsize="medium")
-        ax.set_xlabel("t")
+        ax.set_xlabel(time_label(rnn.dt))
+        ax.set_ylabel("input x, target y*, output y")
         ax.legend(fontsize="x-small", loc="upper right")
     y_net, y_thy = forward_outputs(rnn, theta, S, batch.inputs)
-    ax = panels.pop(0)
-    ax.plot(t, np.asarray(batch.targets)[0, :, 0], color="k", lw=2.8, alpha=0.5, label="target")
-    ax.plot(t, y_net, color="C3", lw=1.3, label="network")
-    ax.plot(t, y_thy, color="C0", lw=1.3, linestyle="--", label="theory")
+    ax = top.pop(0)
+    ax.plot(t, np.asarray(batch.targets)[0, :, 0], color="k", lw=1.0, label="target y*")
+    ax.plot(t, y_net, color="C3", label=network_label, **NETWORK)
+    ax.plot(t, y_thy, color="C0", label="theory", **THEORY)
     ax.set_title("learned impulse response", fontsize="medium")
-    ax.set_xlabel("t")
+    ax.set_xlabel(time_label(rnn.dt))
+    ax.set_ylabel("output y (response to the impulse)")
     ax.legend(fontsize="x-small", loc="upper right")
-    draw_loss(panels.pop(0), curves)
-    draw_overlaps(panels.pop(0), curves, "visible")
-    draw_overlaps(panels.pop(0), curves, "invisible")
-    for ax in panels:
-        ax.axis("off")
+    draw_loss(bottom[0], curves)
+    draw_overlaps(bottom[1], curves, "visible")
+    draw_overlaps(bottom[2], curves, "invisible")
     numbers = [
         KeyNumber("final loss, network", float(net.loss.values[-1]), 0.0),
         KeyNumber("final loss, theory", float(thy.loss.values[-1]), 0.0),
@@ -226,7 +245,7 @@ def _final_loss(config: ExperimentConfig, history) -> KeyNumber:
 @float64
 def draw_fig3(histories, config, out):
     curves = _aba_curves(histories, config)
-    fig = Figure(figsize=(16, 4.8), layout="constrained")
+    fig = Figure(figsize=(18, 4.8), layout="constrained")
     _protocol_panels(fig, curves, 3)
     fig.suptitle(f"Fig 3: A-B-A memory: invisible overlaps keep a trace of B (start: twin network, N = {config.N})")
     numbers = []
@@ -301,8 +320,10 @@ def draw_fig6(histories, config, out):
         numbers += _drift_numbers(config, history, label.split()[0], noisy_from)
     ax_trace.set_title(r"conserved quantities tr$((JS)^k)$ of K = A A$^T$ - B B$^T$", fontsize="medium")
     ax_eig.set_title("eigenvalues of J S (the non-zero eigenvalues of K / N)", fontsize="medium")
+    ax_trace.set_ylabel(r"tr$((JS)^k)$ (dimensionless)")
+    ax_eig.set_ylabel(r"eigenvalue of $J S$ (dimensionless)")
     for ax in (ax_trace, ax_eig):
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(EPOCH_LABEL)
         ax.legend(fontsize="x-small", loc="upper right")
         shade_phases(ax, curves[0][0])
     fig.suptitle("Fig 6: conservation laws through the A-B-A protocol; target noise breaks them")
@@ -312,16 +333,21 @@ def draw_fig6(histories, config, out):
 @float64
 def draw_fig7(histories, config, out):
     curves = _aba_curves(histories, config)
-    fig = Figure(figsize=(20, 4.8), layout="constrained")
+    fig = Figure(figsize=(22, 4.8), layout="constrained")
     axes = _protocol_panels(fig, curves, 4)
     inv = _invariants(config, histories["network"])
     pick = thinned(inv.epoch.values)
     for i, k in enumerate(inv.power.values):
         axes[3].plot(
-            inv.epoch.values[pick], inv.drift.values[pick, i], color=f"C{i}", label=rf"tr$((JS)^{k})$ - initial"
+            inv.epoch.values[pick],
+            inv.drift.values[pick, i],
+            color=f"C{i}",
+            label=rf"tr$((JS)^{k})$ - initial, network N={config.N}",
+            **NETWORK,
         )
-    axes[3].set_title("drift of the SGD invariants under Adam", fontsize="medium")
-    axes[3].set_xlabel("epoch")
+    axes[3].set_title("drift of the SGD invariants under Adam", fontsize="medium", y=1.05)  # above the phases
+    axes[3].set_xlabel(EPOCH_LABEL)
+    axes[3].set_ylabel(r"tr$((JS)^k)$ - its initial value (dimensionless)")
     axes[3].legend(fontsize="x-small", loc="upper right")
     fig.suptitle(f"Fig 7: the A-B protocol with Adam (lr {config.phases[0].lr:g}), full network N = {config.N}")
     numbers = _memory_numbers(histories["network"], "network", sgd=False)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from ...precision import float64
 from .data import stored, write_data
+from .drawing import plain_log_labels
 from .spec import KeyNumber
 
 
@@ -163,7 +164,8 @@ def _draw_member_distance(ax, distance: xr.DataArray) -> None:
     ax.set_xticks(x, [_STAGE_LABELS[s] for s in distance.stage.values])
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_ylim(0, 2 * max(float(distance.max()), 1e-3))
-    ax.set_ylabel("RMS of f(A) - f(B)")
+    ax.set_xlabel("stage of the protocol")
+    ax.set_ylabel("RMS over pairs of f(A) - f(B) (dimensionless)")
     ax.set_title("how far apart the two members are, per feature set", fontsize="medium")
     ax.legend(fontsize="x-small")
 
@@ -185,6 +187,7 @@ def _draw_teacher_distance(ax, result: xr.Dataset) -> None:
             ax.plot(epochs, curve, color=color, lw=0.7, alpha=0.6)
         ax.plot([], [], color=color, label=f"member {member} ({'flip-flop' if member == 'A' else 'decision'} first)")
     ax.set_yscale("log")
+    plain_log_labels(ax, [distance])
     ax.set_xlabel("epoch of task C")
     ax.set_ylabel("max |f - f*| / |f*|")
     ax.set_title("function coordinates vs the teacher's during C", fontsize="medium")
@@ -197,6 +200,8 @@ def _draw_final_losses(ax, result: xr.Dataset) -> None:
     ax.loglog(a, b, "o", color="C3")
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
     ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    plain_log_labels(ax, [a, b], "x")
+    plain_log_labels(ax, [a, b], "y")
     ax.set_xlabel("final loss on C, member A (flip-flop first)")
     ax.set_ylabel("final loss on C, member B")
     ax.set_title("does C converge equally for both histories?", fontsize="medium")
@@ -212,7 +217,8 @@ def _draw_decoding(ax, decoding: xr.Dataset, noise: float) -> None:
     ax.axhline(0.5, color="k", lw=0.8, linestyle="--", label="chance")
     ax.set_xticks(x, [_STAGE_LABELS[s] for s in accuracy.stage.values])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy (A vs B)")
+    ax.set_xlabel("stage of the protocol")
+    ax.set_ylabel("decoding accuracy, A vs B first (fraction correct)")
     ax.set_title(f"decoding the history, feature noise {noise:g}", fontsize="medium")
     ax.legend(fontsize="x-small", loc="lower left")
 
@@ -330,8 +336,8 @@ def draw_fig9(data, settings: MemorySettings, out):
                 ax.plot(features[:, 0, k], features[:, 1, k], "o", ms=4, color=f"C{k % 10}", label=label)
             lo, hi = np.min(features), np.max(features)
             ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, zorder=0)
-            ax.set_xlabel("member A (flip-flop first)")
-            ax.set_ylabel("member B (decision making first)")
+            ax.set_xlabel("feature value, member A (flip-flop first)")
+            ax.set_ylabel("feature value, member B (decision making first)")
             ax.set_title(f"{which} features, {_STAGE_LABELS[stage]}", fontsize="medium")
             ax.legend(fontsize="xx-small", ncol=2, loc="upper left")
     _draw_memory_loss(axes[0, 0], result)

@@ -16,7 +16,17 @@ from ...overlaps import Overlaps
 from ...precision import float64
 from ...tasks import ExponentialFilter
 from .data import stored
-from .drawing import NETWORK, THEORY, jitted_meanfield_forward, jitted_network_forward
+from .drawing import (
+    EPOCH_LABEL,
+    LOSS_LABEL,
+    NETWORK,
+    OUTPUT_LABEL,
+    THEORY,
+    jitted_meanfield_forward,
+    jitted_network_forward,
+    plain_log_labels,
+    time_label,
+)
 from .spec import KeyNumber
 
 
@@ -79,7 +89,10 @@ def _twin_data(s: TwinSettings) -> xr.Dataset:
 def draw_fig2(data, settings: TwinSettings, out):
     d = data["twins"]
     t, at = d.time.values, settings.compare_at
-    members = (("a", r"$\theta_1$", "C0", NETWORK), ("b", r"$\theta_2$ (twin)", "C3", THEORY))
+    # both members are full networks: theta_1 the band, its twin the thin dashed line on top (their
+    # outputs coincide before learning); in the loss panel each member also has its theory
+    members = (("a", r"$\theta_1$", "C0"), ("b", r"$\theta_2$ (twin)", "C3"))
+    member_styles = {"a": NETWORK, "b": {**THEORY, "gid": "network"}}
     fig = Figure(figsize=(13, 8.4), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     panels = (
@@ -89,21 +102,24 @@ def draw_fig2(data, settings: TwinSettings, out):
     )
     for ax, (var, title) in zip(axes, panels, strict=False):
         if var == "learned_output":
-            ax.plot(t, d.target.values, color="k", lw=2.4, alpha=0.3, label="target")
-        for member, label, color, style in members:
-            ax.plot(t, d[f"{var}_{member}"].values, color=color, label=label, **style)
+            ax.plot(t, d.target.values, color="k", lw=1.0, label="target y*")
+        for member, label, color in members:
+            ax.plot(t, d[f"{var}_{member}"].values, color=color, label=f"network {label}", **member_styles[member])
         ax.set_title(title, fontsize="medium")
-        ax.set_xlabel("t")
+        ax.set_xlabel(time_label(float(t[1] - t[0]) if len(t) > 1 else None))
+        ax.set_ylabel(OUTPUT_LABEL)
         ax.legend(fontsize="x-small", loc="upper right")
     ax = axes[3]
-    for member, label, color, _ in members:
+    for member, label, color in members:
         ax.plot(d.epoch.values, d[f"loss_{member}"].values, color=color, label=f"network {label}", **NETWORK)
         ax.plot(d.epoch.values, d[f"theory_loss_{member}"].values, color=color, label=f"theory {label}", **THEORY)
     ax.axvline(at, color="0.6", lw=0.8, zorder=0)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
+    plain_log_labels(ax, [d[f"{kind}_{member}"].values for kind in ("loss", "theory_loss") for member in "ab"])
+    ax.set_xlabel(EPOCH_LABEL)
+    ax.set_ylabel(LOSS_LABEL)
     ax.set_title("loss: the twins learn differently, each as its theory says", fontsize="medium")
-    ax.legend(fontsize="x-small", loc="upper right")
+    ax.legend(fontsize="x-small", loc="upper right", title="network: band; theory: dashed", title_fontsize="x-small")
     fig.suptitle(
         rf"Fig 2: twin networks (N = {settings.N}): same visible overlaps, $\|u\|^2/N$ = {settings.uu:g}, "
         rf"$\sigma_{{mu}}$ = {settings.mu:g}; filter c* = {settings.c:g}, lr {settings.lr:g}"

@@ -9,11 +9,16 @@ import typer
 from typer.testing import CliRunner
 
 import overlapflow as of
+from overlapflow import compilation_cache
 
 # The suite runs with float64 enabled for the whole process, as a user may (importing overlapflow no
 # longer does it: overlapflow.precision). tests/test_precision.py checks the library without it, in
 # subprocesses.
 jax.config.update("jax_enable_x64", True)
+
+# The suite's compiled programs go to a cache under .pytest_cache: the pytest-xdist workers (pytest runs
+# on every core, pyproject.toml) compile a program once between them, and a second run starts at once.
+compilation_cache.enable(pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation")
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 

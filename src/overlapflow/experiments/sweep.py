@@ -749,15 +749,34 @@ def _client(scheduler, workers: int | None, n_points: int):
         n_workers = max(1, min(workers or CPU_COUNT, n_points))
         # silence_logs: a worker that has imported JAX may take longer than the nanny's 4 s to exit when
         # the cluster closes; the nanny then kills it (harmless: every result is written) with a warning.
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        )
+        with _sigint_ignored():  # the workers inherit it: Ctrl-C stops the client, which closes them
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
         with cluster, Client(cluster) as client:
             yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored in this process for the block (main thread only). Processes started inside
+    ignore it too: Ctrl-C at a terminal signals the whole process group, and each Dask worker it
+    stopped printed its tracebacks."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_sweep(

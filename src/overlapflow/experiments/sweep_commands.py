@@ -8,8 +8,10 @@ r"""The ``sweep`` command; :func:`register` adds it to a typer app.
 Exit codes: 0 every point is done (``--status``: always 0); 1 some points failed (their errors
 are in ``OUT/points/<id>/status.json``); 2 an invalid sweep file or base config, options that do
 not go together, or the ``sweep`` extra missing (dask, distributed, zarr: the error line gives the
-pip command; ``--status`` works without it). Progress bars show unless ``--quiet`` or stdout is not
-a terminal.
+pip command; ``--status`` works without it); 130 interrupted (Ctrl-C): the cluster is closed and one
+line on stderr says how many points are done and the command that continues (the same one: points
+that are done are not run again, a point stopped midway continues from its last checkpoint). Progress:
+a bar on a terminal, plain lines on stderr every 30 s otherwise; nothing with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from .commands import EXIT_DIVERGED, EXIT_USAGE, output_console, print_error, show_progress
+from .commands import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    command_line,
+    output_console,
+    print_error,
+    print_interrupted,
+    show_progress,
+)
 
 EXIT_FAILED = EXIT_DIVERGED
 
@@ -81,14 +92,15 @@ def sweep(
     status: Annotated[
         bool, typer.Option("--status", help="Report done / failed / pending points and the failures; run nothing.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress report.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run the failed points again too.")] = False,
 ):
     """Run a parameter sweep: every point of a grid / list of overrides of a base experiment config, on Dask.
 
     Each finished point is written at once to OUTPUT/sweep.zarr (dims: the swept keys, engine, epoch, row, col)
-    and OUTPUT/points/<id>/. Running again runs only the points that are not done; a failed point is recorded
-    (OUTPUT/points/<id>/status.json) and the others go on.
+    and OUTPUT/points/<id>/. Running again runs only the points that are not done (after Ctrl-C too: a point
+    stopped midway continues from its last checkpoint); a failed point is recorded (OUTPUT/points/<id>/status.json)
+    and the others go on.
     """
     from .._extras import MissingExtra, require
     from .config import ConfigError
@@ -128,10 +140,20 @@ def sweep(
             f"sweep {definition.name}: {len(definition.points)} points over {dims}; {counts['done']} done, "
             f"{counts['failed']} failed; running {todo} on {where} -> {definition.output}"
         )
+    again = [
+        "sweep",
+        sweep_path,
+        *(["--scheduler", scheduler] if scheduler else []),
+        *(["--workers", workers] if workers else []),
+        *(["--retry-failed"] if retry_failed else []),
+    ]
     try:
         run_sweep(
             definition, scheduler=scheduler, workers=workers, progress=show_progress(quiet), retry_failed=retry_failed
         )
+    except KeyboardInterrupt:
+        print_interrupted(_interrupted(definition, again))
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as error:  # e.g. the scheduler cannot be reached (distributed raises OSError / TimeoutError)
         print_error(f"{type(error).__name__}: {error}")
         raise typer.Exit(EXIT_USAGE) from None
@@ -141,6 +163,21 @@ def sweep(
     if after.counts["failed"]:
         raise typer.Exit(EXIT_FAILED)
     return after
+
+
+def _interrupted(definition, again: list) -> str:
+    """What an interrupted sweep kept, and the command that continues it."""
+    from .sweep import sweep_status
+
+    try:
+        counts = sweep_status(definition).counts
+    except Exception:  # noqa: BLE001 - the count is a courtesy
+        return f"finished points are kept in {definition.output}; continue with: {command_line(*again)}"
+    failed = f", {counts['failed']} failed" if counts["failed"] else ""
+    return (
+        f"{counts['done']} of {len(definition.points)} points are done{failed} (kept in {definition.output}; "
+        f"points stopped midway continue from their last checkpoint); continue with: {command_line(*again)}"
+    )
 
 
 def register(app: typer.Typer) -> typer.Typer:

@@ -114,7 +114,7 @@ def draw_fig1c(histories, config, out):
             (naive, NAIVE, "naive descent on visible overlaps"),
         ],
     )
-    ax.set_title("Fig 1c: learning is not descent on the visible overlaps", fontsize="medium")
+    fig.suptitle(f"Fig 1c: learning is not descent on the visible overlaps (N = {config.N})", fontsize="medium")
 
     loss_net, loss_thy, loss_naive = (np.asarray(h.loss.values) for h in (net, thy, naive))
     seen = loss_thy > 1e-8

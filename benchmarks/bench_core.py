@@ -418,7 +418,8 @@ def main(argv=None) -> int:
     res["total_s"] = time.perf_counter() - t0
     print_tables(res, args.plain)
     print(
-        f"total benchmark time {res['total_s']:.1f} s on {os.cpu_count()} CPUs; load average (1, 5, 15 min) "
+        f"total benchmark time {res['total_s']:.1f} s on {os.cpu_count()} CPUs, JAX device "
+        f"{jax.devices()[0].device_kind} ({jax.default_backend()}); load average (1, 5, 15 min) "
         f"before {_load(load_before)}, after {_load(load_after)}"
     )
     if args.json:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+import jax
 from bench_core import _load, machine_info, show_tables
 
 from overlapflow.experiments.ab_to_c import ABtoCSettings, run_ab_to_c_parallel, run_job
@@ -95,7 +96,11 @@ def main(argv=None) -> int:
         ),
     ]
     show_tables(tables, args.plain)
-    print(f"load average (1, 5, 15 min) before {_load(load_before)}, after timing {_load(res['loadavg_after_timing'])}")
+    device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
+    print(
+        f"JAX device {device}; load average (1, 5, 15 min) before {_load(load_before)}, "
+        f"after timing {_load(res['loadavg_after_timing'])}"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(res, f, indent=2)

@@ -270,7 +270,8 @@ def main(argv=None) -> int:
     res["total_s"] = time.perf_counter() - t0
     show_tables(tables(res), args.plain)
     load = f"load average before {_load(load_before)}, after {_load(os.getloadavg())}"
-    print(f"total {res['total_s']:.1f} s on {os.cpu_count()} CPUs; {load}")
+    device = f"{jax.devices()[0].device_kind} ({jax.default_backend()})"
+    print(f"total {res['total_s']:.1f} s on {os.cpu_count()} CPUs, JAX device {device}; {load}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2, default=float))
         print(f"wrote {args.json}")

@@ -3,27 +3,34 @@
 overlapflow demo [--out DIR] [--n N] [--epochs E] [--lr ETA] [--c C] [--seed S] [--quiet]
 overlapflow validate-theory [--task flipflop|pulses] [--sizes N1,N2,..] [--seeds K] [--epochs E]
                             [--lr ETA] [--nodes Q] [--out DIR] [--quick] [--quiet] [--seed S]
+overlapflow run | validate | reproduce | sweep ...   (overlapflow.experiments.commands, .sweep_commands)
 overlapflow --version
+
+Starting is quick: this module and the command modules import typer and rich only; JAX, xarray,
+matplotlib and pydantic are imported by the command that runs, so ``--help`` and ``--version`` do
+not load them (``tests/test_cli_startup.py``). The help is plain text (no rich panels): the same in a
+terminal and in the docs, and flags show as flags (``--quiet``), not as ``--quiet <bool>``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from enum import Enum
 from pathlib import Path
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from ._version import __version__
 from .experiments.commands import register as register_experiment_commands
 from .experiments.sweep_commands import register as register_sweep_command
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Learning dynamics of low-rank RNNs in overlap space."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Learning dynamics of low-rank RNNs in overlap space.",
 )
 
 
@@ -43,11 +50,22 @@ def main(
 
     Run `overlapflow demo` for the rank-1 linear filter task of Ger & Barak (arXiv 2605.04115).
     """
-    # The command line is its own process: float64 for all of it (overlapflow.precision), as the
-    # library's entry points have inside their scope. Full networks stay float32 unless asked.
-    from .precision import enable_globally
 
-    enable_globally()
+
+def _in_float64(command):
+    """``command`` with float64 enabled for the whole process when it starts: the command line is its
+    own process (overlapflow.precision), as the library's entry points have inside their scope. Full
+    networks stay float32 unless asked. Not in the group's callback: that one also runs for
+    ``overlapflow COMMAND --help``, which must not import JAX."""
+
+    @functools.wraps(command)
+    def run_command(*args, **kwargs):
+        from .precision import enable_globally
+
+        enable_globally()
+        return command(*args, **kwargs)
+
+    return run_command
 
 
 DEMO_HELP = (
@@ -68,13 +86,15 @@ def demo(
     lr: float = typer.Option(5e-3, "--lr", help="Overlap-scale learning rate eta (the network uses eta*N)."),
     c: float = typer.Option(0.2, "--c", help="Decay rate c* of the target filter a* exp(-c* t)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the network's random initial connectivity."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress report."),
 ):
     """Train the rank-1 linear exponential-filter task both ways and compare (help: DEMO_HELP)."""
     for value, hint in ((lr, "--lr"), (c, "--c")):
         if not value > 0 or value == float("inf"):
             raise typer.BadParameter(f"{value!r}: must be a positive finite number", param_hint=hint)
     import jax
+    from rich.console import Console
+    from rich.table import Table
 
     import overlapflow as of
     from overlapflow.plot import compare
@@ -140,7 +160,7 @@ VALIDATION_QUICK = dict(sizes="250,1000", seeds=2, epochs=40, nodes=6, t_max=5.0
 
 
 def _preset_help(text: str, name: str) -> str:
-    return f"{text} \\[default: {VALIDATION_FULL[name]}; --quick: {VALIDATION_QUICK[name]}]"
+    return f"{text} [default: {VALIDATION_FULL[name]}; --quick: {VALIDATION_QUICK[name]}]"  # plain help: no markup
 
 
 def _parse_sizes(text: str, minimum: int) -> list[int]:
@@ -178,9 +198,11 @@ def _sci(x: float) -> str:
     return f"{x:.2e}" if math.isfinite(x) else "-"
 
 
-def validation_table(result, wall: float | None = None) -> tuple[Table, list[str]]:
+def validation_table(result, wall: float | None = None) -> tuple:
     """The rich Table of a validate_theory result, and the lines printed under it."""
     import numpy as np
+    from rich import box
+    from rich.table import Table
 
     dev = np.asarray(result.network_deviation.values, dtype=float)
     sizes = [int(n) for n in result.N.values]
@@ -252,7 +274,7 @@ def validate_theory_command(
     quick: bool = typer.Option(
         False, "--quick", help="A small run (under a minute): the --quick settings of the options above."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress report."),
     seed: int = typer.Option(
         0, "--seed", help="Seed of the initial overlaps S_0 (a random N=200 network), the batches and the networks."
     ),
@@ -267,6 +289,7 @@ def validate_theory_command(
         raise typer.BadParameter(f"{lr!r}: must be a positive finite number", param_hint="--lr")
     import jax
     import jax.numpy as jnp
+    from rich.console import Console
 
     import overlapflow as of
     from overlapflow.validation import validate_theory
@@ -327,6 +350,8 @@ def validate_theory_command(
 
 register_experiment_commands(app)  # run, validate, reproduce
 register_sweep_command(app)  # sweep
+for _command in app.registered_commands:
+    _command.callback = _in_float64(_command.callback)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -108,7 +108,20 @@ class Optimizer:
         return optax.chain(optax.add_decayed_weights(decay), step) if self.weight_decay else step
 
     def describe(self) -> str:
-        return repr(self)
+        """The optimiser with the settings that apply to its kind only (stored in Histories' attrs):
+        ``Optimizer(kind='sgd')``, ``Optimizer(kind='momentum', momentum=0.9)``,
+        ``Optimizer(kind='adam', b1=0.9, b2=0.999, eps=1e-08)``; weight decay and the learning-rate
+        drop when set. ``repr`` shows every field, those that do not apply included."""
+        fields = {"kind": self.kind}
+        if self.kind in ("momentum", "nesterov"):
+            fields["momentum"] = self.momentum
+        if self.kind == "adam":
+            fields.update(b1=self.b1, b2=self.b2, eps=self.eps)
+        if self.weight_decay:
+            fields["weight_decay"] = self.weight_decay
+        if self.lr_drop_below is not None:
+            fields.update(lr_drop_below=self.lr_drop_below, lr_drop_factor=self.lr_drop_factor)
+        return f"Optimizer({', '.join(f'{key}={value!r}' for key, value in fields.items())})"
 
 
 def as_optimizer(optimizer) -> Optimizer:

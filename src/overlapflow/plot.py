@@ -75,7 +75,7 @@ def history_label(history: xr.Dataset) -> str:
             return "naive descent on visible overlaps"
         return f"overlap theory ({a.get('method', '?')})"
     if engine == "particles":
-        return f"particles ({a.get('n_particles', '?')}, N -> infinity)"
+        return f"particles ({a.get('n_particles', a.get('rule', '?'))}, N -> infinity)"
     return str(engine)
 
 
@@ -389,7 +389,10 @@ def _segment_history(run_dir: Path, engine: str) -> xr.Dataset | None:
         attrs.update(N=config.get("N", "?"), dtype=config.get("dtype", "?"))
     elif attrs["engine"] == "overlaps":
         methods = (config.get("engines") or {}).get("overlaps") or ["?"]
+        methods = [methods] if isinstance(methods, str) else methods
         attrs["method"] = methods[0] if engine == "overlaps" else engine.removeprefix("overlaps-")
+    elif attrs["engine"] == "particles":
+        attrs["rule"] = ((config.get("engines") or {}).get("particles") or {}).get("rule", "?")
     history = make_history(rnn, loss, S, attrs)
     history["phase"] = ("epoch", np.concatenate([p.phase.values for p in pieces]).astype(np.int64))
     phases = config.get("phases", [])

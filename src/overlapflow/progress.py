@@ -102,10 +102,10 @@ def progress_bar(enabled: bool, description: str, total: int, completed: int = 0
 def _plain_lines(description: str, total: int, completed: int):
     """The non-terminal bar: a line when PLAIN_INTERVAL seconds have passed since the last one."""
     started = time.monotonic()
-    state = {"done": completed, "description": description, "loss": None, "last": started, "lines": 0}
+    state = {"done": completed, "description": description, "loss": None, "last": started, "printed": None}
 
-    def line() -> str:
-        done, elapsed = state["done"], time.monotonic() - started
+    def line(now: float) -> str:
+        done, elapsed = state["done"], now - started
         percent = 100 * done / total if total else 100.0
         text = f"{state['description']}: {percent:.0f}% ({done} of {total})"
         if state["loss"] is not None:
@@ -122,10 +122,9 @@ def _plain_lines(description: str, total: int, completed: int):
             state["description"] = description
         now = time.monotonic()
         if now - state["last"] >= PLAIN_INTERVAL:
-            state["last"] = now
-            state["lines"] += 1
-            progress_line(line())
+            state["last"], state["printed"] = now, state["done"]
+            progress_line(line(now))
 
     yield update
-    if state["lines"] and state["done"] >= total:  # a long run says that it has finished
-        progress_line(line())
+    if state["printed"] is not None and state["printed"] < state["done"] >= total:  # a long run says it finished
+        progress_line(line(time.monotonic()))

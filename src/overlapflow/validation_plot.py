@@ -15,7 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from .history import overlap_labels, overlap_series
-from .plot import save_figure
+from .plot import overlap_marker, save_figure
 
 CLOSURE_COLOUR = "tab:red"
 LIMIT_COLOUR = "black"
@@ -63,7 +63,8 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
     (a) loss vs epoch: each finite N (mean over seeds; solid, light to dark with N), the particle
         (N -> infinity) limit (black) and the Gaussian closure (red dashed);
     (b) the ``n_overlaps`` visible overlaps that move most, vs epoch: particle limit (wide band),
-        closure (dashed), the largest and the smallest network (seed 0; solid, dotted);
+        closure (dashed), the largest and the smallest network (seed 0; solid, dotted); one colour and
+        marker per overlap;
     (c) max_t |S_N - S_inf| vs N on log-log axes: seeds (points), their mean (line), the fitted
         power law C N^p (``attrs["exponent"]``, ``attrs["prefactor"]``) and the closure's
         max_t |S_closure - S_inf| (red horizontal line);
@@ -138,17 +139,30 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         sources.append(
             (f"network N = {sizes[0]} (seed 0)", result.overlaps_network.isel(N=0), dict(ls=":", lw=1.4, gid="network"))
         )
-    for k, name in enumerate(names):
+    for k, name in enumerate(names):  # one colour and marker per overlap (overlapflow.plot's convention)
+        mark = overlap_marker(k, len(names), len(epoch))
         for _, overlaps, style in sources:
             series = overlap_series(_as_history(result, overlaps), name)
-            ax_ovl.plot(epoch, series.values, color=f"C{k}", **style)
-    colour_handles = [Line2D([], [], color=f"C{k}", lw=2) for k in range(len(names))]
+            fill = {} if style is sources[0][2] else {"markerfacecolor": "none"}
+            ax_ovl.plot(epoch, series.values, ms=6, **mark, **fill, **style)
+    colour_handles = [
+        Line2D([], [], lw=2, **{k: v for k, v in overlap_marker(i, len(names), 1).items() if k != "markevery"})
+        for i in range(len(names))
+    ]
     style_handles = [
         Line2D([], [], color="0.3", **{k: v for k, v in style.items() if k != "gid"}) for _, _, style in sources
     ]
-    first = ax_ovl.legend(colour_handles, [rf"$\sigma_{{{n}}}$" for n in names], fontsize="small", loc="upper left")
-    ax_ovl.add_artist(first)
-    ax_ovl.legend(style_handles, [label for label, _, _ in sources], fontsize="small", loc="best")
+    ax_ovl.add_artist(ax_ovl.legend(style_handles, [label for label, _, _ in sources], fontsize="small", loc="best"))
+    ax_ovl.legend(  # outside, right of the panel
+        colour_handles,
+        [rf"$\sigma_{{{n}}}$" for n in names],
+        fontsize="small",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        title="overlap",
+        title_fontsize="small",
+    )
     ax_ovl.set_xlabel("epoch")
     ax_ovl.set_ylabel(r"overlap value $\sigma_{ab}$ (dimensionless)")
     ax_ovl.set_title("(b) visible overlaps that move most", loc="left")

@@ -12,9 +12,30 @@
   ``run``, ``validate``, ``reproduce`` and ``sweep`` commands (``register(app)`` adds them to a typer app).
 """
 
-from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config
-from .runner import ExperimentDiverged, RunError, load_results, read_final_state, run_experiment
-from .sweep import Sweep, SweepConfigError, SweepStatus, load_sweep, read_sweep, run_sweep, sweep_status
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
+    from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config
+    from .runner import ExperimentDiverged, RunError, load_results, read_final_state, run_experiment
+    from .sweep import Sweep, SweepConfigError, SweepStatus, load_sweep, read_sweep, run_sweep, sweep_status
+
+# Loaded on first use (PEP 562): the command line imports overlapflow.experiments.commands without
+# loading JAX, xarray or pydantic (``overlapflow --help`` starts in a fraction of a second).
+_EXPORTS = {
+    "config": ("ConfigError", "ExperimentConfig", "load_config", "load_config_text", "parse_config"),
+    "runner": ("ExperimentDiverged", "RunError", "load_results", "read_final_state", "run_experiment"),
+    "sweep": (
+        "Sweep",
+        "SweepConfigError",
+        "SweepStatus",
+        "load_sweep",
+        "read_sweep",
+        "run_sweep",
+        "sweep_status",
+    ),
+}
+_SUBMODULES = ("ab_to_c", "commands", "config", "figures", "run_files", "runner", "sweep", "sweep_commands")
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "ConfigError",
@@ -35,3 +56,20 @@ __all__ = [
     "run_sweep",
     "sweep_status",
 ]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -42,6 +42,7 @@ from ..model import LowRankRNN
 from ..overlaps import visible_mask
 from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
 from ..precision import enable_globally, float64
+from ..progress import format_duration, progress_line
 from ..training import train_batch
 from .run_files import RunError, atomic_write, write_history
 
@@ -281,7 +282,8 @@ def run_ab_to_c_parallel(
 
     Args:
         workers: processes (default: one per core); 0 runs every job in this process.
-        progress: print one line per finished job, with the time so far and an estimate of what is left.
+        progress: print one line per finished job on stderr (:func:`~overlapflow.progress.progress_line`),
+            with the time so far and an estimate of what is left.
 
     Returns:
         The Dataset of :func:`~overlapflow.phenomena.memory.run_ab_to_c` (``overlaps`` (stage, pair,
@@ -300,10 +302,9 @@ def run_ab_to_c_parallel(
         if progress:
             elapsed = time.perf_counter() - start
             left = elapsed / finished * (total - finished)
-            print(
-                f"A/B -> C: pair {job[0]} phase {job[1]} done ({finished}/{total} jobs, "
-                f"{elapsed / 60:.1f} min so far, about {left / 60:.1f} min left)",
-                flush=True,
+            progress_line(
+                f"{100 * finished / total:.0f}% (A/B -> C job {finished} of {total}: pair {job[0]} phase {job[1]} "
+                f"done), {format_duration(elapsed)} elapsed, about {format_duration(left)} left"
             )
 
     if workers == 0:

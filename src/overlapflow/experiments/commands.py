@@ -433,7 +433,8 @@ def _reproduce_all(quick: bool, out: Path | None, quiet: bool, console: Console,
         seconds = time.perf_counter() - started
         code = code or status
         rows.append((spec.id, "ok" if status == 0 else f"failed (exit {status})", f"{seconds:.1f}", str(folder)))
-        where["done"].append(spec.id)
+        if status == 0:
+            where["done"].append(spec.id)
         if result is not None:
             results.append(result)
     table = Table(box=box.SIMPLE_HEAD, title=f"overlapflow reproduce all{' --quick' if quick else ''}")
@@ -452,7 +453,9 @@ def _reproduce_interrupted(where: dict, again: list) -> str:
         return f"before any figure started; nothing was written; start it with: {command_line(*again)}"
     kept = _figure_kept(where["fig"], where["folder"], where["quick"])
     done = where.get("done")
-    finished = f"figs {', '.join(done)} are done; " if done else ""
+    finished = ""
+    if done:
+        finished = f"fig {done[0]} is done; " if len(done) == 1 else f"figs {', '.join(done)} are done; "
     return f"fig {where['fig']}: {kept}; {finished}continue with: {command_line(*again)}"
 
 

@@ -22,7 +22,9 @@ def shipped_config(name: str) -> ExperimentConfig:
 
 
 def run_config(config: ExperimentConfig, out: Path, progress: bool) -> dict[str, xr.Dataset]:
-    """``run_experiment`` in ``out``: continues an interrupted run there, or reuses a finished one."""
+    """``run_experiment`` in ``out``: continues an interrupted run there, or reuses a finished one. The
+    run's config.json and summary name ``out``, not the shipped config's output folder."""
+    config = config.model_copy(update={"output": str(out)})
     return run_experiment(config, out, progress=progress, resume=(out / CHECKPOINT / STATE_FILE).is_file())
 
 

@@ -153,7 +153,8 @@ def _draw_memory_loss(ax, result: xr.Dataset) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("epoch (shaded: task C)")
     ax.set_ylabel("loss")
-    ax.set_title(f"loss of the {result.sizes['pair']} pairs (thick: geometric mean)", fontsize="medium")
+    engine = {"overlaps": "overlap theory", "particles": "particles"}.get(str(result.attrs.get("engine")), "network")
+    ax.set_title(f"loss of the {result.sizes['pair']} pairs, {engine} (thick: geometric mean)", fontsize="medium")
     ax.legend(fontsize="x-small", loc="upper right")
 
 

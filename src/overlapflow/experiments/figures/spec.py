@@ -44,7 +44,10 @@ class FigureSpec:
 
     ``draw(data, setup, out) -> (Figure, [KeyNumber])`` draws either. ``folder`` names the default
     output folder ``overlapflow-<folder>`` (and the subfolder of ``reproduce all --out DIR``);
-    figures that share data share it (default ``fig<id>``).
+    figures that share data share it (default ``fig<id>``). ``seconds``: (``--quick``, the paper's
+    settings), the wall time of ``overlapflow reproduce FIG`` in an empty folder on a 2-core CPU,
+    as measured or estimated (the registry says which); ``reproduce --list`` shows them and a
+    full-scale figure says its own when it starts.
     """
 
     id: str
@@ -55,6 +58,7 @@ class FigureSpec:
     run: Callable[[Any, Path, bool], dict[str, xr.Dataset]] | None = None
     settings: Any = None
     folder: str = ""
+    seconds: tuple[float, float] | None = None
 
     def __post_init__(self):
         if (self.config is None) == (self.run is None):

@@ -1,0 +1,216 @@
+"""Ctrl-C on the long commands: one line on stderr, saying what was kept and the exact command that
+continues, and exit code 130; the command it names does continue (``run --resume``)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import command_app
+from typer.testing import CliRunner
+
+from overlapflow.experiments import commands, runner, sweep_commands
+from overlapflow.experiments.commands import register
+from overlapflow.experiments.run_files import CHECKPOINT, STATE_FILE
+
+SMALL = """
+name = "small"
+N = 60
+seed = 3
+checkpoint_every = 10
+
+[[phases]]
+name = "A"
+epochs = 30
+lr = 5e-3
+task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
+
+[engines]
+network = true
+overlaps = "exact"
+"""
+
+
+@pytest.fixture(scope="module")
+def app():
+    return command_app(register)
+
+
+def invoke(app, *args):
+    """(exit code, stdout, stderr) of a command, its output without colours."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "200"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def interrupt_after(segments):
+    """A run_experiment that is stopped by Ctrl-C after ``segments`` checkpointed segments."""
+    real = runner.run_experiment
+
+    def stopped(config, out_dir=None, progress=False, resume=False, *, overwrite=False, **_):
+        real(config, out_dir, resume=resume, overwrite=overwrite, stop_after_segments=segments)
+        raise KeyboardInterrupt
+
+    return stopped
+
+
+def test_interrupted_run_says_where_its_checkpoint_is_and_resume_finishes_it(app, tmp_path, monkeypatch):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    out = tmp_path / "run folder"  # a space: the command must be quoted
+    monkeypatch.setattr(runner, "run_experiment", interrupt_after(1))
+    code, stdout, stderr = invoke(app, "run", config, "--out", out, "--quiet")
+    assert code == 130 and stdout == ""
+    assert stderr.count("\n") == 1, stderr
+    assert stderr == (
+        f"interrupted: the checkpoint at epoch 10 of 30 is kept in {out}; "
+        f"continue with: overlapflow run --resume '{out}'\n"
+    )
+    assert (out / CHECKPOINT / STATE_FILE).is_file()
+
+    monkeypatch.undo()
+    code, stdout, stderr = invoke(app, "run", "--resume", out, "--quiet")
+    assert code == 0, stdout + stderr
+    assert (out / "network.nc").is_file()
+    assert "resumed from the checkpoint at epoch 10" in (out / "summary.txt").read_text()
+
+
+def test_run_interrupted_before_it_started_names_the_command_that_starts_it(app, tmp_path, monkeypatch):
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_experiment", stopped)
+    code, stdout, stderr = invoke(app, "run", config, "--out", tmp_path / "never", "--quiet")
+    assert code == 130 and stdout == ""
+    assert stderr == (
+        "interrupted: before the run started; nothing was written; start it with: "
+        f"overlapflow run {config} --out {tmp_path / 'never'}\n"
+    )
+
+
+def test_interrupted_sweep_counts_its_points_and_names_the_same_command(app, tmp_path, monkeypatch):
+    pytest.importorskip("distributed")
+    from overlapflow.experiments import sweep as sweep_module
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "small.toml").write_text(SMALL)
+    (tmp_path / "seeds.toml").write_text('base = "small.toml"\noutput = "out"\n[grid]\nseed = [1, 2, 3]\n')
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_module, "run_sweep", stopped)
+    sweep_app = command_app(sweep_commands.register)
+    code, stdout, stderr = invoke(sweep_app, "sweep", "seeds.toml", "--workers", "2", "--quiet")
+    assert code == 130 and stdout == ""
+    assert stderr == (
+        "interrupted: 0 of 3 points are done (kept in out; points stopped midway continue from their last "
+        "checkpoint); continue with: overlapflow sweep seeds.toml --workers 2\n"
+    )
+
+
+def test_interrupted_figure_says_what_was_kept_and_the_command_that_continues(app, tmp_path, monkeypatch):
+    from overlapflow.experiments import figures
+    from overlapflow.experiments.config import load_config_text
+
+    def stopped(fig, quick=False, out=None, progress=False):
+        runner.run_experiment(load_config_text(SMALL), out, stop_after_segments=2)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "reproduce_figure", stopped)
+    out = tmp_path / "fig5"
+    code, stdout, stderr = invoke(app, "reproduce", "fig5", "--quick", "--out", out, "--quiet")
+    assert code == 130 and stdout == ""
+    assert stderr == (
+        f"interrupted: fig 5: the checkpoint at epoch 20 of 30 is kept in {out}; "
+        f"continue with: overlapflow reproduce fig5 --quick --out {out}\n"
+    )
+
+
+def test_interrupted_reproduce_all_names_the_figures_done(app, tmp_path, monkeypatch):
+    from overlapflow.experiments import figures
+
+    calls = []
+
+    def fake(fig, quick=False, out=None, progress=False):
+        calls.append(fig)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        if len(calls) == 2:
+            raise figures.FigureUnavailable(f"fake figure {fig}")  # failed: not among the figures done
+        return figures.FigureResult(fig, out, [figures.KeyNumber("x", 1.0)], [], {})
+
+    monkeypatch.setattr(figures, "reproduce_figure", fake)
+    code, stdout, stderr = invoke(app, "reproduce", "all", "--quick", "--out", tmp_path, "--quiet")
+    assert code == 130
+    last = stderr.strip().splitlines()[-1]
+    assert last == (
+        f"interrupted: fig 3: nothing was written to {tmp_path / 'aba'} yet; fig 1c is done; "
+        f"continue with: overlapflow reproduce all --quick --out {tmp_path}"
+    )
+
+
+# ---------------------------------------------------------------------------- the real signal
+SLOW_ENOUGH = """
+name = "signal"
+N = 200
+seed = 0
+checkpoint_every = 300
+output = "unused"
+
+[[phases]]
+name = "A"
+epochs = 3000
+lr = 5e-3
+task = {kind = "exponential_filter", c = 0.2, t_max = 20.0}
+
+[engines]
+network = true
+overlaps = "exact"
+"""
+
+
+def overlapflow_command() -> list[str]:
+    script = shutil.which("overlapflow", path=os.path.dirname(sys.executable))
+    return [script] if script else [sys.executable, "-m", "overlapflow.cli"]
+
+
+def test_sigint_stops_a_run_with_one_line_and_resume_finishes_it(tmp_path):
+    """SIGINT to ``overlapflow run`` after its first segment: one line on stderr, exit 130; then
+    ``--resume`` finishes the run."""
+    config = tmp_path / "signal.toml"
+    config.write_text(SLOW_ENOUGH)
+    out = tmp_path / "run"
+    first_segment = out / CHECKPOINT / "network" / "000000.nc"
+    process = subprocess.Popen(
+        [*overlapflow_command(), "run", str(config), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a default SIGINT in the child whatever this process does with it (pytest-xdist workers ignore it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not first_segment.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stdout + stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("interrupted: the checkpoint at epoch ") and lines[0].endswith(
+        f"of 3000 is kept in {out}; continue with: overlapflow run --resume {out}"
+    )
+
+    resumed = subprocess.run(
+        [*overlapflow_command(), "run", "--resume", str(out), "--quiet"], capture_output=True, text=True, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert (out / "network.nc").is_file() and (out / "overlaps.nc").is_file()
+    assert commands.checkpoint_position(out) == (3000, 3000, True)

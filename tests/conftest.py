@@ -1,3 +1,4 @@
+import os
 import pathlib
 import re
 
@@ -18,7 +19,11 @@ jax.config.update("jax_enable_x64", True)
 
 # The suite's compiled programs go to a cache under .pytest_cache: the pytest-xdist workers (pytest runs
 # on every core, pyproject.toml) compile a program once between them, and a second run starts at once.
-compilation_cache.enable(pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-compilation")
+# The commands the tests run in-process turn the cache on as well: the same folder (not the user's).
+os.environ[compilation_cache.DIRECTORY_VARIABLE] = str(
+    pathlib.Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"
+)
+compilation_cache.enable()
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -19,6 +19,7 @@ def reference():
     return run_ab_to_c(n_pairs=2, epochs=12, c_epochs=9, batch_size=4, key=jax.random.key(0))
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_jobs_equal_run_ab_to_c(tmp_path, reference):
     """Jobs run in this process, in segments of 5 epochs, give run_ab_to_c's numbers."""
     result = run_ab_to_c_parallel(SMALL, tmp_path, workers=0)

@@ -38,6 +38,7 @@ def test_batched_runs_reject_bad_input():
         of.train_overlaps_batch(rnn, task, np.stack([np.eye(4)]), lr=1e-3, epochs=2, method="flow")
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_batched_networks_equal_single_runs(optimizer):
     rnn = of.LowRankRNN(rank=1, phi="erf")

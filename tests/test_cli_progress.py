@@ -70,8 +70,8 @@ def test_an_interrupted_bar_prints_no_last_line(monkeypatch, capsys):
 
 
 def test_durations():
-    durations = [progress.format_duration(s) for s in (5, 89, 210, 5400, 9000)]
-    assert durations == ["5 s", "89 s", "3.5 min", "1.5 h", "2.5 h"]
+    durations = [progress.format_duration(s) for s in (5, 89, 210, 2100, 5400, 7200, 9000)]
+    assert durations == ["5 s", "89 s", "3.5 min", "35 min", "1.5 h", "2 h", "2.5 h"]
 
 
 def test_run_without_a_terminal_prints_plain_progress_lines_on_stderr(tmp_path, monkeypatch):

@@ -73,6 +73,7 @@ def test_pyproject_extras_match_the_checks_and_the_test_extra_pulls_them():
     require("decode", "this test")
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_the_package_and_the_demo_need_no_extra(tmp_path):
     """The quickstart (``pip install -e . && overlapflow demo``): every module imports and the demo runs
     with none of the extras' packages importable."""

@@ -84,6 +84,7 @@ def test_aba_memory_report_on_the_paper_protocol_from_the_twin():
     assert abs(uu(states["A+noise"]) - uu(states["A2"])) > abs(uu(states["A2"]) - uu(states["A"]))
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_ab_to_c_overlap_engine_batches_pairs_exactly():
     """The overlap engine runs each phase as one vmapped call over the pairs; every member equals
     its own run_curriculum (same batches) to round-off (measured 1e-16), for any subset of pairs."""

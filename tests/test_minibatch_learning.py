@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import overlapflow as of
 
@@ -32,6 +33,7 @@ def test_noisy_targets_are_the_base_targets_plus_gaussian_noise():
     assert not noisy.deterministic and noisy.n_in == 1 and noisy.loss_kind == "sum_sq_dt"
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_rank2_damped_oscillator_is_learned_by_both_engines():
     """Paper fig 12 task (c* 0.3, omega* 2, lr 5e-3): loss 0.87 -> 1.1e-7 by epoch 5000."""
     rnn = of.LowRankRNN(rank=2)

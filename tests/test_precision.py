@@ -106,6 +106,7 @@ def test_linear_theory_entry_points_return_float64_without_x64():
     )
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_entry_point_traced_inside_a_float32_jit():
     """A decorated function inside the user's own jit (float32 process) computes in theta's dtype."""
     run_fresh(

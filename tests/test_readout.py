@@ -62,6 +62,7 @@ def test_closure_follows_the_authors_erf_network():
     assert gap < theirs / 10
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_readout_before_is_a_shift_of_after():
     """Reading before the step gives y_t(before) = y_{t-1}(after), y_0 = 0, for the network, the
     closure and the particles (any phi), and the two closures match their networks."""

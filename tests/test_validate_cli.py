@@ -71,6 +71,7 @@ def test_pulses_task_is_the_two_pulse_trial():
     assert np.abs(x).sum() == 20 and y[0] == 0 and y[10] == y[55] == 0.5 and y[59] == y[99] == 0
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_plot_validation_draws_four_panels(tmp_path):
     rnn = of.LowRankRNN(rank=1, phi="erf")
     S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N=200, dtype=jnp.float64))

@@ -4,34 +4,79 @@ Importing overlapflow changes no JAX setting. The overlap theory runs in float64
 its entry points enable float64 for the duration of each call (:mod:`overlapflow.precision`), and
 return float64 results. Full networks default to float32 (``rnn.init``). Arrays you build yourself
 follow your own setting (float32 unless you run ``jax.config.update("jax_enable_x64", True)``).
+
+The public names below load on first use (PEP 562): ``import overlapflow`` itself is cheap, so the
+command line (``overlapflow --help``) starts without loading JAX.
 """
 
 from ._version import __version__ as __version__  # first: modules may read it while the package loads
 
 # isort: split
 
-from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
-from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
-from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
-from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
-from .model import LowRankRNN
-from .network import network_activity, network_forward, network_loss
-from .nonlinearity import Nonlinearity, get_nonlinearity
-from .optimizers import Optimizer
-from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
-from .particles import Particles, make_particles
-from .training import (
-    DivergenceError,
-    TrainResult,
-    train,
-    train_batch,
-    train_network,
-    train_network_batch,
-    train_overlaps,
-    train_overlaps_batch,
-    train_particles,
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
+    from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
+    from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
+    from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
+    from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
+    from .model import LowRankRNN
+    from .network import network_activity, network_forward, network_loss
+    from .nonlinearity import Nonlinearity, get_nonlinearity
+    from .optimizers import Optimizer
+    from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
+    from .particles import Particles, make_particles
+    from .training import (
+        DivergenceError,
+        TrainResult,
+        train,
+        train_batch,
+        train_network,
+        train_network_batch,
+        train_overlaps,
+        train_overlaps_batch,
+        train_particles,
+    )
+    from .validation import validate_theory
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "flow": ("METHODS", "euler_step", "exact_step", "flow_velocity", "symmetric_gradient", "visible_only_step"),
+    "history": ("load_history", "max_overlap_deviation", "overlap_labels", "overlap_series"),
+    "meanfield": ("latent_trajectory", "meanfield_forward", "meanfield_loss"),
+    "model": ("LowRankRNN",),
+    "network": ("network_activity", "network_forward", "network_loss"),
+    "nonlinearity": ("Nonlinearity", "get_nonlinearity"),
+    "optimizers": ("Optimizer",),
+    "overlaps": ("Overlaps", "invisible_names", "sample_params", "visible_mask", "visible_names"),
+    "particles": ("Particles", "make_particles"),
+    "training": (
+        "DivergenceError",
+        "TrainResult",
+        "train",
+        "train_batch",
+        "train_network",
+        "train_network_batch",
+        "train_overlaps",
+        "train_overlaps_batch",
+        "train_particles",
+    ),
+    "validation": ("validate_theory",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+#: subpackages and modules reachable as attributes (``overlapflow.plot`` loads matplotlib when first used)
+_SUBMODULES = (
+    "engines",
+    "gauge",
+    "gaussianity",
+    "gram_map",
+    "invariants",
+    "phenomena",
+    "precision",
+    "tasks",
+    "plot",
+    "experiments",
 )
-from .validation import validate_theory
 
 __all__ = [
     "METHODS",
@@ -83,9 +128,17 @@ __all__ = [
 
 
 def __getattr__(name):
-    # ``overlapflow.plot`` loads matplotlib only when first used.
-    if name == "plot":
-        import importlib
+    import importlib
 
-        return importlib.import_module(".plot", __name__)
-    raise AttributeError(f"module 'overlapflow' has no attribute {name!r}")
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'overlapflow' has no attribute {name!r}")
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import time
 from enum import Enum
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import typer
 
 from ._version import __version__
+from .compilation_cache import DISABLE_VARIABLE as DISABLE_CACHE_VARIABLE
 from .experiments.commands import register as register_experiment_commands
 from .experiments.sweep_commands import register as register_sweep_command
 
@@ -45,24 +47,35 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    no_cache: bool = typer.Option(
+        False,
+        "--no-cache",
+        help="Do not keep compiled programs between runs (JAX's persistent compilation cache, in "
+        "~/.cache/overlapflow/jax; OVERLAPFLOW_CACHE_DIR moves it, OVERLAPFLOW_NO_CACHE=1 turns it off).",
+    ),
 ):
     """overlapflow: train low-rank RNNs in full and in overlap space, and compare.
 
     Run `overlapflow demo` for the rank-1 linear filter task of Ger & Barak (arXiv 2605.04115).
     """
+    if no_cache:
+        os.environ[DISABLE_CACHE_VARIABLE] = "1"
 
 
 def _in_float64(command):
     """``command`` with float64 enabled for the whole process when it starts: the command line is its
     own process (overlapflow.precision), as the library's entry points have inside their scope. Full
-    networks stay float32 unless asked. Not in the group's callback: that one also runs for
+    networks stay float32 unless asked. JAX's persistent compilation cache is turned on there too
+    (unless ``--no-cache``). Not in the group's callback: that one also runs for
     ``overlapflow COMMAND --help``, which must not import JAX."""
 
     @functools.wraps(command)
     def run_command(*args, **kwargs):
+        from . import compilation_cache
         from .precision import enable_globally
 
         enable_globally()
+        compilation_cache.enable()  # repeated runs start computing at once (overlapflow.compilation_cache)
         return command(*args, **kwargs)
 
     return run_command
@@ -135,6 +148,8 @@ def demo(
     console.print(table)
     console.print("max overlap deviation: max over epochs and overlaps of |S_network - S_overlaps|")
     console.print("paper: a*, a*(1 - c*), 1 - c*, the continuous-time (dt -> 0) solution")
+    device = jax.devices()[0]
+    console.print(f"device: {device.device_kind} ({jax.default_backend()}; JAX {jax.__version__})")
 
     out.mkdir(parents=True, exist_ok=True)
     fig = compare(sim, thy, path=out / "compare.png")
@@ -348,7 +363,7 @@ def validate_theory_command(
     console.print(f"wrote {', '.join(map(str, files))}", soft_wrap=True)
 
 
-register_experiment_commands(app)  # run, validate, reproduce
+register_experiment_commands(app)  # run, validate, plot, reproduce
 register_sweep_command(app)  # sweep
 for _command in app.registered_commands:
     _command.callback = _in_float64(_command.callback)

@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
-
 DISABLE_VARIABLE = "OVERLAPFLOW_NO_CACHE"
 DIRECTORY_VARIABLE = "OVERLAPFLOW_CACHE_DIR"
 
@@ -48,6 +46,8 @@ def enable(directory: str | Path | None = None, min_compile_seconds: float = 0.2
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
+    import jax  # here, not at the top: the command line reads this module's names before JAX is needed
+
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

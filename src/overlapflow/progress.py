@@ -42,12 +42,11 @@ def progress_line(text: str) -> None:
 
 
 def format_duration(seconds: float) -> str:
-    """``45 s``, ``3.5 min``, ``2.1 h``."""
+    """``45 s``, ``3.5 min``, ``35 min``, ``2.1 h``."""
     if seconds < 90:
         return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    value, unit = (seconds / 60, "min") if seconds < 90 * 60 else (seconds / 3600, "h")
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
 def _interactive() -> bool:

@@ -150,7 +150,8 @@ def checkpoint_position(folder: Path) -> tuple[int, int, bool] | None:
 
 
 def _run_interrupted(folder: Path | None, restart: list) -> str:
-    """What an interrupted ``run`` kept, and the command that continues it."""
+    """What an interrupted ``run`` kept, and the command that continues it (``restart``: ``run CONFIG
+    [--out DIR]`` as given)."""
     if folder is None:
         return f"before the run started; nothing was written; start it with: {command_line(*restart)}"
     position = checkpoint_position(folder)
@@ -158,7 +159,7 @@ def _run_interrupted(folder: Path | None, restart: list) -> str:
         if (folder / "config.json").is_file():  # stopped before its first checkpoint
             return (
                 f"before the first checkpoint in {folder}; start afresh with: "
-                f"{command_line(*restart, '--out', folder, '--overwrite')}"
+                f"{command_line(*restart[:2], '--out', folder, '--overwrite')}"
             )
         return f"before the run started; nothing was written; start it with: {command_line(*restart)}"
     epoch, total, complete = position
@@ -254,9 +255,35 @@ def run(
     except ExperimentDiverged as error:
         print_error(str(error))
         raise typer.Exit(EXIT_DIVERGED) from None
+    from ..plot import plot_run
+
+    figures = plot_run(folder)
     console.print(_results_table(histories, folder))
-    console.print(f"wrote {', '.join(str(folder / f'{name}.nc') for name in histories)}, {folder / 'summary.txt'}")
+    written = [folder / f"{name}.nc" for name in histories] + [folder / "summary.txt", *figures]
+    console.print(f"wrote {', '.join(map(str, written))}")
     return histories
+
+
+def plot(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by overlapflow run (finished or stopped).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="A folder, or an image file name (.png, .pdf, .svg); default: RUN_DIR/figure.png/.pdf."
+        ),
+    ] = None,
+) -> None:
+    """Draw a run's figure: the loss of each engine, its visible and invisible overlaps, the phases.
+
+    Works on a finished run and on a stopped one (its checkpoint's records)."""
+    from ..plot import plot_run
+
+    try:
+        paths = plot_run(run_dir, out)
+    except FileNotFoundError as error:
+        print_error(str(error))
+        raise typer.Exit(EXIT_USAGE) from None
+    output_console().print(f"wrote {', '.join(map(str, paths))}")
 
 
 # ---------------------------------------------------------------------------- validate
@@ -323,7 +350,7 @@ def _figure_table() -> Table:
     table.add_column("made from")
     table.add_column("folder")
     table.add_column("--quick", justify="right")
-    table.add_column("full (est.)", justify="right")
+    table.add_column("full", justify="right")
     table.add_column("what it shows")
     for spec in FIGURES.values():
         quick, full = (format_duration(s) if s else "" for s in (spec.seconds or (None, None)))
@@ -517,8 +544,9 @@ def reproduce(
 
 
 def register(app: typer.Typer) -> typer.Typer:
-    """Add the ``run``, ``validate`` and ``reproduce`` commands to ``app``."""
+    """Add the ``run``, ``validate``, ``plot`` and ``reproduce`` commands to ``app``."""
     app.command("run")(run)
+    app.command("plot")(plot)
     app.command("validate")(validate)
     app.command("reproduce")(reproduce)
     return app

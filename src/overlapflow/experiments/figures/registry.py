@@ -22,8 +22,40 @@ _QUICK_ABA = dict(N=100, epoch_scale=0.3, checkpoint_every=300)
 _QUICK_FLIPFLOP = dict(N=200, dt=0.05, t_max=10.0, lr=0.2, epochs=300, flow_factor=2)
 # --quick A/B -> C: 150 epochs per phase (not 30000), batch 16, in this process; decoding with 20 resamplings
 _QUICK_MEMORY = dict(epochs=150, batch_size=16, resamples=20, workers=0)
+
+# Wall time of `overlapflow reproduce FIG [--quick] --out EMPTY` on a 2-core CPU, in seconds: (--quick,
+# the paper's settings), start-up and compilation included, one figure per process (2026-11, JAX on CPU;
+# the machine was shared: load average 0.5-5, so a quiet machine is faster). Measured, but for the
+# paper's settings of figs 4, 9 and 10: those run the A/B -> C protocol (30 jobs of 30000 epochs on 2
+# worker processes), 33 min on a quiet 2-core machine (benchmarks/bench_memory.py) and 41 min measured
+# under load (docs/results/memory_paper_scale.json), so 35 min estimated; fig 4 adds its flip-flop run
+# (74 s, measured within fig 8).
+RUN_TIMES: dict[str, tuple[float, float]] = {
+    "1c": (13, 17),
+    "2": (20, 24),
+    "3": (27, 33),
+    "4": (51, 35 * 60 + 75),
+    "5": (18, 19),
+    "6": (26, 36),
+    "7": (13, 29),
+    "8": (31, 415),
+    "9": (40, 35 * 60),
+    "10": (38, 35 * 60),
+    "11": (7, 7),
+    "12": (23, 33),
+}
+FULL_MEASURED = ("1c", "2", "3", "5", "6", "7", "8", "11", "12")
+#: how the run times were obtained, in words (``reproduce --list`` prints it under the table)
+RUN_TIME_NOTE = (
+    "Run times on a 2-core CPU from an empty folder (start-up and compilation included; other jobs on the "
+    "machine slow them down): --quick measured; the paper's settings measured for figs "
+    f"{', '.join(FULL_MEASURED)}, estimated for figs 4, 9 and 10 from the A/B -> C run they share (33 min on a "
+    "quiet 2-core machine, 41 min measured under load; fig 4 adds a 74 s flip-flop run). Figures that share a "
+    "folder share their data: the second one takes seconds."
+)
+
 FIGURES: dict[str, FigureSpec] = {
-    spec.id: spec
+    spec.id: dataclasses.replace(spec, seconds=RUN_TIMES.get(spec.id))
     for spec in (
         FigureSpec(
             "1c",

@@ -30,6 +30,7 @@ def test_jobs_equal_run_ab_to_c(tmp_path, reference):
     assert (result.visible == reference.visible).all()
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_stopped_jobs_continue_to_the_same_numbers(tmp_path, reference):
     """A job stopped midway (its checkpoint kept) and a missing result are completed by running again."""
     assert not run_job(tmp_path, SMALL, 0, "A", budget=7)  # stopped after 7 of 12 epochs
@@ -63,6 +64,7 @@ def test_a_longer_phase_c_continues(tmp_path):
         run_ab_to_c_parallel(SMALL, tmp_path / "grown", workers=0)
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_settings_errors(tmp_path):
     run_ab_to_c_parallel(ABtoCSettings(n_pairs=1, epochs=2, batch_size=2), tmp_path, workers=0)
     with pytest.raises(RunError, match="other settings"):

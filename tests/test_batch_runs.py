@@ -8,6 +8,7 @@ import pytest
 import overlapflow as of
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
 def test_batched_overlap_runs_equal_single_runs(optimizer):
     rnn = of.LowRankRNN(rank=1)
@@ -56,6 +57,7 @@ def test_batched_networks_equal_single_runs(optimizer):
     assert np.abs(batch.loss.values[0, 1:] - batch.loss.values[1, 1:]).max() > 1e-3
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_batched_overlap_runs_take_one_key_per_run():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.WhiteNoiseFilter(batch_size=2, t_max=5.0)

@@ -56,6 +56,7 @@ def interrupt_after(segments):
     return stopped
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_interrupted_run_says_where_its_checkpoint_is_and_resume_finishes_it(app, tmp_path, monkeypatch):
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
@@ -188,6 +189,7 @@ def overlapflow_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "overlapflow.cli"]
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_sigint_stops_a_run_with_one_line_and_resume_finishes_it(tmp_path):
     """SIGINT to ``overlapflow run`` after its first segment: one line on stderr, exit 130; then
     ``--resume`` finishes the run."""

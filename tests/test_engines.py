@@ -61,6 +61,7 @@ def test_every_engine_resumes_in_segments_to_round_off(engine):
     assert whole.history.attrs["engine"] == engine.kind
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 @pytest.mark.parametrize("engine", [ParticleEngine(nodes=3), FlowEngine(), NetworkEngine("adam")], ids=engine_id)
 def test_every_engine_batches_over_runs(engine):
     """train_batch (vmap) over any engine equals the single runs, particles and the flow included."""

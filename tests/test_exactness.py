@@ -33,6 +33,7 @@ def test_exact_overlaps_match_full_network(rank, N):
     assert moved.max() > 0.1 and moved[~thy.visible.values].max() > 1e-2
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_exact_with_many_inputs_and_outputs():
     rnn = of.LowRankRNN(rank=2, n_in=3, n_out=2)
     sim, thy = paired_runs(rnn, random_inputs_task(rnn, T=80), 300, lr=2e-3, epochs=200, seed=5)

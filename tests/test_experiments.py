@@ -528,6 +528,7 @@ def reproduce_quick(app, fig, out):
     return {n["name"]: n["value"] for n in numbers}
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_reproduce_fig5_quick(app, tmp_path):
     """Paper: sigma_zm = a* = 1, sigma_zu sigma_vm = a*(1 - c*) = 0.8, sigma_vu = 1 - c* = 0.8 (tolerance 0.02)."""
     numbers = reproduce_quick(app, "5", tmp_path)
@@ -539,6 +540,7 @@ def test_reproduce_fig5_quick(app, tmp_path):
     assert numbers["visible overlaps"] == 4 and numbers["invisible overlaps"] == 6
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_reproduce_fig1c_quick(app, tmp_path):
     """The network follows the theory; naive descent on the visible overlaps does not (by > 10x in loss)."""
     numbers = reproduce_quick(app, "1c", tmp_path)

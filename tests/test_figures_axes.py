@@ -30,7 +30,6 @@ TINY = {
     "11": {},
     "12": dict(N=20, epoch_scale=0.001, checkpoint_every=1000),
 }
-SLOW = {"4", "7", "8", "9", "10", "12"}
 # figures with a panel where the network and the theory are both drawn
 NETWORK_AND_THEORY = {"1c", "2", "3", "4", "5", "6", "8", "12"}
 
@@ -65,7 +64,9 @@ def test_every_figure_has_a_tiny_setting():
     assert set(TINY) == set(registry.FIGURES)
 
 
-@pytest.mark.parametrize("fig", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW else f for f in registry.FIGURES])
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores (tests/test_plot.py
+# keeps the same checks on the demo and on plot_run in the default suite)
+@pytest.mark.parametrize("fig", list(registry.FIGURES))
 def test_figure_is_readable(draw, fig):
     figure, numbers = draw(fig)
     axes = assert_readable(figure)

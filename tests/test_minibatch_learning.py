@@ -8,6 +8,7 @@ import pytest
 import overlapflow as of
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_paired_minibatches_match_to_round_off_and_independent_ones_do_not():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=4), std=0.1)

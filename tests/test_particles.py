@@ -42,6 +42,7 @@ def test_singular_overlaps_use_only_their_directions():
         make_particles(np.eye(4), "sparse")
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 @pytest.mark.parametrize("rnn", [of.LowRankRNN(rank=1), of.LowRankRNN(rank=2, n_in=2, n_out=2)])
 def test_linear_particles_equal_the_exact_overlap_engine(rnn):
     task = random_inputs_task(rnn, T=60)
@@ -64,6 +65,7 @@ def test_linear_particles_with_momentum_equal_the_momentum_closure():
     )
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_gauss_hermite_grid_refinement_converges():
     """erf rank 1, 100 epochs: 6^4 vs 8^4 particles differ by < 1e-6 (measured 5e-7 at 200
     epochs vs 12^4; 8^4 vs 12^4: 1e-8; 10^4 vs 12^4: 1e-10)."""
@@ -94,6 +96,7 @@ def test_finite_networks_converge_to_the_particle_limit_like_inverse_sqrt_N():
     assert closure[200] > 20 * closure[20]
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_closure_error_is_the_non_gaussianity_it_neglects():
     """The closure and the limit share the first step (Stein's lemma holds at N(0, S0))."""
     rnn = of.LowRankRNN(rank=1, phi="tanh")

@@ -268,6 +268,7 @@ def test_plot_run_refuses_a_folder_without_histories(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the validation figure
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_plot_validation_is_readable():
     from overlapflow.validation import validate_theory
     from overlapflow.validation_plot import plot_validation

@@ -46,6 +46,7 @@ def test_importing_overlapflow_and_every_submodule_leaves_x64_off():
     assert int(out) > 20  # every module was imported
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_linear_theory_entry_points_return_float64_without_x64():
     run_fresh(
         """
@@ -154,6 +155,7 @@ def test_version_has_one_source():
     assert np.all([part.isdigit() for part in __version__.split(".")])
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_training_without_x64_is_exact_in_float64_and_leaves_the_setting_off():
     """The theory-vs-network exactness of a linear network holds to float64 round-off in a process
     that never enabled float64, through every engine's entry point."""

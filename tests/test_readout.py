@@ -30,6 +30,7 @@ def _in_their_order(history):
     return np.stack([of.overlap_series(history, label).values for label in AUTHORS_ORDER], axis=-1)
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 @needs_reference
 def test_network_follows_the_authors_erf_network():
     """Their N = 500 float32 network, 40 SGD epochs on one replayed batch: ours with readout

@@ -135,6 +135,7 @@ def test_shipped_example_is_valid_and_tiny():
 
 
 # ---------------------------------------------------------------------------- running on Dask
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_store_holds_every_point_equal_to_running_it_alone(tmp_path, scheduler):
     path = write_sweep(tmp_path, grid={"seed": [0, 1, 2], "init.seed": [5, 6]})
     results = run_sweep(path, scheduler=scheduler)

@@ -178,6 +178,7 @@ def test_nonlinear_twin_keeps_activity_side(theta):
 
 
 # ---------------------------------------------------------------------------- learning separates twins
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_learning_separates_twins_and_theory_matches_each(rnn, theta, twins):
     task = of.tasks.ExponentialFilter(c=0.4)
     lr, epochs = 5e-3, 300

@@ -60,6 +60,7 @@ def test_ab_to_c_protocol_short_run():
     assert np.all(np.isfinite(result.loss.values))
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_aba_memory_report_on_the_paper_protocol_from_the_twin():
     """Paper figs 3/6 (scaled to 1/10 of the epochs): after A -> B -> A the invisible overlaps
     return to their pre-B values up to the O(lr^2) drift of the invariants; target noise then

@@ -153,6 +153,7 @@ def test_divergence_keeps_last_good_history(rank1):
     assert np.all(np.isfinite(history.overlaps.values)) and np.all(np.isfinite(history.loss.values))
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_history_layout_and_netcdf_roundtrip(rank1, tmp_path):
     task = of.tasks.ExponentialFilter(c=0.2, t_max=5.0)
     history = of.train_overlaps(rank1, task, random_overlaps(rank1), lr=1e-3, epochs=7)

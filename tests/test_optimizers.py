@@ -29,6 +29,7 @@ def test_momentum_and_weight_decay_close_in_overlap_space(optimizer):
     assert np.abs(thy.overlaps.values[-1] - thy.overlaps.values[0]).max() > 0.05
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_momentum_differs_from_sgd():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)

@@ -107,6 +107,7 @@ def test_closure_error_is_the_non_gaussianity_it_neglects():
     assert dev[1] < 1e-6 and dev[30] > 10 * dev[1]
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_user_nonlinearity_goes_through_closure_and_particles():
     rnn = of.LowRankRNN(rank=1, phi=lambda x: jnp.tanh(x) + 0.1 * jnp.sin(2 * x))
     S0 = initial_overlaps(rnn)

@@ -217,6 +217,7 @@ def test_noise_same_realisation_identical_when_readout_vectors_are_shared(rnn, t
     assert rel(z1, z2) <= 1e-10 and rel(z1, clean) > 0.05
 
 
+@pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_noise_statistics_see_S_AA_but_not_S_BB(rnn, theta, twins):
     """Output variance under neuron-space noise: exact recursion vs Monte Carlo (600 trials).
 

@@ -61,3 +61,28 @@ def invoke(app, *args):
     """Run a command of ``app``: (click Result, its output without ANSI codes)."""
     result = CliRunner().invoke(app, [str(a) for a in args], env=CLI_ENV)
     return result, ANSI.sub("", result.output)
+
+
+# A run of a few seconds: 30 epochs in 3 checkpointed segments, network and overlap theory (the CLI tests).
+SMALL_RUN = """
+name = "small"
+N = 60
+seed = 3
+checkpoint_every = 10
+
+[[phases]]
+name = "A"
+epochs = 30
+lr = 5e-3
+task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
+
+[engines]
+network = true
+overlaps = "exact"
+"""
+
+
+def invoke_streams(app, *args):
+    """Run a command of ``app``: (exit code, stdout, stderr), without colours."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "200"})
+    return result.exit_code, result.stdout, result.stderr

@@ -2,39 +2,19 @@
 (recognised by its content)."""
 
 import pytest
+from conftest import SMALL_RUN as SMALL
 from conftest import command_app
+from conftest import invoke_streams as invoke
 from typer.testing import CliRunner
 
 from overlapflow.experiments import runner
 from overlapflow.experiments.commands import is_sweep, register, resolve_config, shipped_configs
 from overlapflow.experiments.config import ConfigError
 
-SMALL = """
-name = "small"
-N = 60
-seed = 3
-checkpoint_every = 10
-
-[[phases]]
-name = "A"
-epochs = 30
-lr = 5e-3
-task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
-
-[engines]
-network = true
-overlaps = "exact"
-"""
-
 
 @pytest.fixture(scope="module")
 def app():
     return command_app(register)
-
-
-def invoke(app, *args):
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "200"})
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_names_resolve_to_shipped_configs_and_files_come_first(tmp_path, monkeypatch):

@@ -9,40 +9,18 @@ import sys
 import time
 
 import pytest
+from conftest import SMALL_RUN as SMALL
 from conftest import command_app
-from typer.testing import CliRunner
+from conftest import invoke_streams as invoke
 
 from overlapflow.experiments import commands, runner, sweep_commands
 from overlapflow.experiments.commands import register
 from overlapflow.experiments.run_files import CHECKPOINT, STATE_FILE
 
-SMALL = """
-name = "small"
-N = 60
-seed = 3
-checkpoint_every = 10
-
-[[phases]]
-name = "A"
-epochs = 30
-lr = 5e-3
-task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
-
-[engines]
-network = true
-overlaps = "exact"
-"""
-
 
 @pytest.fixture(scope="module")
 def app():
     return command_app(register)
-
-
-def invoke(app, *args):
-    """(exit code, stdout, stderr) of a command, its output without colours."""
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "200"})
-    return result.exit_code, result.stdout, result.stderr
 
 
 def interrupt_after(segments):

@@ -4,28 +4,12 @@ seconds, with the figure's label; nothing with --quiet."""
 import re
 
 import pytest
+from conftest import SMALL_RUN as SMALL
 from conftest import command_app
 from typer.testing import CliRunner
 
 from overlapflow import progress
 from overlapflow.experiments.commands import register
-
-SMALL = """
-name = "small"
-N = 60
-seed = 3
-checkpoint_every = 10
-
-[[phases]]
-name = "A"
-epochs = 30
-lr = 5e-3
-task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
-
-[engines]
-network = true
-overlaps = "exact"
-"""
 
 
 def test_plain_lines_are_rate_limited_and_labelled(monkeypatch, capsys):

@@ -200,3 +200,23 @@ def test_sigint_stops_a_run_with_one_line_and_resume_finishes_it(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert (out / "network.nc").is_file()
     assert commands.checkpoint_position(out) == (2000, 2000, True)
+
+
+def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run_at_its_next_segment(tmp_path):
+    """Python drops a KeyboardInterrupt raised inside a weakref callback or ``__del__`` ("Exception
+    ignored"); the recorded request stops the run after its next checkpoint segment all the same."""
+    from overlapflow.experiments.config import load_config
+    from overlapflow.experiments.interrupts import interrupts_recorded
+
+    config_path = tmp_path / "small.toml"
+    config_path.write_text(SMALL)
+    out = tmp_path / "run"
+    with interrupts_recorded():
+        try:  # what a callback does with the KeyboardInterrupt raised inside it
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_experiment(load_config(config_path), out)
+    assert commands.checkpoint_position(out) == (10, 30, False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -34,6 +34,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .interrupts import interrupts_recorded
+
 EXIT_DIVERGED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
@@ -240,9 +242,10 @@ def run(
                 f"{'resuming' if resume else 'running'} {config.name}: {len(config.phases)} phase(s), "
                 f"{config.total_epochs} epochs, engines {', '.join(config.engines.names())} -> {folder}"
             )
-        histories = run_experiment(
-            config, folder, progress=show_progress(quiet), resume=resume is not None, overwrite=overwrite
-        )
+        with interrupts_recorded():
+            histories = run_experiment(
+                config, folder, progress=show_progress(quiet), resume=resume is not None, overwrite=overwrite
+            )
     except KeyboardInterrupt:
         print_interrupted(_run_interrupted(folder, restart))
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -527,14 +530,16 @@ def reproduce(
     where: dict = {}
     try:
         if fig.strip().lower() == "all":
-            return _reproduce_all(quick, out, quiet, console, again, where)
+            with interrupts_recorded():
+                return _reproduce_all(quick, out, quiet, console, again, where)
         from .figures import FigureUnavailable, figure_id
 
         try:
             _announce(figure_id(fig), quick, again, quiet)
         except FigureUnavailable:
             pass  # _reproduce_one reports it
-        result, code = _reproduce_one(fig, quick, out, show_progress(quiet), console, where)
+        with interrupts_recorded():
+            result, code = _reproduce_one(fig, quick, out, show_progress(quiet), console, where)
     except KeyboardInterrupt:
         print_interrupted(_reproduce_interrupted(where, again))
         raise typer.Exit(EXIT_INTERRUPTED) from None

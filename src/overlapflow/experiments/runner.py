@@ -38,6 +38,7 @@ from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
 from ..precision import float64
 from ..training import DivergenceError, overlap_engine
 from .config import ConfigError, ExperimentConfig
+from .interrupts import raise_if_interrupted
 from .run_files import (
     CHECKPOINT,
     FORMAT,
@@ -296,6 +297,7 @@ def run_experiment(
         _write_checkpoint(out, tracks, reached, done["segments"], key, config, complete, written)
         if stop_after_segments is not None and done["here"] >= stop_after_segments and not complete:
             raise _Stop
+        raise_if_interrupted()  # a Ctrl-C swallowed inside a callback still stops the run here
 
     try:
         run_phases(

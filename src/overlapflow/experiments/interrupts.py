@@ -1,0 +1,47 @@
+"""Ctrl-C that cannot be lost.
+
+Python's default SIGINT handler raises ``KeyboardInterrupt`` wherever the main thread happens to be.
+When that is inside a weakref callback or a ``__del__`` (JAX runs many), Python prints "Exception
+ignored" and carries on: the run finished as if Ctrl-C had never been pressed. Inside
+``interrupts_recorded()`` the handler also records the request, and the runner calls
+``raise_if_interrupted()`` after writing each checkpoint segment, so a swallowed Ctrl-C stops the run
+at the next segment, with its checkpoint kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+_requested = False
+
+
+def _record_and_raise(signum, frame):
+    global _requested
+    _requested = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_recorded():
+    """For the block, Ctrl-C raises ``KeyboardInterrupt`` as usual and is also recorded (main thread
+    only; elsewhere the block runs unchanged)."""
+    global _requested
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _requested = False
+    previous = signal.signal(signal.SIGINT, _record_and_raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _requested = False
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed in ``interrupts_recorded()`` (even if the
+    first one was swallowed)."""
+    if _requested:
+        raise KeyboardInterrupt

@@ -11,7 +11,8 @@ The overlaps are S = theta^T diag(w) theta.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,16 +21,23 @@ import optax
 from ..network import gram, network_loss
 from ..optimizers import KINDS, Optimizer
 from ..overlaps import check_gram
-from ..particles import RULES, Particles, make_particles
+from ..particles import RULES, Particles, fold, make_particles, unfold
 from .base import Engine
 
 
-class RowState(NamedTuple):
-    """theta (n, P); weights (n,) or None (a network: 1/N); the optimiser's state."""
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=["theta", "weights", "opt_state"], meta_fields=["mirrored"]
+)
+@dataclasses.dataclass(frozen=True)
+class RowState:
+    """theta (n, P); weights (n,) or None (a network: 1/N); the optimiser's state; ``mirrored``
+    (static): None, or the rows are the folded half of a mirror-symmetric cloud (particles with an
+    odd phi) whose last ``mirrored`` rows are at 0 (:func:`~overlapflow.particles.fold`)."""
 
     theta: jax.Array
     weights: jax.Array | None
     opt_state: Any
+    mirrored: int | None = None
 
 
 def _transformation(optimizer, lr, n: int) -> optax.GradientTransformation:
@@ -62,21 +70,23 @@ class _RowsEngine(Engine):
                 "or a callable lr -> optax transformation"
             )
 
-    def _fresh(self, theta, weights) -> RowState:
+    def _fresh(self, theta, weights, mirrored: int | None = None) -> RowState:
         # optax states do not depend on the rate: built at rate 1
-        return RowState(theta, weights, _transformation(self.optimizer, 1.0, theta.shape[0]).init(theta))
+        return RowState(theta, weights, _transformation(self.optimizer, 1.0, theta.shape[0]).init(theta), mirrored)
 
     def loss_and_gradient(self, rnn, task, state: RowState, batch):
-        theta, weights, _ = state
+        theta, weights = state.theta, state.weights
         loss, grad = jax.value_and_grad(lambda th: network_loss(rnn, task, th, batch, weights))(theta)
         if weights is not None:
             grad = grad / (theta.shape[0] * weights[:, None])
         return loss, grad
 
     def update(self, rnn, state: RowState, gradient, lr) -> RowState:
-        theta, weights, opt_state = state
-        updates, opt_state = _transformation(self.optimizer, lr, theta.shape[0]).update(gradient, opt_state, theta)
-        return RowState(optax.apply_updates(theta, updates), weights, opt_state)
+        theta = state.theta
+        updates, opt_state = _transformation(self.optimizer, lr, theta.shape[0]).update(
+            gradient, state.opt_state, theta
+        )
+        return dataclasses.replace(state, theta=optax.apply_updates(theta, updates), opt_state=opt_state)
 
     def overlaps(self, state: RowState) -> jax.Array:
         return gram(state.theta, state.weights)
@@ -126,8 +136,13 @@ class ParticleEngine(_RowsEngine):
     rows (:mod:`overlapflow.particles`).
 
     Args:
-        rule: ``"gauss-hermite"`` (``nodes`` per direction) or ``"qmc"`` (``n`` particles, ``seed``).
+        rule: ``"gauss-hermite"`` (``nodes`` per direction), ``"split"`` (``nodes`` per direction
+            inside phi, ``right_nodes`` outside), ``"smolyak"`` (``level``) or ``"qmc"`` (``n``
+            particles, ``seed``); :mod:`overlapflow.particles`.
         optimizer: SGD-type only (Adam's per-coordinate scale has no N -> infinity limit at rate eta).
+        mirror: when phi is odd and the cloud mirror-symmetric (every rule is), run its half
+            (:func:`~overlapflow.particles.fold`): the same numbers at half the cost. The state then
+            holds the half; :meth:`carry` gives the whole cloud.
 
     ``start``: overlaps S0 (P, P) (rows start as N(0, S0), sampled by the rule) or :class:`Particles`.
     """
@@ -136,6 +151,9 @@ class ParticleEngine(_RowsEngine):
     nodes: int = 8
     n: int = 2**14
     seed: int = 0
+    level: int = 4
+    right_nodes: int = 3
+    mirror: bool = True
 
     kind = "particles"
 
@@ -153,17 +171,34 @@ class ParticleEngine(_RowsEngine):
         if not isinstance(start, Particles):
             S0 = jnp.asarray(getattr(start, "matrix", start), dtype=jnp.float64)
             check_gram(S0, "S0")
-            start = make_particles(S0, self.rule, self.nodes, self.n, self.seed)
-        return self._fresh(_check_theta(rnn, start.theta, "particles.theta"), jnp.asarray(start.weights))
+            start = make_particles(
+                S0, self.rule, self.nodes, self.n, self.seed, self.level, self.right_nodes, rnn.n_left
+            )
+        _check_theta(rnn, start.theta, "particles.theta")
+        folded = fold(start) if self.mirror and rnn.nonlinearity.is_odd else None
+        start, at_zero = (start, None) if folded is None else folded
+        return self._fresh(jnp.asarray(start.theta), jnp.asarray(start.weights), mirrored=at_zero)
 
     def carry(self, state: RowState) -> Particles:
-        return Particles(state.theta, state.weights)
+        cloud = Particles(state.theta, state.weights)
+        return cloud if state.mirrored is None else unfold(cloud, state.mirrored)
 
     def attrs(self, rnn, state: RowState) -> dict:
-        attrs = {"engine": "particles", "rule": self.rule, "n_particles": int(state.weights.shape[-1])}
-        if self.rule == "gauss-hermite":
+        attrs = {"engine": "particles", "rule": self.rule, "n_particles": _cloud_size(state)}
+        attrs["mirrored"] = int(state.mirrored is not None)
+        if self.rule in ("gauss-hermite", "split"):
             attrs["nodes"] = self.nodes
+        if self.rule == "split":
+            attrs["right_nodes"] = self.right_nodes
+        if self.rule == "smolyak":
+            attrs["level"] = self.level
         return {**attrs, "dtype": str(state.theta.dtype), "optimizer": self.optimizer_label()}
 
     def label(self, state: RowState) -> str:
-        return f"particles n={state.weights.shape[-1]}"
+        return f"particles n={_cloud_size(state)}"
+
+
+def _cloud_size(state: RowState) -> int:
+    """Particles of the whole cloud (a folded half counts its mirror images)."""
+    n = int(state.weights.shape[-1])
+    return n if state.mirrored is None else 2 * n - state.mirrored

@@ -308,7 +308,9 @@ class ParticlesConfig(_Model):
     """The infinite-N particle engine (:func:`~overlapflow.train_particles`)."""
 
     rule: Literal[RULES] = Field("gauss-hermite", description="the quadrature rule")
-    nodes: _int(1, 64, "Gauss-Hermite nodes per direction") = 8
+    nodes: _int(1, 64, "Gauss-Hermite nodes per direction (split: of the coordinates inside phi)") = 8
+    right_nodes: _int(1, 64, "split: Gauss-Hermite nodes per direction of the coordinates outside phi") = 3
+    level: _int(1, 12, "smolyak: the level (exact to total degree 2 level - 1)") = 4
     n: _int(4, 10**8, "particles of the qmc rule (even)") = 2**14
 
     @field_validator("n")

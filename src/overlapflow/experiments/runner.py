@@ -128,7 +128,9 @@ def _engine(config: ExperimentConfig, name: str):
         return NetworkEngine()
     if name == "particles":
         p = config.engines.particles
-        return ParticleEngine(rule=p.rule, nodes=p.nodes, n=p.n, seed=config.seed)
+        return ParticleEngine(
+            rule=p.rule, nodes=p.nodes, n=p.n, seed=config.seed, level=p.level, right_nodes=p.right_nodes
+        )
     return overlap_engine(config.engines.method_of(name))
 
 

@@ -90,3 +90,18 @@ def test_plot_validation_draws_four_panels(tmp_path):
         plot_validation(result, path=tmp_path / "validation.xyz")
     with pytest.raises(TypeError, match="validate_theory"):
         plot_validation(xr.Dataset())
+
+
+def test_worker_processes_give_the_same_numbers_as_one_process():
+    """The networks and the limit of validate_theory in 2 worker processes, largest N first: the
+    same Dataset as in this process, to round-off (a single-threaded XLA sums in another order)."""
+    rnn = of.LowRankRNN(rank=1, phi="erf")
+    S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N=200, dtype=jnp.float64))
+    task = pulses_task(rnn.dt, t_max=1.0)
+    run = lambda workers: validate_theory(
+        rnn, task, S0, lr=0.05, epochs=3, sizes=(40, 80), seeds=2, nodes=3, right_nodes=2, workers=workers
+    )
+    here, pooled = run(1), run(2)
+    assert pooled.attrs["workers"] == 2
+    for name in ("network_deviation", "overlaps_network", "overlaps_particles", "loss_network"):
+        np.testing.assert_allclose(pooled[name].values, here[name].values, rtol=1e-11, atol=1e-14)

@@ -170,8 +170,8 @@ class ValidationTask(str, Enum):
 
 # Settings of `validate-theory`: the full study, and `--quick` (under a minute on a laptop CPU).
 # Options given explicitly on the command line override either.
-VALIDATION_FULL = dict(sizes="250,1000,4000,16000", seeds=3, epochs=200, nodes=10, t_max=20.0, batch=10)
-VALIDATION_QUICK = dict(sizes="250,1000", seeds=2, epochs=40, nodes=6, t_max=5.0, batch=4)
+VALIDATION_FULL = dict(sizes="250,1000,4000,16000", seeds=3, epochs=200, nodes=6, right_nodes=3, t_max=20.0, batch=10)
+VALIDATION_QUICK = dict(sizes="250,1000", seeds=2, epochs=40, nodes=4, right_nodes=2, t_max=5.0, batch=4)
 
 
 def _preset_help(text: str, name: str) -> str:
@@ -281,7 +281,19 @@ def validate_theory_command(
     epochs: int | None = typer.Option(None, "--epochs", min=1, help=_preset_help("SGD epochs.", "epochs")),
     lr: float = typer.Option(0.05, "--lr", help="Overlap-scale learning rate eta (networks use eta*N)."),
     nodes: int | None = typer.Option(
-        None, "--nodes", min=1, help=_preset_help("Gauss-Hermite nodes per direction of the particle limit.", "nodes")
+        None,
+        "--nodes",
+        min=1,
+        help=_preset_help("Particle limit (split rule): Gauss-Hermite nodes per direction inside phi.", "nodes"),
+    ),
+    right_nodes: int | None = typer.Option(
+        None,
+        "--right-nodes",
+        min=1,
+        help=_preset_help("Particle limit (split rule): nodes per direction outside phi.", "right_nodes"),
+    ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="Worker processes for the networks and the limit (0: one per core)."
     ),
     out: Path = typer.Option(
         Path("overlapflow-validation"), "--out", help="Folder for validation.nc, validation.png/.pdf and summary.txt."
@@ -300,6 +312,8 @@ def validate_theory_command(
     seeds = seeds if seeds is not None else preset["seeds"]
     epochs = epochs if epochs is not None else preset["epochs"]
     nodes = nodes if nodes is not None else preset["nodes"]
+    right_nodes = right_nodes if right_nodes is not None else preset["right_nodes"]
+    workers = workers or os.cpu_count() or 1
     if not lr > 0 or lr == float("inf"):
         raise typer.BadParameter(f"{lr!r}: must be a positive finite number", param_hint="--lr")
     import jax
@@ -325,12 +339,23 @@ def validate_theory_command(
         console.print(
             f"validate-theory: {task.describe()}; rank-1 erf, dt={rnn.dt:g}, eta={lr:g}, {epochs} epochs; "
             f"N = {', '.join(map(str, size_list))} x {seeds} seeds; "
-            f"particles: {nodes} Gauss-Hermite nodes per direction",
+            f"particles: split rule, {nodes} x {right_nodes} nodes per direction; {workers} worker process(es)",
             soft_wrap=True,
         )
     try:
         result = validate_theory(
-            rnn, task, S0, lr, epochs, size_list, seeds, nodes=nodes, key=jax.random.fold_in(key, 1), progress=not quiet
+            rnn,
+            task,
+            S0,
+            lr,
+            epochs,
+            size_list,
+            seeds,
+            nodes=nodes,
+            right_nodes=right_nodes,
+            key=jax.random.fold_in(key, 1),
+            progress=not quiet,
+            workers=workers,
         )
     except of.DivergenceError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -352,7 +377,8 @@ def validate_theory_command(
         file_console = Console(file=f, width=160, no_color=True, force_terminal=False)
         file_console.print(
             f"overlapflow validate-theory --task {task_name.value} --sizes {','.join(map(str, size_list))} "
-            f"--seeds {seeds} --epochs {epochs} --lr {lr:g} --nodes {nodes} --seed {seed}" + " --quick" * quick,
+            f"--seeds {seeds} --epochs {epochs} --lr {lr:g} --nodes {nodes} --right-nodes {right_nodes} "
+            f"--workers {workers} --seed {seed}" + " --quick" * quick,
             soft_wrap=True,
         )
         file_console.print(f"task: {task.describe()}; rank-1 erf, dt={rnn.dt:g}", soft_wrap=True)

@@ -107,6 +107,13 @@ class Nonlinearity:
     def __call__(self, x):
         return self.phi(x)
 
+    def __reduce__(self):
+        """A registered nonlinearity pickles as its name (its phi may be a lambda), so networks
+        using it go to worker processes."""
+        if REGISTRY.get(self.name) is self:
+            return get_nonlinearity, (self.name,)
+        return super().__reduce__()
+
     @functools.cached_property
     def is_odd(self) -> bool:
         """Whether phi(-x) = -phi(x) exactly (in float64) at 2001 points of [-10, 10] and 0: the

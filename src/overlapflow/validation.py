@@ -14,16 +14,21 @@ Measured quantities (``max`` over overlaps, per epoch or over the whole run):
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import jax
 import numpy as np
 import xarray as xr
 
-from .history import max_overlap_deviation
+from .engines import NetworkEngine, ParticleEngine
 from .model import LowRankRNN
+from .optimizers import Optimizer
 from .overlaps import sample_params
 from .precision import float64
+from .progress import progress_bar
 from .tasks import AbstractTask
-from .training import train_network, train_overlaps, train_particles
+from .training import train, train_overlaps
+from .worker_pool import worker_pool
 
 
 def per_epoch_deviation(a: xr.Dataset, b: xr.Dataset) -> np.ndarray:
@@ -37,6 +42,18 @@ def fit_power_law(x, y) -> tuple[float, float]:
     return float(p), float(np.exp(log_c))
 
 
+def _network_run(rnn, task, S0, N: int, size_index: int, seed: int, lr: float, epochs: int, key) -> tuple:
+    """One finite network of the study: (loss (epochs + 1,), overlaps (epochs + 1, P, P)); its rows
+    have Gram matrix exactly S0 and come from ``fold_in(fold_in(key, 1000 + size_index), seed)``."""
+    theta = sample_params(rnn, S0, int(N), jax.random.fold_in(jax.random.fold_in(key, 1000 + size_index), seed))
+    history = train(NetworkEngine(), rnn, task, theta, lr, epochs, key=key).history
+    return history.loss.values, history.overlaps.values
+
+
+def _limit_run(rnn, task, S0, lr: float, epochs: int, engine: ParticleEngine, key) -> xr.Dataset:
+    return train(engine, rnn, task, S0, lr, epochs, key=key).history
+
+
 @float64
 def validate_theory(
     rnn: LowRankRNN,
@@ -46,15 +63,26 @@ def validate_theory(
     epochs: int,
     sizes=(250, 1000, 4000, 16000),
     seeds: int = 3,
-    rule: str = "gauss-hermite",
-    nodes: int = 10,
+    rule: str = "split",
+    nodes: int = 6,
     n_particles: int = 2**14,
     key: jax.Array | None = None,
     progress: bool = False,
+    right_nodes: int = 3,
+    workers: int = 1,
 ) -> xr.Dataset:
     """Run networks at each N (``seeds`` each), the particle limit and the Gaussian closure.
 
-    All runs share S_0 and the batches (``key``). Returns a Dataset with
+    All runs share S_0 and the batches (``key``). The networks and the limit are independent runs:
+    with ``workers`` > 1 they go to that many single-threaded worker processes
+    (:mod:`~overlapflow.worker_pool`), largest first, with the numbers of one process to round-off.
+
+    Args:
+        rule, nodes, right_nodes, n_particles: the particle rule of the limit
+            (:class:`~overlapflow.engines.ParticleEngine`; default: split, 6 x 3 nodes).
+        workers: processes for the networks and the limit (1: all in this process).
+
+    Returns a Dataset with
 
     - ``network_deviation`` (N, seed): max_t |S_N - S_inf|, and its fitted exponent in
       ``attrs["exponent"]`` (with ``attrs["prefactor"]``);
@@ -65,23 +93,22 @@ def validate_theory(
     """
     key = jax.random.key(0) if key is None else key
     S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
-    limit = train_particles(
-        rnn, task, S0, lr, epochs, rule=rule, nodes=nodes, n=n_particles, key=key, progress=progress
-    )
-    closure = train_overlaps(rnn, task, S0, lr, epochs, key=key, progress=progress)
+    engine = ParticleEngine(Optimizer("sgd"), rule, nodes, n_particles, right_nodes=right_nodes)
+    jobs = [(N, i, s) for i, N in sorted(enumerate(sizes), key=lambda item: -item[1]) for s in range(seeds)]
+    runs, limit = _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers, progress)
+    closure = train_overlaps(rnn, task, S0, lr, epochs, key=key)
     dev = np.zeros((len(sizes), seeds))
     epoch_dev = np.zeros((len(sizes), epochs + 1))
     loss_net = np.zeros((len(sizes), epochs + 1))
-    overlaps_net = []
-    for i, N in enumerate(sizes):
-        for s in range(seeds):
-            theta = sample_params(rnn, S0, int(N), jax.random.fold_in(jax.random.fold_in(key, 1000 + i), s))
-            history = train_network(rnn, task, theta, lr, epochs, key=key, progress=progress)
-            dev[i, s] = max_overlap_deviation(history, limit)
-            epoch_dev[i] += per_epoch_deviation(history, limit) / seeds
-            loss_net[i] += history.loss.values / seeds
-            if s == 0:
-                overlaps_net.append(history.overlaps.values)
+    overlaps_net = [None] * len(sizes)
+    S_inf = limit.overlaps.values
+    for (_, i, s), (loss, overlaps) in zip(jobs, runs, strict=True):
+        deviation = np.max(np.abs(overlaps - S_inf), axis=(1, 2))
+        dev[i, s] = deviation.max()
+        epoch_dev[i] += deviation / seeds
+        loss_net[i] += loss / seeds
+        if s == 0:
+            overlaps_net[i] = overlaps
     closure_dev = per_epoch_deviation(closure, limit)
     exponent, prefactor = fit_power_law(sizes, dev.mean(axis=1)) if len(sizes) > 1 else (float("nan"), float("nan"))
     names = list(limit.row.values)
@@ -104,9 +131,40 @@ def validate_theory(
             "prefactor": prefactor,
             "closure_max_deviation": float(closure_dev.max()),
             "particles": f"{rule}, {limit.attrs['n_particles']} particles",
+            "workers": int(workers),
             "lr": float(lr),
             "epochs": int(epochs),
             "task": task.describe(),
             **{f"rnn_{k}": (v if not isinstance(v, bool) else int(v)) for k, v in rnn.describe().items()},
         },
     )
+
+
+def _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers: int, progress: bool):
+    """The networks of ``jobs`` ((N, size index, seed), largest first) and the limit: in this process,
+    or in ``workers`` worker processes. Returns ([(loss, overlaps)] in the order of ``jobs``, limit)."""
+    with progress_bar(progress, "validate-theory: networks and the limit", len(jobs) + 1) as update:
+        if workers <= 1:
+            limit = _limit_run(rnn, task, S0, lr, epochs, engine, key)
+            update(1, float(limit.loss.values[-1]))
+            runs = []
+            for N, i, s in jobs:
+                runs.append(_network_run(rnn, task, S0, N, i, s, lr, epochs, key))
+                update(1, float(runs[-1][0][-1]))
+            return runs, limit
+        with worker_pool(workers) as pool:
+            key_data = jax.random.key_data(key)
+            futures = [pool.submit(_network_job, rnn, task, S0, N, i, s, lr, epochs, key_data) for N, i, s in jobs]
+            limit_future = pool.submit(_limit_job, rnn, task, S0, lr, epochs, engine, key_data)
+            for future in concurrent.futures.as_completed([*futures, limit_future]):
+                result = future.result()
+                update(1, float((result.loss.values if future is limit_future else result[0])[-1]))
+            return [f.result() for f in futures], limit_future.result()
+
+
+def _network_job(rnn, task, S0, N, i, s, lr, epochs, key_data):
+    return _network_run(rnn, task, S0, N, i, s, lr, epochs, jax.random.wrap_key_data(key_data))
+
+
+def _limit_job(rnn, task, S0, lr, epochs, engine, key_data):
+    return _limit_run(rnn, task, S0, lr, epochs, engine, jax.random.wrap_key_data(key_data))

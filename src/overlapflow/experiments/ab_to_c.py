@@ -25,10 +25,8 @@ and overlaps every ``record_every`` epochs (member, record, row, col)); ``jobs/*
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import json
-import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -41,14 +39,13 @@ from ..engines import OverlapEngine
 from ..model import LowRankRNN
 from ..overlaps import visible_mask
 from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
-from ..precision import enable_globally, float64
+from ..precision import float64
 from ..progress import format_duration, progress_line
 from ..training import train_batch
+from ..worker_pool import worker_pool
 from .run_files import RunError, atomic_write, write_history
 
 PHASES = ("A", "B", "C")
-#: XLA flags of the worker processes: one compute thread each.
-SINGLE_THREAD_FLAGS = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,11 +217,6 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
 
 
 # ---------------------------------------------------------------------------- the whole run
-def _init_worker() -> None:
-    """Start of each worker process (ours: nothing else runs there): float64 for the whole process."""
-    enable_globally()
-
-
 def _worker_job(out: str, settings: dict, pair: int, phase: str) -> tuple[int, str]:
     run_job(out, ABtoCSettings(**settings), pair, phase)
     return pair, phase
@@ -316,32 +308,12 @@ def run_ab_to_c_parallel(
     return assemble(out, settings)
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Worker processes started inside inherit XLA flags for one compute thread each. By default
-    each JAX process also runs Eigen threads; with one process per core they fought over the
-    cores (4 busy threads on 2 cores)."""
-    before = os.environ.get("XLA_FLAGS")
-    os.environ["XLA_FLAGS"] = " ".join(filter(None, [before, *SINGLE_THREAD_FLAGS]))
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["XLA_FLAGS"]
-        else:
-            os.environ["XLA_FLAGS"] = before
-
-
 def _run_in_pool(out: Path, settings: ABtoCSettings, pending: list, workers: int, report) -> None:
     """Keep ``workers`` jobs in flight; a C job goes first as soon as its pair's A and B are done."""
     done = {job for job in ((p, ph) for p in range(settings.n_pairs) for ph in PHASES) if job not in pending}
     waiting_c = [job for job in pending if job[1] == "C"]
     queue = [job for job in pending if job[1] != "C"]
-    context = multiprocessing.get_context("spawn")
-    with (
-        _single_threaded_children(),
-        concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool,
-    ):
+    with worker_pool(workers) as pool:
         running = {}
 
         def fill():

@@ -11,10 +11,16 @@ For the paper's nonlinear settings (erf, readout before the step), rank 1 and ra
 it measures, in one process (compare ratios; absolute times move with the machine's load):
 
 1. compiled milliseconds per epoch of the closure (``OverlapEngine("exact")``) and of the particle
-   limit (``ParticleEngine(rule="split")``, run as its mirrored half), and their ratio;
-2. the limit's accuracy: the largest distance over a run (``--epochs``, 200 for the flip-flop and
-   50 per A/B -> C task; ``--quick``: 40 and 10) of its overlaps and loss from a finer rule (one
-   more node per direction on each side).
+   limit (``ParticleEngine(rule="split")`` with the nodes of ``RULES``, run as its mirrored half),
+   and their ratio;
+2. the limit's accuracy: the largest distance over a run (200 epochs for the flip-flop, 50 per
+   A/B -> C task at rank 1 and 5 at rank 2; ``--quick``: 40, 10 and 2) of its overlaps and loss from
+   a finer rule (``FINER``).
+
+The rules: the flip-flop starts from a random network's overlaps (norms about 1), where 4 x 2
+nodes reach 1e-6; A/B -> C from the paper's random overlaps (squared norms up to 2, cross overlaps
+|N(0, 0.4^2)|), where erf saturates on much of the Gaussian's mass and Gauss-Hermite converges
+slowly (about 5x per two more nodes; docs/closure_vs_limit.md).
 """
 
 from __future__ import annotations
@@ -36,27 +42,32 @@ from overlapflow.phenomena.memory import random_initial_overlaps
 from overlapflow.precision import enable_globally
 from overlapflow.training import overlap_engine
 
-#: The split rule per rank: Gauss-Hermite nodes per direction inside phi, and outside it.
-RULES = {1: (5, 3), 2: (4, 2)}
+#: The split rule per (experiment, rank): Gauss-Hermite nodes per direction inside phi, and outside it.
+RULES = {("flip-flop", 1): (4, 2), ("flip-flop", 2): (4, 2), ("A/B->C", 1): (8, 3), ("A/B->C", 2): (6, 2)}
+#: The finer rule each is checked against.
+FINER = {("flip-flop", 1): (6, 3), ("flip-flop", 2): (6, 3), ("A/B->C", 1): (10, 4), ("A/B->C", 2): (8, 3)}
 
 
 def cases(quick: bool):
-    """(name, rnn, task, S0, lr, accuracy epochs) of every case."""
+    """(name, (experiment, rank), rnn, task, S0, lr, accuracy epochs) of every case."""
     from overlapflow.tasks import FlipFlop
 
     out = []
     for rank in (1, 2):
         rnn = of.LowRankRNN(rank=rank, phi="erf", dt=0.025, readout="before")
         S0 = np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=600)).matrix)
-        out.append((f"flip-flop, rank {rank}", rnn, FlipFlop(batch_size=10, t_max=20.0), S0, 5e-2, 40 if quick else 200))
+        out.append(
+            (f"flip-flop, rank {rank}", rnn, FlipFlop(batch_size=10, t_max=20.0), S0, 5e-2, 40 if quick else 200)
+        )
         settings = ABtoCSettings()
         rnn = of.LowRankRNN(rank=rank, phi="erf", readout=settings.readout)
         S0 = random_initial_overlaps(rnn, jax.random.fold_in(jax.random.key(settings.seed), 0))
         phases = settings.phases()
         for name in "ABC":
             phase = phases[name]
+            epochs = (10 if quick else 50) if rank == 1 else (2 if quick else 5)
             out.append(
-                (f"A/B->C task {name}, rank {rank}", rnn, phase.training_task, S0, phase.lr, 10 if quick else 50)
+                (f"A/B->C task {name}, rank {rank}", ("A/B->C", rank), rnn, phase.training_task, S0, phase.lr, epochs)
             )
     return out
 
@@ -69,15 +80,16 @@ def ms_per_epoch(engine, rnn, task, S0, lr, epochs: int) -> float:
     return (time.perf_counter() - t0) / epochs * 1e3
 
 
-def measure(name, rnn, task, S0, lr, accuracy_epochs, timing_epochs, log) -> dict:
-    nodes, right = RULES[rnn.rank]
+def measure(name, family, rnn, task, S0, lr, accuracy_epochs, timing_epochs, log) -> dict:
+    (nodes, right), (finer_nodes, finer_right) = RULES[family], FINER[family]
     limit = ParticleEngine(of.Optimizer("sgd"), rule="split", nodes=nodes, right_nodes=right)
-    finer = ParticleEngine(of.Optimizer("sgd"), rule="split", nodes=nodes + 1, right_nodes=right + 1)
+    finer = ParticleEngine(of.Optimizer("sgd"), rule="split", nodes=finer_nodes, right_nodes=finer_right)
     log(f"{name}: timing")
     closure_ms = ms_per_epoch(overlap_engine("exact"), rnn, task, S0, lr, timing_epochs)
     limit_ms = ms_per_epoch(limit, rnn, task, S0, lr, timing_epochs)
     log(f"{name}: accuracy over {accuracy_epochs} epochs")
-    a = of.train(limit, rnn, task, S0, lr, accuracy_epochs).history
+    run = of.train(limit, rnn, task, S0, lr, accuracy_epochs)
+    a = run.history
     b = of.train(finer, rnn, task, S0, lr, accuracy_epochs).history
     return {
         "closure_ms": closure_ms,
@@ -85,7 +97,7 @@ def measure(name, rnn, task, S0, lr, accuracy_epochs, timing_epochs, log) -> dic
         "ratio": limit_ms / closure_ms,
         "rule": f"split {nodes} x {right}",
         "particles": int(a.attrs["n_particles"]),
-        "particles_run": int(a.attrs["n_particles"]) // 2 + 1,
+        "particles_run": int(run.state.theta.shape[0]),  # the mirrored half
         "finer_particles": int(b.attrs["n_particles"]),
         "accuracy_epochs": accuracy_epochs,
         "max_overlap_error": float(np.abs(a.overlaps.values - b.overlaps.values).max()),
@@ -105,11 +117,11 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     started = time.perf_counter()
     results = {}
-    for name, rnn, task, S0, lr, accuracy_epochs in cases(args.quick):
-        results[name] = measure(name, rnn, task, S0, lr, accuracy_epochs, 5 if args.quick else 20, log)
+    for name, family, rnn, task, S0, lr, accuracy_epochs in cases(args.quick):
+        results[name] = measure(name, family, rnn, task, S0, lr, accuracy_epochs, 5 if args.quick else 20, log)
     res = {
         "cases": results,
-        "rules": {f"rank {r}": f"split {n} x {m}" for r, (n, m) in RULES.items()},
+        "rules": {f"{e}, rank {r}": f"split {n} x {m}" for (e, r), (n, m) in RULES.items()},
         "wall_s": time.perf_counter() - started,
         "machine": machine_info() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "version": of.__version__,
@@ -129,7 +141,17 @@ def main(argv=None) -> int:
         ]
         for name, r in results.items()
     ]
-    header = ["case", "rule", "particles", "closure ms", "limit ms", "limit / closure", "|dS| vs finer", "|dL|", "S moved"]
+    header = [
+        "case",
+        "rule",
+        "particles",
+        "closure ms",
+        "limit ms",
+        "limit / closure",
+        "|dS| vs finer",
+        "|dL|",
+        "S moved",
+    ]
     show_tables([("the limit against the closure, per epoch (compiled)", header, rows)], args.plain)
     print(
         f"load average (1, 5, 15 min) before {_load(load_before)}, after {_load(res['machine']['loadavg_after'])}; "

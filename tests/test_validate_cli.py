@@ -105,3 +105,21 @@ def test_worker_processes_give_the_same_numbers_as_one_process():
     assert pooled.attrs["workers"] == 2
     for name in ("network_deviation", "overlaps_network", "overlaps_particles", "loss_network"):
         np.testing.assert_allclose(pooled[name].values, here[name].values, rtol=1e-11, atol=1e-14)
+
+
+def test_float32_networks_differ_from_float64_far_less_than_from_the_limit():
+    """The study's networks in float32 (the CLI's default): their round-off in S stays far below
+    their distance from the limit, the quantity measured."""
+    rnn = of.LowRankRNN(rank=1, phi="erf")
+    S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N=200, dtype=jnp.float64))
+    task = pulses_task(rnn.dt, t_max=2.0)
+    run = lambda dtype: validate_theory(
+        rnn, task, S0, lr=0.05, epochs=40, sizes=(300,), seeds=1, nodes=4, right_nodes=2, network_dtype=dtype
+    )
+    single, double = run("float32"), run("float64")
+    assert single.attrs["network_dtype"] == "float32"
+    round_off = np.abs(single.overlaps_network.values - double.overlaps_network.values).max()
+    assert round_off < 1e-5
+    assert float(double.network_deviation.max()) > 100 * round_off
+    with pytest.raises(ValueError, match="network_dtype = 'float16'"):
+        run("float16")

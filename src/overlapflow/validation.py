@@ -42,10 +42,11 @@ def fit_power_law(x, y) -> tuple[float, float]:
     return float(p), float(np.exp(log_c))
 
 
-def _network_run(rnn, task, S0, N: int, size_index: int, seed: int, lr: float, epochs: int, key) -> tuple:
+def _network_run(rnn, task, S0, N: int, size_index: int, seed: int, lr: float, epochs: int, key, dtype) -> tuple:
     """One finite network of the study: (loss (epochs + 1,), overlaps (epochs + 1, P, P)); its rows
     have Gram matrix exactly S0 and come from ``fold_in(fold_in(key, 1000 + size_index), seed)``."""
-    theta = sample_params(rnn, S0, int(N), jax.random.fold_in(jax.random.fold_in(key, 1000 + size_index), seed))
+    key_N = jax.random.fold_in(jax.random.fold_in(key, 1000 + size_index), seed)
+    theta = sample_params(rnn, S0, int(N), key_N).astype(dtype)
     history = train(NetworkEngine(), rnn, task, theta, lr, epochs, key=key).history
     return history.loss.values, history.overlaps.values
 
@@ -70,6 +71,7 @@ def validate_theory(
     progress: bool = False,
     right_nodes: int = 3,
     workers: int = 1,
+    network_dtype: str = "float64",
 ) -> xr.Dataset:
     """Run networks at each N (``seeds`` each), the particle limit and the Gaussian closure.
 
@@ -81,6 +83,10 @@ def validate_theory(
         rule, nodes, right_nodes, n_particles: the particle rule of the limit
             (:class:`~overlapflow.engines.ParticleEngine`; default: split, 6 x 3 nodes).
         workers: processes for the networks and the limit (1: all in this process).
+        network_dtype: ``"float64"`` or ``"float32"`` for the networks (the limit and the closure are
+            always float64). float32 is 1.6x faster at N = 16000; its round-off in S (about 1e-6 after
+            200 epochs, tests/test_validate_cli.py) is far below the networks' distance from the limit
+            (1e-3 and more at N <= 16000).
 
     Returns a Dataset with
 
@@ -95,7 +101,9 @@ def validate_theory(
     S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
     engine = ParticleEngine(Optimizer("sgd"), rule, nodes, n_particles, right_nodes=right_nodes)
     jobs = [(N, i, s) for i, N in sorted(enumerate(sizes), key=lambda item: -item[1]) for s in range(seeds)]
-    runs, limit = _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers, progress)
+    if network_dtype not in ("float32", "float64"):
+        raise ValueError(f"network_dtype = {network_dtype!r}: must be 'float32' or 'float64'")
+    runs, limit = _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers, progress, network_dtype)
     closure = train_overlaps(rnn, task, S0, lr, epochs, key=key)
     dev = np.zeros((len(sizes), seeds))
     epoch_dev = np.zeros((len(sizes), epochs + 1))
@@ -132,6 +140,7 @@ def validate_theory(
             "closure_max_deviation": float(closure_dev.max()),
             "particles": f"{rule}, {limit.attrs['n_particles']} particles",
             "workers": int(workers),
+            "network_dtype": network_dtype,
             "lr": float(lr),
             "epochs": int(epochs),
             "task": task.describe(),
@@ -140,30 +149,36 @@ def validate_theory(
     )
 
 
-def _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers: int, progress: bool):
+def _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers: int, progress: bool, dtype: str):
     """The networks of ``jobs`` ((N, size index, seed), largest first) and the limit: in this process,
-    or in ``workers`` worker processes. Returns ([(loss, overlaps)] in the order of ``jobs``, limit)."""
-    with progress_bar(progress, "validate-theory: networks and the limit", len(jobs) + 1) as update:
+    or in ``workers`` worker processes. Returns ([(loss, overlaps)] in the order of ``jobs``, limit).
+    The progress counts rows (a network of N rows, or the limit's particles) times epochs."""
+    size = {job: job[0] for job in jobs}
+    particles = 1000  # about the limit's cost in rows; it is done last, so the count ends right
+    with progress_bar(progress, "validate-theory: networks and the limit", sum(size.values()) + particles) as update:
         if workers <= 1:
             limit = _limit_run(rnn, task, S0, lr, epochs, engine, key)
-            update(1, float(limit.loss.values[-1]))
+            update(particles, float(limit.loss.values[-1]))
             runs = []
-            for N, i, s in jobs:
-                runs.append(_network_run(rnn, task, S0, N, i, s, lr, epochs, key))
-                update(1, float(runs[-1][0][-1]))
+            for job in jobs:
+                runs.append(_network_run(rnn, task, S0, *job, lr, epochs, key, dtype))
+                update(size[job], float(runs[-1][0][-1]))
             return runs, limit
         with worker_pool(workers) as pool:
             key_data = jax.random.key_data(key)
-            futures = [pool.submit(_network_job, rnn, task, S0, N, i, s, lr, epochs, key_data) for N, i, s in jobs]
+            futures = {pool.submit(_network_job, rnn, task, S0, *job, lr, epochs, key_data, dtype): job for job in jobs}
             limit_future = pool.submit(_limit_job, rnn, task, S0, lr, epochs, engine, key_data)
             for future in concurrent.futures.as_completed([*futures, limit_future]):
                 result = future.result()
-                update(1, float((result.loss.values if future is limit_future else result[0])[-1]))
+                if future is limit_future:
+                    update(particles, float(result.loss.values[-1]))
+                else:
+                    update(size[futures[future]], float(result[0][-1]))
             return [f.result() for f in futures], limit_future.result()
 
 
-def _network_job(rnn, task, S0, N, i, s, lr, epochs, key_data):
-    return _network_run(rnn, task, S0, N, i, s, lr, epochs, jax.random.wrap_key_data(key_data))
+def _network_job(rnn, task, S0, N, i, s, lr, epochs, key_data, dtype):
+    return _network_run(rnn, task, S0, N, i, s, lr, epochs, jax.random.wrap_key_data(key_data), dtype)
 
 
 def _limit_job(rnn, task, S0, lr, epochs, engine, key_data):

@@ -208,6 +208,7 @@ def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run_at_its_next_segmen
     from overlapflow.experiments.config import load_config
     from overlapflow.experiments.interrupts import interrupts_recorded
 
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal, whatever started us
     config_path = tmp_path / "small.toml"
     config_path.write_text(SMALL)
     out = tmp_path / "run"
@@ -220,3 +221,7 @@ def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run_at_its_next_segmen
             runner.run_experiment(load_config(config_path), out)
     assert commands.checkpoint_position(out) == (10, 30, False)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with SIGINT ignored (nohup): left ignored
+    with interrupts_recorded():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    signal.signal(signal.SIGINT, outer)

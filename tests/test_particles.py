@@ -49,6 +49,15 @@ def test_rules_have_the_exact_second_moments_and_are_mirror_symmetric(rule):
     assert fold(Particles(cloud.theta.at[0, 0].add(0.1), cloud.weights)) is None  # no longer symmetric
 
 
+def test_singular_overlaps_use_only_their_directions():
+    S0 = np.diag([1.0, 2.0, 0.0, 0.5])
+    assert len(gauss_hermite_particles(S0, nodes=4)) == 4**3
+    with pytest.raises(ValueError, match="use fewer nodes or rule='qmc'"):
+        gauss_hermite_particles(np.eye(8), nodes=20)
+    with pytest.raises(ValueError, match="rule = 'sparse'"):
+        make_particles(np.eye(4), "sparse")
+
+
 def test_split_rule_samples_the_right_block_given_the_left_one():
     """Degenerate S0 (a zero input vector, a readout equal to v): the split rule keeps only the
     directions with variance and still has the exact second moments; node counts per block."""

@@ -26,9 +26,10 @@ def _record_and_raise(signum, frame):
 @contextlib.contextmanager
 def interrupts_recorded():
     """For the block, Ctrl-C raises ``KeyboardInterrupt`` as usual and is also recorded (main thread
-    only; elsewhere the block runs unchanged)."""
+    only; elsewhere, or where SIGINT is ignored, as in a process started with ``nohup``, the block
+    runs unchanged)."""
     global _requested
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     _requested = False

@@ -28,7 +28,9 @@ from overlapflow.experiments import (
 from overlapflow.experiments.commands import register
 from overlapflow.experiments.config import TASK_KINDS
 from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
+from overlapflow.experiments.run_files import read_final_state
 from overlapflow.history import phase_ends, phase_names
+from overlapflow.particles import Particles, fold
 
 
 @pytest.fixture(scope="module")
@@ -583,3 +585,36 @@ def test_reproduce_fig7_quick(app, tmp_path):
     numbers = reproduce_quick(app, "7", tmp_path)
     assert numbers["final loss, network"] < 1e-2
     assert numbers["max relative drift of tr((JS)^2) up to epoch 5000, network"] > 1e-2
+
+
+def test_a_particle_run_hands_on_its_whole_cloud_though_it_ran_the_mirrored_half(tmp_path):
+    """erf particles run as their mirrored half; the run's final state (init.from_run) is the whole,
+    symmetric cloud, and a run started from it continues the same law."""
+    text = """
+name = "cloud"
+N = 50
+seed = 2
+checkpoint_every = 5
+[network]
+rank = 1
+n_in = 1
+n_out = 1
+phi = "erf"
+[[phases]]
+name = "A"
+epochs = 5
+lr = 5e-2
+task = {kind = "exponential_filter", c = 0.2, t_max = 2.0}
+[engines]
+network = false
+particles = {rule = "split", nodes = 3, right_nodes = 2}
+"""
+    first = run_experiment(load_config_text(text), tmp_path / "first")["particles"]
+    assert first.attrs["mirrored"] == 1 and first.attrs["n_particles"] == 36
+    theta, weights = read_final_state(tmp_path / "first")["states"]["particles"]
+    assert theta.shape == (36, 4) and fold(Particles(theta, weights)) is not None
+    np.testing.assert_allclose(theta.T @ (theta * weights[:, None]), first.overlaps.values[-1], atol=1e-14)
+    follow = load_config_text(text.replace('"cloud"', '"next"') + f'[init]\nfrom_run = "{tmp_path / "first"}"\n')
+    second = run_experiment(follow, tmp_path / "next")["particles"]
+    assert second.attrs["n_particles"] == 36
+    np.testing.assert_allclose(second.overlaps.values[0], first.overlaps.values[-1], atol=1e-14)

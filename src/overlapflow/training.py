@@ -82,10 +82,11 @@ class TrainResult:
 
     @property
     def params(self) -> Float[Array, "*K N P"]:
-        """The final theta (N, P) of a network or particle run."""
+        """The final theta (N, P) of a network or particle run (for particles, the whole cloud's rows,
+        also where the engine ran its mirrored half; their weights: ``.final.weights``)."""
         if not isinstance(self.state, RowState):
             raise AttributeError(f"a {self.engine.kind} run has no parameters theta; use .overlaps")
-        return self.state.theta
+        return self.final.theta if isinstance(self.engine, ParticleEngine) else self.state.theta
 
 
 # ---------------------------------------------------------------------------- checks

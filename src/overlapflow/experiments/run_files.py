@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from ..optimizers import MomentumState
+from ..particles import Particles, unfold
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.pkl"
@@ -133,8 +134,11 @@ def read_final_state(folder) -> dict:
         state = entry["state"]
         if entry["kind"] == "network":
             states[name] = np.asarray(state.theta)
-        elif entry["kind"] == "particles":
-            states[name] = (np.asarray(state.theta), np.asarray(state.weights))
+        elif entry["kind"] == "particles":  # the whole cloud, also where the engine ran its mirrored half
+            cloud = Particles(state.theta, state.weights)
+            if getattr(state, "mirrored", None) is not None:
+                cloud = unfold(cloud, state.mirrored)
+            states[name] = (np.asarray(cloud.theta), np.asarray(cloud.weights))
         else:
             states[name] = np.asarray(state.S if isinstance(state, MomentumState) else state)
     return {"network": config["network"], "config": config, "states": states}

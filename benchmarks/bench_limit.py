@@ -57,7 +57,15 @@ def cases(quick: bool):
         rnn = of.LowRankRNN(rank=rank, phi="erf", dt=0.025, readout="before")
         S0 = np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=600)).matrix)
         out.append(
-            (f"flip-flop, rank {rank}", rnn, FlipFlop(batch_size=10, t_max=20.0), S0, 5e-2, 40 if quick else 200)
+            (
+                f"flip-flop, rank {rank}",
+                ("flip-flop", rank),
+                rnn,
+                FlipFlop(batch_size=10, t_max=20.0),
+                S0,
+                5e-2,
+                40 if quick else 200,
+            )
         )
         settings = ABtoCSettings()
         rnn = of.LowRankRNN(rank=rank, phi="erf", readout=settings.readout)
@@ -111,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer epochs (CI)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write all results as JSON to PATH")
     parser.add_argument("--plain", action="store_true", help="plain-text tables instead of rich")
+    parser.add_argument("--only", default=None, help="only the cases whose name contains this (e.g. flip-flop)")
     args = parser.parse_args(argv)
     enable_globally()  # a benchmark is its own process: float64 throughout
     log = lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)
@@ -118,6 +127,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     results = {}
     for name, family, rnn, task, S0, lr, accuracy_epochs in cases(args.quick):
+        if args.only and args.only not in name:
+            continue
         results[name] = measure(name, family, rnn, task, S0, lr, accuracy_epochs, 5 if args.quick else 20, log)
     res = {
         "cases": results,
@@ -125,7 +136,9 @@ def main(argv=None) -> int:
         "wall_s": time.perf_counter() - started,
         "machine": machine_info() | {"loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "version": of.__version__,
-        "command": "python benchmarks/bench_limit.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_limit.py"
+        + (" --quick" if args.quick else "")
+        + (f" --only {args.only}" if args.only else ""),
     }
     rows = [
         [

@@ -42,17 +42,19 @@ def fit_power_law(x, y) -> tuple[float, float]:
     return float(p), float(np.exp(log_c))
 
 
-def _network_run(rnn, task, S0, N: int, size_index: int, seed: int, lr: float, epochs: int, key, dtype) -> tuple:
+def _network_run(rnn, task, S0, N: int, size_index: int, seed: int, lr: float, epochs: int, key_data, dtype) -> tuple:
     """One finite network of the study: (loss (epochs + 1,), overlaps (epochs + 1, P, P)); its rows
-    have Gram matrix exactly S0 and come from ``fold_in(fold_in(key, 1000 + size_index), seed)``."""
+    have Gram matrix exactly S0 and come from ``fold_in(fold_in(key, 1000 + size_index), seed)``.
+    (Keys travel as their data: a worker process gets them pickled.)"""
+    key = jax.random.wrap_key_data(key_data)
     key_N = jax.random.fold_in(jax.random.fold_in(key, 1000 + size_index), seed)
     theta = sample_params(rnn, S0, int(N), key_N).astype(dtype)
     history = train(NetworkEngine(), rnn, task, theta, lr, epochs, key=key).history
     return history.loss.values, history.overlaps.values
 
 
-def _limit_run(rnn, task, S0, lr: float, epochs: int, engine: ParticleEngine, key) -> xr.Dataset:
-    return train(engine, rnn, task, S0, lr, epochs, key=key).history
+def _limit_run(rnn, task, S0, lr: float, epochs: int, engine: ParticleEngine, key_data) -> xr.Dataset:
+    return train(engine, rnn, task, S0, lr, epochs, key=jax.random.wrap_key_data(key_data)).history
 
 
 @float64
@@ -152,34 +154,26 @@ def validate_theory(
 def _run_all(rnn, task, S0, lr, epochs, engine, key, jobs, workers: int, progress: bool, dtype: str):
     """The networks of ``jobs`` ((N, size index, seed), largest first) and the limit: in this process,
     or in ``workers`` worker processes. Returns ([(loss, overlaps)] in the order of ``jobs``, limit).
-    The progress counts rows (a network of N rows, or the limit's particles) times epochs."""
-    size = {job: job[0] for job in jobs}
-    particles = 1000  # about the limit's cost in rows; it is done last, so the count ends right
-    with progress_bar(progress, "validate-theory: networks and the limit", sum(size.values()) + particles) as update:
+    The progress counts rows (N for a network) times epochs."""
+    key_data = jax.random.key_data(key)
+    particles = 1000  # about the limit's cost in rows
+    with progress_bar(
+        progress, "validate-theory: networks and the limit", sum(N for N, _, _ in jobs) + particles
+    ) as update:
         if workers <= 1:
-            limit = _limit_run(rnn, task, S0, lr, epochs, engine, key)
+            limit = _limit_run(rnn, task, S0, lr, epochs, engine, key_data)
             update(particles, float(limit.loss.values[-1]))
             runs = []
             for job in jobs:
-                runs.append(_network_run(rnn, task, S0, *job, lr, epochs, key, dtype))
-                update(size[job], float(runs[-1][0][-1]))
+                runs.append(_network_run(rnn, task, S0, *job, lr, epochs, key_data, dtype))
+                update(job[0], float(runs[-1][0][-1]))
             return runs, limit
         with worker_pool(workers) as pool:
-            key_data = jax.random.key_data(key)
-            futures = {pool.submit(_network_job, rnn, task, S0, *job, lr, epochs, key_data, dtype): job for job in jobs}
-            limit_future = pool.submit(_limit_job, rnn, task, S0, lr, epochs, engine, key_data)
+            futures = {pool.submit(_network_run, rnn, task, S0, *job, lr, epochs, key_data, dtype): job for job in jobs}
+            limit_future = pool.submit(_limit_run, rnn, task, S0, lr, epochs, engine, key_data)
             for future in concurrent.futures.as_completed([*futures, limit_future]):
-                result = future.result()
                 if future is limit_future:
-                    update(particles, float(result.loss.values[-1]))
+                    update(particles, float(future.result().loss.values[-1]))
                 else:
-                    update(size[futures[future]], float(result[0][-1]))
+                    update(futures[future][0], float(future.result()[0][-1]))
             return [f.result() for f in futures], limit_future.result()
-
-
-def _network_job(rnn, task, S0, N, i, s, lr, epochs, key_data, dtype):
-    return _network_run(rnn, task, S0, N, i, s, lr, epochs, jax.random.wrap_key_data(key_data), dtype)
-
-
-def _limit_job(rnn, task, S0, lr, epochs, engine, key_data):
-    return _limit_run(rnn, task, S0, lr, epochs, engine, jax.random.wrap_key_data(key_data))

@@ -5,6 +5,7 @@ declares its TOML settings on its own dataclass fields (:func:`setting`).
 """
 
 from .base import LOSSES, TASKS, AbstractTask, Batch, loss_value, n_steps, task_kinds
+from .context_decision import ContextDecision
 from .decision import DecisionMaking
 from .fields import Setting, setting
 from .filters import ExponentialFilter
@@ -21,6 +22,7 @@ __all__ = [
     "TASKS",
     "AbstractTask",
     "Batch",
+    "ContextDecision",
     "DampedOscillator",
     "DecisionMaking",
     "ExponentialFilter",

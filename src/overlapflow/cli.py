@@ -1,8 +1,9 @@
 """The ``overlapflow`` command line (typer).
 
 overlapflow demo [--out DIR] [--n N] [--epochs E] [--lr ETA] [--c C] [--seed S] [--quiet]
-overlapflow validate-theory [--task flipflop|pulses] [--sizes N1,N2,..] [--seeds K] [--epochs E]
-                            [--lr ETA] [--nodes Q] [--out DIR] [--quick] [--quiet] [--seed S]
+overlapflow validate-theory [--task flipflop|pulses] [--start random|fig8] [--sizes N1,N2,..]
+                            [--seeds K|K1,K2,..] [--epochs E] [--lr ETA] [--nodes Q] [--out DIR]
+                            [--overwrite] [--quick] [--quiet] [--seed S]
 overlapflow run | validate | reproduce | sweep ...   (overlapflow.experiments.commands, .sweep_commands)
 overlapflow --version
 
@@ -173,6 +174,11 @@ class ValidationTask(str, Enum):
     pulses = "pulses"
 
 
+class ValidationStart(str, Enum):
+    random = "random"
+    fig8 = "fig8"
+
+
 # Settings of `validate-theory`: the full study, and `--quick` (under a minute on a laptop CPU).
 # Options given explicitly on the command line override either.
 VALIDATION_FULL = dict(sizes="250,1000,4000,16000", seeds=3, epochs=200, nodes=6, right_nodes=3, t_max=20.0, batch=10)
@@ -183,15 +189,30 @@ def _preset_help(text: str, name: str) -> str:
     return f"{text} [default: {VALIDATION_FULL[name]}; --quick: {VALIDATION_QUICK[name]}]"  # plain help: no markup
 
 
-def _parse_sizes(text: str, minimum: int) -> list[int]:
+def _parse_integers(text: str, hint: str, example: str) -> list[int]:
     try:
-        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+        return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        message = f"{text!r}: must be comma-separated integers, e.g. 250,1000,4000"
-        raise typer.BadParameter(message, param_hint="--sizes") from None
-    if not sizes or sizes[0] < minimum:
-        raise typer.BadParameter(f"{text!r}: give at least one size, each >= {minimum}", param_hint="--sizes")
-    return sizes
+        raise typer.BadParameter(
+            f"{text!r}: must be comma-separated integers, e.g. {example}", param_hint=hint
+        ) from None
+
+
+def _parse_sizes(text: str, minimum: int, seeds: str = "1") -> tuple[list[int], list[int]]:
+    """(sizes, seeds per size), sorted by size, from ``--sizes`` and ``--seeds`` (one count, or one per size)."""
+    sizes = _parse_integers(text, "--sizes", "250,1000,4000")
+    if not sizes or min(sizes) < minimum or len(set(sizes)) < len(sizes):
+        raise typer.BadParameter(
+            f"{text!r}: give at least one size, each >= {minimum}, none twice", param_hint="--sizes"
+        )
+    counts = _parse_integers(seeds, "--seeds", "3,3,3,1,1")
+    counts = counts * len(sizes) if len(counts) == 1 else counts
+    if len(counts) != len(sizes) or min(counts) < 1:
+        raise typer.BadParameter(
+            f"{seeds!r}: must be one integer >= 1, or one per size of --sizes ({len(sizes)})", param_hint="--seeds"
+        )
+    pairs = sorted(zip(sizes, counts, strict=True))
+    return [N for N, _ in pairs], [k for _, k in pairs]
 
 
 def pulses_task(dt: float, t_max: float = 5.0):
@@ -219,57 +240,104 @@ def _sci(x: float) -> str:
 
 
 def validation_table(result, wall: float | None = None) -> tuple:
-    """The rich Table of a validate_theory result, and the lines printed under it."""
+    """The rich Tables of a validate_theory result (distance per epoch; over the early and the
+    learned epochs, to the limit and to the closure), and the lines printed under them."""
     import numpy as np
     from rich import box
     from rich.table import Table
 
     dev = np.asarray(result.network_deviation.values, dtype=float)
     sizes = [int(n) for n in result.N.values]
-    seeds = dev.shape[1]
+    counts = [int(k) for k in result.seeds.values]
     epochs = int(result.epoch.values[-1])
     picks = _report_epochs(epochs) if epochs > 0 else [0]
     a = result.attrs
     table = Table(
-        title=f"max over overlaps of |S - S_inf|; S_inf: N -> infinity limit ({a['particles']})",
+        title=f"max over overlaps of |S - S_inf|; S_inf: N -> infinity limit (particles: {a['particles']})",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         caption="max_t: over the run (mean, std over seeds); epoch k: at epoch k (seed mean)",
     )
     table.add_column("", no_wrap=True)
+    table.add_column("seeds", justify="right", no_wrap=True)
     table.add_column("max_t mean", justify="right", no_wrap=True)
-    table.add_column(f"std ({seeds})", justify="right", no_wrap=True)
+    table.add_column("std", justify="right", no_wrap=True)
     for k in picks:
         table.add_column(f"epoch {k}", justify="right", no_wrap=True)
     for i, N in enumerate(sizes):
-        std = float(dev[i].std(ddof=1)) if seeds > 1 else float("nan")
+        std = float(np.nanstd(dev[i], ddof=1)) if counts[i] > 1 else float("nan")
         per_epoch = result.network_epoch_deviation.values[i]
         values = [_sci(float(per_epoch[k])) for k in picks]
-        table.add_row(f"N={N}", _sci(float(dev[i].mean())), _sci(std), *values)
+        table.add_row(f"N={N}", str(counts[i]), _sci(float(np.nanmean(dev[i]))), _sci(std), *values)
     closure = np.asarray(result.closure_deviation.values, dtype=float)
     values = [_sci(float(closure[k])) for k in picks]
-    table.add_row("closure", _sci(float(closure.max())), "", *values, style="red")
+    table.add_row("closure", "", _sci(float(closure.max())), "", *values, style="red")
+
+    learned, early = int(a["learned_from"]), int(a["early_epochs"])
+    spans = Table(
+        title=f"max over epochs 0-{early} (early) and {learned}-{epochs} (learned: the limit's loss below "
+        f"{a['learned_factor']:g}x its final value), mean over seeds",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="S: max over overlaps, f: over function coordinates (gauge-free); lim: to the limit, clo: to "
+        "the closure; early S-lim over the early epochs, the others over the learned ones",
+    )
+    spans.add_column("", no_wrap=True)
+    columns = {
+        "early S-lim": "early_distance_to_limit",
+        "S-lim": "learned_distance_to_limit",
+        "S-clo": "learned_distance_to_closure",
+        "f-lim": "function_learned_distance_to_limit",
+        "f-clo": "function_learned_distance_to_closure",
+    }
+    for label in columns:
+        spans.add_column(label, justify="right", no_wrap=True)
+    for i, N in enumerate(sizes):
+        spans.add_row(f"N={N}", *(_sci(float(np.nanmean(result[name].values[i]))) for name in columns.values()))
+    closure_row = [_sci(float(x)) for x in (closure[: early + 1].max(), a["closure_to_limit"])]
+    spans.add_row("closure", *closure_row, "", _sci(float(a["closure_to_limit_function"])), "", style="red")
 
     p, c = float(a["exponent"]), float(a["prefactor"])
     lines = [f"fitted exponent: {p:.3f}  (max_t mean ~ {c:.3g} N^{p:.3f}; N^-1/2 expected)"]
+    lines.append(
+        f"fitted exponents of the distance to the limit: {a['exponent_early']:.3f} over epochs 0-{early}, "
+        f"{a['exponent_learned']:.3f} over the learned epochs "
+        f"({a['exponent_learned_function']:.3f} in function coordinates)"
+    )
     closure_max = float(a["closure_max_deviation"])
-    lines.append(f"closure max deviation: {closure_max:.3e}")
-    if math.isfinite(p) and p < 0 and c > 0 and closure_max > 0:
-        crossover = (closure_max / c) ** (1 / p)
-        lines.append(f"networks come closer to the limit than the closure above N ~ {crossover:.3g} (from the fit)")
+    lines.append(f"closure max deviation: {closure_max:.3e} (over the learned epochs: {a['closure_to_limit']:.3e})")
+    p, c, target = float(a["exponent_learned"]), float(a["prefactor_learned"]), float(a["closure_to_limit"])
+    if math.isfinite(p) and p < 0 and c > 0 and target > 0:
+        crossover = (target / c) ** (1 / p)
+        lines.append(
+            f"networks come closer to the limit than the closure after learning above N ~ {crossover:.3g} "
+            "(from the fit)"
+        )
+    if "float32_round_off" in a:
+        lines.append(
+            f"float32 round-off (N={a['float32_round_off_N']}, seed 0, against float64): {a['float32_round_off']:.2e} "
+            f"over the run, {np.nanmin(result.learned_distance_to_limit.values) / a['float32_round_off']:.3g}x below "
+            "the smallest learned distance to the limit"
+        )
     if wall is not None:
-        lines.append(f"wall time: {wall:.1f} s")
-    return table, lines
+        lines.append(
+            f"wall time: {wall:.1f} s ({a['jobs_run']} jobs run now; load average {a['load_average_mean']:.2f} "
+            f"mean, {a['load_average_max']:.2f} max)"
+        )
+    return (table, spans), lines
 
 
 VALIDATE_THEORY_HELP = (
     "Finite erf networks at several N vs the N -> infinity limit (particles) vs the Gaussian closure.\n\n"
-    "A rank-1 erf network learns the task from overlaps S_0 (those of a random 200-neuron network). "
-    "Networks of each size N start with Gram matrix exactly S_0 (several seeds); the N -> infinity limit is "
-    "computed by particles (a Gauss-Hermite grid), the Gaussian closure by train_overlaps; all see the same "
-    "batches. Prints, per N, the distance max_t |S_N - S_inf| (mean and std over seeds), its fitted power law "
-    "in N (about N^-1/2 expected) and the closure's distance, which grows with training and does not shrink "
-    "with N. Writes validation.nc, validation.png/.pdf and summary.txt."
+    "A rank-1 erf network learns the task from overlaps S_0 (--start random: those of a random 200-neuron "
+    "network; fig8: those of the fig 8 run). Networks of each size N start with Gram matrix exactly S_0 (one "
+    "or more seeds); the N -> infinity limit is computed by particles (a Gauss-Hermite grid), the Gaussian "
+    "closure by the overlap engine; all see the same batches. Prints, per N, the distance max |S_N - S_inf| "
+    "over the run, the first epochs and the learned epochs (those where the limit's loss is below 10x its "
+    "final value), the distance to the closure, both also in function coordinates, their fitted power laws "
+    "in N (about N^-1/2 expected) and the closure's distance from the limit. Each run is a job kept in "
+    "OUT/jobs: run the same command again to continue a stopped study, or with more sizes or seeds. Writes "
+    "validation.nc, validation.png/.pdf and summary.txt."
 )
 
 
@@ -281,8 +349,19 @@ def validate_theory_command(
         help="flipflop: the paper's 1-bit flip-flop (dt 0.025, batch 10, t_max 20; --quick: batch 4, t_max 5); "
         "pulses: one fixed trial with two pulses (dt 0.05, 100 steps).",
     ),
+    start: ValidationStart = typer.Option(
+        ValidationStart.random,
+        "--start",
+        help="random: S_0 of a random 200-neuron network (--seed), output read after the step; fig8 (flipflop "
+        "only): the fig 8 run (flipflop.toml): S_0 of its N = 600 network, output read before the step, and "
+        "with --seed 0 its batches.",
+    ),
     sizes: str | None = typer.Option(None, "--sizes", help=_preset_help("Comma-separated network sizes N.", "sizes")),
-    seeds: int | None = typer.Option(None, "--seeds", min=1, help=_preset_help("Networks (seeds) per N.", "seeds")),
+    seeds: str | None = typer.Option(
+        None,
+        "--seeds",
+        help=_preset_help("Networks (seeds) per N: one count, or one per size of --sizes (e.g. 3,3,3,1,1).", "seeds"),
+    ),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help=_preset_help("SGD epochs.", "epochs")),
     lr: float = typer.Option(0.05, "--lr", help="Overlap-scale learning rate eta (networks use eta*N)."),
     nodes: int | None = typer.Option(
@@ -303,55 +382,70 @@ def validate_theory_command(
     network_dtype: NetworkDtype = typer.Option(
         NetworkDtype.float32,
         "--dtype",
-        help="The networks' dtype (the limit and the closure are float64): float32 is 1.6x faster, and its "
-        "round-off (about 1e-6 in S) is far below the networks' distance from the limit.",
+        help="The networks' dtype (the limit and the closure are float64): float32 is 1.6x faster; seed 0 of the "
+        "smallest N then also runs in float64, and the report gives the round-off.",
     ),
     out: Path = typer.Option(
-        Path("overlapflow-validation"), "--out", help="Folder for validation.nc, validation.png/.pdf and summary.txt."
+        Path("overlapflow-validation"),
+        "--out",
+        help="Folder for validation.nc, validation.png/.pdf, summary.txt, and the jobs (settings.json, jobs/).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Delete the jobs of a study with other settings in --out (else refused)."
+    ),
+    checkpoint_every: int = typer.Option(
+        250, "--checkpoint-every", min=1, help="Epochs between two checkpoints of a job."
     ),
     quick: bool = typer.Option(
         False, "--quick", help="A small run (under a minute): the --quick settings of the options above."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress report."),
     seed: int = typer.Option(
-        0, "--seed", help="Seed of the initial overlaps S_0 (a random N=200 network), the batches and the networks."
+        0, "--seed", help="Seed of the initial overlaps S_0 (--start random), the batches and the networks."
     ),
 ):
     """Finite networks vs the N -> infinity limit vs the Gaussian closure (help: VALIDATE_THEORY_HELP)."""
     preset = VALIDATION_QUICK if quick else VALIDATION_FULL
     sizes = sizes if sizes is not None else preset["sizes"]
-    seeds = seeds if seeds is not None else preset["seeds"]
+    seeds = seeds if seeds is not None else str(preset["seeds"])
     epochs = epochs if epochs is not None else preset["epochs"]
     nodes = nodes if nodes is not None else preset["nodes"]
     right_nodes = right_nodes if right_nodes is not None else preset["right_nodes"]
     workers = workers or os.cpu_count() or 1
     if not lr > 0 or lr == float("inf"):
         raise typer.BadParameter(f"{lr!r}: must be a positive finite number", param_hint="--lr")
-    import jax
-    import jax.numpy as jnp
+    if start == ValidationStart.fig8 and task_name != ValidationTask.flipflop:
+        raise typer.BadParameter(
+            f"{start.value!r}: only with --task flipflop (not {task_name.value})", param_hint="--start"
+        )
     from rich.console import Console
 
     import overlapflow as of
+    from overlapflow.experiments.run_files import RunError
     from overlapflow.validation import validate_theory
     from overlapflow.validation_plot import plot_validation
 
     console = Console()
     started = time.perf_counter()
+    rnn, S0, key = _validation_start(start, task_name, seed)
     if task_name == ValidationTask.flipflop:
-        rnn = of.LowRankRNN(rank=1, phi="erf", dt=0.025)
         task = of.tasks.FlipFlop(batch_size=preset["batch"], t_max=preset["t_max"])
     else:
-        rnn = of.LowRankRNN(rank=1, phi="erf", dt=0.05)
         task = pulses_task(rnn.dt)
-    size_list = _parse_sizes(sizes, rnn.n_vectors)
-    key = jax.random.key(seed)
-    S0 = of.Overlaps.from_params(rnn, rnn.init(key, N=200, dtype=jnp.float64))
+    size_list, seed_list = _parse_sizes(sizes, rnn.n_vectors, seeds)
+    seeds_text = ",".join(map(str, seed_list)) if len(set(seed_list)) > 1 else str(seed_list[0])
+    command = (
+        f"overlapflow validate-theory --task {task_name.value} --start {start.value} "
+        f"--sizes {','.join(map(str, size_list))} --seeds {seeds_text} --epochs {epochs} --lr {lr:g} "
+        f"--nodes {nodes} --right-nodes {right_nodes} --workers {workers} --dtype {network_dtype.value} "
+        f"--seed {seed} --out {out}" + " --quick" * quick
+    )
     if not quiet:
         console.print(
-            f"validate-theory: {task.describe()}; rank-1 erf, dt={rnn.dt:g}, eta={lr:g}, {epochs} epochs; "
-            f"N = {', '.join(map(str, size_list))} x {seeds} seeds; "
+            f"validate-theory: {task.describe()}; rank-1 erf, dt={rnn.dt:g}, readout {rnn.readout}, eta={lr:g}, "
+            f"{epochs} epochs; start {start.value}; N = {', '.join(map(str, size_list))} x {seeds_text} seeds; "
             f"particles: split rule, {nodes} x {right_nodes} nodes per direction; networks in {network_dtype.value}; "
-            f"{workers} worker process(es)",
+            f"{workers} worker process(es); jobs in {out / 'jobs'}",
             soft_wrap=True,
         )
     try:
@@ -362,44 +456,66 @@ def validate_theory_command(
             lr,
             epochs,
             size_list,
-            seeds,
+            seed_list,
             nodes=nodes,
             right_nodes=right_nodes,
-            key=jax.random.fold_in(key, 1),
+            key=key,
             progress=not quiet,
             workers=workers,
             network_dtype=network_dtype.value,
+            out=out,
+            overwrite=overwrite,
+            checkpoint_every=checkpoint_every,
         )
+    except RunError as error:
+        raise typer.BadParameter(str(error), param_hint="--out") from None
     except of.DivergenceError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None
-    result.attrs["seed"] = seed
-    result.attrs["task_name"] = task_name.value
+    result.attrs.update(seed=seed, task_name=task_name.value, start=start.value, command=command)
     wall = time.perf_counter() - started
 
-    table, lines = validation_table(result, wall)
-    console.print(table)
+    tables, lines = validation_table(result, wall)
+    for table in tables:
+        console.print(table)
     for line in lines:
         console.print(line, soft_wrap=True)
 
-    out.mkdir(parents=True, exist_ok=True)
     result.to_netcdf(out / "validation.nc")
     fig = plot_validation(result, path=out / "validation.png")
     fig.savefig(out / "validation.pdf")
     with open(out / "summary.txt", "w") as f:
         file_console = Console(file=f, width=160, no_color=True, force_terminal=False)
-        file_console.print(
-            f"overlapflow validate-theory --task {task_name.value} --sizes {','.join(map(str, size_list))} "
-            f"--seeds {seeds} --epochs {epochs} --lr {lr:g} --nodes {nodes} --right-nodes {right_nodes} "
-            f"--workers {workers} --dtype {network_dtype.value} --seed {seed}" + " --quick" * quick,
-            soft_wrap=True,
-        )
-        file_console.print(f"task: {task.describe()}; rank-1 erf, dt={rnn.dt:g}", soft_wrap=True)
-        file_console.print(table)
+        file_console.print(command, soft_wrap=True)
+        file_console.print(f"task: {task.describe()}; rank-1 erf, dt={rnn.dt:g}, readout {rnn.readout}", soft_wrap=True)
+        for table in tables:
+            file_console.print(table)
         for line in lines:
             file_console.print(line, soft_wrap=True)
     files = [out / name for name in ("validation.nc", "validation.png", "validation.pdf", "summary.txt")]
     console.print(f"wrote {', '.join(map(str, files))}", soft_wrap=True)
+
+
+def _validation_start(start: ValidationStart, task_name: ValidationTask, seed: int):
+    """(rnn, S0 (P, P), batches' key) of validate-theory: a random 200-neuron network's overlaps
+    (batches from fold_in(key(seed), 1)), or the fig 8 run's network, S0 and batches (key(seed))."""
+    import jax
+    import jax.numpy as jnp
+
+    import overlapflow as of
+
+    key = jax.random.key(seed)
+    if start == ValidationStart.fig8:
+        from overlapflow.experiments.commands import shipped_configs
+        from overlapflow.experiments.config import load_config
+
+        config = load_config(shipped_configs()["flipflop"])
+        rnn = config.build_network()
+        theta = rnn.init(jax.random.key(config.seed), N=config.N, dtype=config.dtype)
+        return rnn, of.Overlaps.from_params(rnn, theta).matrix, key
+    rnn = of.LowRankRNN(rank=1, phi="erf", dt=0.025 if task_name == ValidationTask.flipflop else 0.05)
+    S0 = of.Overlaps.from_params(rnn, rnn.init(key, N=200, dtype=jnp.float64)).matrix
+    return rnn, S0, jax.random.fold_in(key, 1)
 
 
 register_experiment_commands(app)  # run, validate, plot, reproduce

@@ -74,6 +74,35 @@ def _fit(sizes, distances) -> tuple[float, float]:
     return fit_power_law(sizes, np.nanmean(distances, axis=1)) if len(sizes) > 1 else (float("nan"), float("nan"))
 
 
+def make_study(
+    rnn: LowRankRNN,
+    task: AbstractTask,
+    S0,
+    lr: float,
+    epochs: int,
+    key: jax.Array | None = None,
+    rule: str = "split",
+    nodes: int = 6,
+    n_particles: int = 2**14,
+    right_nodes: int = 3,
+    network_dtype: str = "float64",
+    checkpoint_every: int = 250,
+) -> Study:
+    """The :class:`~overlapflow.validation_jobs.Study` that :func:`validate_theory` runs with these arguments."""
+    key = jax.random.key(0) if key is None else key
+    return Study(
+        rnn,
+        task,
+        tuple(map(tuple, np.asarray(getattr(S0, "matrix", S0), dtype=float).tolist())),
+        float(lr),
+        int(epochs),
+        tuple(int(x) for x in np.asarray(jax.random.key_data(key))),
+        ParticleEngine(Optimizer("sgd"), rule, nodes, n_particles, right_nodes=right_nodes),
+        network_dtype,
+        checkpoint_every,
+    )
+
+
 @float64
 def validate_theory(
     rnn: LowRankRNN,
@@ -139,23 +168,13 @@ def validate_theory(
     (over the learned epochs), ``float32_round_off`` (max over the run; per epoch as a variable),
     ``wall_s`` (this call), ``jobs_run``, ``load_average_mean``, ``load_average_max``.
     """
-    key = jax.random.key(0) if key is None else key
-    S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
     if network_dtype not in ("float32", "float64"):
         raise ValueError(f"network_dtype = {network_dtype!r}: must be 'float32' or 'float64'")
     counts = seed_counts(sizes, seeds)
     order = np.argsort(sizes)
     sizes, counts = [int(sizes[i]) for i in order], [counts[i] for i in order]
-    study = Study(
-        rnn,
-        task,
-        tuple(map(tuple, S0.tolist())),
-        float(lr),
-        int(epochs),
-        tuple(int(x) for x in np.asarray(jax.random.key_data(key))),
-        ParticleEngine(Optimizer("sgd"), rule, nodes, n_particles, right_nodes=right_nodes),
-        network_dtype,
-        checkpoint_every,
+    study = make_study(
+        rnn, task, S0, lr, epochs, key, rule, nodes, n_particles, right_nodes, network_dtype, checkpoint_every
     )
     networks = [[Job("network", N, s, network_dtype) for s in range(k)] for N, k in zip(sizes, counts, strict=True)]
     check = [Job("network", sizes[0], 0, "float64")] if network_dtype == "float32" else []

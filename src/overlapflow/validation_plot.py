@@ -174,7 +174,8 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         ax_n.scatter(
             sizes, _positive(dev[:, s]), s=18, color="0.55", zorder=3, label="networks (each seed)" if s == 0 else None
         )
-    mean = dev.mean(axis=1)
+    mean = np.nanmean(dev, axis=1)  # sizes may have fewer seeds (NaN)
+    counts = [int(np.isfinite(row).sum()) for row in dev]
     ax_n.plot(
         sizes,
         _positive(mean),
@@ -183,7 +184,8 @@ def plot_validation(result: xr.Dataset, path=None, n_overlaps: int = 3) -> Figur
         lw=1.8,
         ms=6,
         zorder=4,
-        label=f"networks, mean over {seeds} seed{'s' * (seeds > 1)}",
+        label=f"networks, mean over {seeds if len(set(counts)) == 1 else '/'.join(map(str, counts))} "
+        f"seed{'s' * (seeds > 1)}",
     )
     p, c = float(attrs.get("exponent", np.nan)), float(attrs.get("prefactor", np.nan))
     grid = np.geomspace(min(sizes) / 1.5, max(sizes) * 1.5, 50)

@@ -1,0 +1,187 @@
+"""After learning, do finite networks go to the exact N -> infinity limit or to the Gaussian closure?
+
+    overlapflow validate-theory --task flipflop --start fig8 --epochs 2000 \\
+        --sizes 1000,2000,4000,8000,16000 --seeds 3,3,3,1,1 --workers 2 --out RUN
+    python docs/results/n_scaling_after_learning.py RUN
+
+reads ``RUN/validation.nc`` (fig 8 at the paper's settings: networks at each N, the particle limit and
+the closure on the same batches, :func:`overlapflow.validation.validate_theory`) and writes, next to
+this script, ``n_scaling_after_learning.json`` (per N, the mean over seeds of the largest distance from
+the limit and from the closure over the learned epochs, in overlaps and in function coordinates; the
+exponents fitted over the learned and the early epochs; the closure's own distance from the limit; the
+N at which the fitted law meets it; the float32 round-off; the wall time, load and command of the
+run) and ``n_scaling_after_learning.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+HERE = Path(__file__).resolve().parent
+
+
+def _per_N(result: xr.Dataset, name: str) -> dict:
+    """{N: mean over seeds} of an (N, seed) variable (sizes may have fewer seeds: NaN)."""
+    return {str(int(N)): float(np.nanmean(row)) for N, row in zip(result.N.values, result[name].values, strict=True)}
+
+
+def _crossover(prefactor: float, exponent: float, level: float) -> float | None:
+    """The N where prefactor N^exponent = level (None unless the law falls)."""
+    return float((level / prefactor) ** (1 / exponent)) if exponent < 0 and prefactor > 0 else None
+
+
+def numbers(result: xr.Dataset, settings: dict) -> dict:
+    a = result.attrs
+    sizes = [int(N) for N in result.N.values]
+    learned = int(a["learned_from"])
+    to_limit, to_closure = _per_N(result, "learned_distance_to_limit"), _per_N(result, "learned_distance_to_closure")
+    closer = [N for N in sizes if to_limit[str(N)] < to_closure[str(N)]]
+    return {
+        "N": sizes,
+        "seeds": {str(N): int(k) for N, k in zip(sizes, result.seeds.values, strict=True)},
+        "distance_to_limit": to_limit,
+        "distance_to_closure": to_closure,
+        "exponent_learned": a["exponent_learned"],
+        "exponent_early": a["exponent_early"],
+        "closure_to_limit": a["closure_to_limit"],
+        "wall_s": a["wall_s"],
+        "command": a["command"],
+        "overlapflow_version": settings["overlapflow_version"],
+        "settings": settings["settings"],
+        "load_average": {"mean": a["load_average_mean"], "max": a["load_average_max"], "sampled": "each minute"},
+        "learned_from_epoch": learned,
+        "learned_from_rule": f"first epoch where the limit's loss is below {a['learned_factor']:g}x its final value",
+        "early_epochs": int(a["early_epochs"]),
+        "prefactor_learned": a["prefactor_learned"],
+        "prefactor_early": a["prefactor_early"],
+        "N_where_fitted_distance_to_limit_equals_closure_to_limit": _crossover(
+            a["prefactor_learned"], a["exponent_learned"], a["closure_to_limit"]
+        ),
+        "N_closer_to_limit_than_to_closure": closer,
+        "function_coordinates": {
+            "distance_to_limit": _per_N(result, "function_learned_distance_to_limit"),
+            "distance_to_closure": _per_N(result, "function_learned_distance_to_closure"),
+            "exponent_learned": a["exponent_learned_function"],
+            "closure_to_limit": a["closure_to_limit_function"],
+        },
+        "early_distance_to_limit": _per_N(result, "early_distance_to_limit"),
+        "per_seed": {
+            name: {
+                str(N): [float(x) for x in row if np.isfinite(x)]
+                for N, row in zip(sizes, result[name].values, strict=True)
+            }
+            for name in ("learned_distance_to_limit", "learned_distance_to_closure")
+        },
+        "float32_round_off": {"N": a.get("float32_round_off_N"), "max_over_run": a.get("float32_round_off")},
+        "final_loss": {
+            "limit": float(result.loss_particles.values[-1]),
+            "closure": float(result.loss_closure.values[-1]),
+            "networks": {str(N): float(x) for N, x in zip(sizes, result.loss_network.values[:, -1], strict=True)},
+        },
+        "job_wall_s": {
+            "networks": {
+                str(N): float(np.nansum(row)) for N, row in zip(sizes, result.network_wall_s.values, strict=True)
+            },
+            "limit": a["limit_wall_s"],
+            "closure": a["closure_wall_s"],
+        },
+    }
+
+
+def caption(values: dict) -> str:
+    """What the figure shows, in words, from the numbers."""
+    sizes, z = values["N"], values["closure_to_limit"]
+    closer = values["N_closer_to_limit_than_to_closure"]
+    largest = str(sizes[-1])
+    text = (
+        f"After learning (epochs {values['learned_from_epoch']}-), networks approach the limit as "
+        f"N^{values['exponent_learned']:.2f} (N^{values['exponent_early']:.2f} over the first "
+        f"{values['early_epochs']} epochs). "
+    )
+    if closer:
+        text += f"From N = {closer[0]}, they are closer to the limit than to the closure. "
+    else:
+        text += f"Up to N = {largest} they are still closer to the closure than to the limit. "
+    text += (
+        f"At N = {largest}: {values['distance_to_limit'][largest]:.3g} from the limit, "
+        f"{values['distance_to_closure'][largest]:.3g} from the closure; the closure is {z:.3g} from the limit."
+    )
+    return text
+
+
+def figure(result: xr.Dataset, values: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = np.asarray(values["N"], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    panels = (
+        ("overlaps: max |S - S_ref|", "learned_distance_to_limit", "learned_distance_to_closure", ""),
+        (
+            "function coordinates (gauge-free)",
+            "function_learned_distance_to_limit",
+            "function_learned_distance_to_closure",
+            "_function",
+        ),
+    )
+    for ax, (title, limit_name, closure_name, suffix) in zip(axes, panels, strict=True):
+        for name, colour, label in ((limit_name, "C0", "from the limit"), (closure_name, "C3", "from the closure")):
+            per_seed = result[name].values
+            for s in range(per_seed.shape[1]):
+                ax.scatter(sizes, per_seed[:, s], s=14, color=colour, alpha=0.45)
+            ax.plot(sizes, np.nanmean(per_seed, axis=1), "o-", color=colour, label=f"networks {label} (seed mean)")
+        gap = result.attrs[f"closure_to_limit{suffix}"]
+        ax.axhline(gap, color="0.3", ls="--", lw=1, label=f"closure from the limit ({gap:.3g})")
+        p, c = result.attrs[f"exponent_learned{suffix}"], result.attrs[f"prefactor_learned{suffix}"]
+        meet = _crossover(c, p, gap)
+        end = sizes[-1] * 2 if meet is None or meet > 100 * sizes[-1] else max(sizes[-1] * 2, 1.5 * meet)
+        grid = np.geomspace(sizes[0], end, 50)
+        ax.plot(grid, c * grid**p, color="C0", ls="--", lw=1, label=f"fit {c:.2g} N^{p:.2f}")
+        start = np.nanmean(result[limit_name].values[0])
+        ax.plot(grid, start * (grid / sizes[0]) ** -0.5, color="0.6", ls=":", label="N^-1/2 from the smallest N")
+        ax.set(xscale="log", yscale="log", xlabel="N (neurons)", ylabel="max over learned epochs", title=title)
+        ax.set_xticks(sizes, [str(int(N)) for N in sizes])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "Fig 8 flip-flop after learning: finite networks vs the exact N -> infinity limit and the Gaussian closure",
+        fontsize=10,
+    )
+    fig.text(0.5, 0.01, textwrap.fill(caption(values), 170), ha="center", va="bottom", fontsize=8)
+    fig.tight_layout(rect=(0, 0.09, 1, 0.95))
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="the --out folder of the validate-theory run")
+    parser.add_argument("--json", type=Path, default=HERE / "n_scaling_after_learning.json")
+    parser.add_argument("--figure", type=Path, default=HERE / "n_scaling_after_learning.png")
+    args = parser.parse_args(argv)
+    import overlapflow as of
+
+    with xr.open_dataset(args.run / "validation.nc") as stored:
+        result = stored.load()
+    settings = {
+        "overlapflow_version": of.__version__,
+        "settings": json.loads((args.run / "settings.json").read_text(encoding="utf-8")),
+    }
+    values = numbers(result, settings)
+    args.json.write_text(json.dumps(values, indent=2, default=lambda x: x.item()) + "\n")  # numpy scalars
+    figure(result, values, args.figure)
+    print(caption(values))
+    print(f"wrote {args.json}, {args.figure}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

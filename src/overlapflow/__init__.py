@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names l
     from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
     from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
     from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
+    from .engines import FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
     from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
+    from .mixture import Mixture
     from .model import LowRankRNN
     from .network import network_activity, network_forward, network_loss
     from .nonlinearity import Nonlinearity, get_nonlinearity
@@ -43,7 +45,9 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names l
 _EXPORTS = {
     "flow": ("METHODS", "euler_step", "exact_step", "flow_velocity", "symmetric_gradient", "visible_only_step"),
     "history": ("load_history", "max_overlap_deviation", "overlap_labels", "overlap_series"),
+    "engines": ("FlowEngine", "NetworkEngine", "OverlapEngine", "ParticleEngine"),
     "meanfield": ("latent_trajectory", "meanfield_forward", "meanfield_loss"),
+    "mixture": ("Mixture",),
     "model": ("LowRankRNN",),
     "network": ("network_activity", "network_forward", "network_loss"),
     "nonlinearity": ("Nonlinearity", "get_nonlinearity"),
@@ -82,8 +86,13 @@ __all__ = [
     "METHODS",
     "DivergenceError",
     "TrainResult",
+    "FlowEngine",
     "LowRankRNN",
+    "Mixture",
+    "NetworkEngine",
     "Nonlinearity",
+    "OverlapEngine",
+    "ParticleEngine",
     "Optimizer",
     "Overlaps",
     "Particles",

@@ -23,23 +23,32 @@ from .model import LowRankRNN
 from .overlaps import canonical_pairs, parse_pair, visible_mask
 
 
-def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict) -> xr.Dataset:
+def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict, populations: dict | None = None) -> xr.Dataset:
     """Build a History from losses (E+1,) and overlaps (E+1, P, P), or a batch of runs:
-    losses (K, E+1) and overlaps (K, E+1, P, P) with a leading ``run`` dimension."""
+    losses (K, E+1) and overlaps (K, E+1, P, P) with a leading ``run`` dimension.
+
+    ``populations``: ``population_means`` (E+1, K, P), ``population_overlaps`` (E+1, K, P, P) (each
+    with the leading ``run`` dimension of a batch) and ``population_weights`` (K,)."""
     names = list(rnn.vector_names)
     losses = np.asarray(losses, dtype=np.float64)
     overlaps = np.asarray(overlaps, dtype=np.float64)
     runs = ("run",) if losses.ndim == 2 else ()
     attrs = {key: _attr_value(value) for key, value in attrs.items()}
     attrs.update({f"rnn_{k}": _attr_value(v) for k, v in rnn.describe().items()})
+    variables = {
+        "loss": (runs + ("epoch",), losses),
+        "overlaps": (runs + ("epoch", "row", "col"), overlaps),
+        "visible": (("row", "col"), visible_mask(rnn)),
+    }
+    if populations is not None:
+        variables["population_means"] = (runs + ("epoch", "population", "row"), populations["population_means"])
+        variables["population_overlaps"] = (
+            runs + ("epoch", "population", "row", "col"),
+            populations["population_overlaps"],
+        )
+        variables["population_weights"] = (("population",), populations["population_weights"])
     return xr.Dataset(
-        {
-            "loss": (runs + ("epoch",), losses),
-            "overlaps": (runs + ("epoch", "row", "col"), overlaps),
-            "visible": (("row", "col"), visible_mask(rnn)),
-        },
-        coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names},
-        attrs=attrs,
+        variables, coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names}, attrs=attrs
     )
 
 

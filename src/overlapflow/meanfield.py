@@ -14,6 +14,16 @@ every N; otherwise it is the large-N Gaussian closure).
 A linear network's latent update is one affine map k -> F k + b_t, F = (1 - alpha) I + alpha E
 with E = [0; S[V, B]], so the whole trajectory is a prefix composition of affine maps, computed
 by ``jax.lax.associative_scan`` in O(log T) depth instead of T sequential steps.
+
+Populations (a :class:`~overlapflow.Mixture` in place of S): rows theta ~ sum_c w_c N(mu_c, C_c).
+Each component's currents are Gaussian, h ~ N(mu_c[B] . k, k^T C_c[B, B] k), and for a vector a of
+the rows, Stein's lemma with a mean gives
+
+    E_c[a phi(h)] = mu_c[a] E_c[phi(h)] + C_c[a, B] k E_c[phi'(h)]
+
+(:meth:`~overlapflow.nonlinearity.Nonlinearity.moments`), so the population averages are the
+w_c-weighted sums of these: r_t = sum_c w_c E_c[v phi(h_t)], y_t = sum_c w_c E_c[z phi(h)]. K = 1,
+mu = 0 is the closure above. A linear network reads only the total S = sum_c w_c S_c (exact).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import TYPE_CHECKING
 import jax
 import jax.numpy as jnp
 
+from .mixture import Mixture
 from .model import LowRankRNN
 from .precision import float64
 
@@ -48,8 +59,12 @@ def latent_trajectory(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.A
 
 
 @float64
-def meanfield_forward(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.Array:
-    """Outputs y (B, T, n_out) of the reduced network with overlaps S (P, P)."""
+def meanfield_forward(rnn: LowRankRNN, S: jax.Array | Mixture, inputs: jax.Array) -> jax.Array:
+    """Outputs y (B, T, n_out) of the reduced network with overlaps S (P, P) or populations (a Mixture)."""
+    if isinstance(S, Mixture):
+        if not rnn.is_linear:
+            return _mixture_scan(rnn, S, inputs)
+        S = S.overlaps
     if not rnn.is_linear:
         return _nonlinear_scan(rnn, S, inputs, outputs=True)
     k = _linear_latents(rnn, S, inputs)
@@ -67,8 +82,8 @@ def current_variance(k: jax.Array, S_BB: jax.Array) -> jax.Array:
 
 @float64
 @functools.partial(jax.jit, static_argnames=("rnn", "task"))
-def meanfield_loss(rnn: LowRankRNN, task: AbstractTask, S: jax.Array, batch: Batch) -> jax.Array:
-    """l(S): the task's loss of the reduced network's outputs on one batch."""
+def meanfield_loss(rnn: LowRankRNN, task: AbstractTask, S: jax.Array | Mixture, batch: Batch) -> jax.Array:
+    """l(S) (or l(mixture)): the task's loss of the reduced network's outputs on one batch."""
     return task.loss(meanfield_forward(rnn, S, batch.inputs), batch, rnn.dt)
 
 
@@ -141,5 +156,39 @@ def _nonlinear_scan(rnn, S, inputs, outputs: bool):
     after = outputs and not before
     if after:  # y_t reads k_{t+1}: one more step, and the first output (of k_0) dropped
         drive = jnp.concatenate([drive, jnp.zeros_like(drive[:1])])
+    _, out = jax.lax.scan(jax.checkpoint(step), k0, drive)
+    return jnp.swapaxes(out[1:] if after else out, 0, 1)
+
+
+def _mixture_scan(rnn, mixture: Mixture, inputs):
+    """Outputs y (B, T, n_out) of the nonlinear reduced network with populations (module docstring).
+
+    Per step and component c: m_c = mu_c[B] . k, Delta_c = k^T C_c[B, B] k (B, K), the moments
+    (E phi, E phi') there, and the averages sum_c w_c (mu_c[a] E phi + C_c[a, B] k E phi') for a in
+    V (the recurrent drive) and Z (the output). Rematerialised per step as the closure's scan.
+    """
+    sl, alpha, n_in = rnn.slices, rnn.alpha, rnn.n_in
+    w, mu, C = mixture.weights, mixture.means, mixture.covariances
+    mu_B, C_BB = mu[:, sl["B"]], C[:, sl["B"], sl["B"]]
+    mu_A, C_AB = mu[:, sl["A"]], C[:, sl["A"], sl["B"]]  # A = [V | Z]: (K, R + n_out), (K, R + n_out, d)
+    R = rnn.rank
+    drive = jnp.swapaxes(_input_drive(rnn, inputs.astype(mu.dtype)), 0, 1)  # (T, B, d)
+    moments = rnn.nonlinearity.moments
+
+    def averages(k):  # (B, R + n_out): sum_c w_c E_c[a phi(h)] for a in [V | Z]
+        mean = k @ mu_B.T  # (B, K)
+        variance = jnp.einsum("bi,cij,bj->bc", k, C_BB, k)
+        value, slope = moments(mean, variance)
+        return (value * w) @ mu_A + jnp.einsum("bc,cai,bi->ba", slope * w, C_AB, k)
+
+    def step(k, drive_t):  # the output is read from the state k_t a step starts from
+        a = averages(k)
+        new = (1.0 - alpha) * k + drive_t + alpha * jnp.pad(a[:, :R], ((0, 0), (n_in, 0)))
+        return new, a[:, R:]
+
+    after = rnn.readout == "after"
+    if after:  # y_t reads k_{t+1}: one more step, and the first output (of k_0) dropped
+        drive = jnp.concatenate([drive, jnp.zeros_like(drive[:1])])
+    k0 = jnp.zeros((inputs.shape[0], rnn.n_left), dtype=mu.dtype)
     _, out = jax.lax.scan(jax.checkpoint(step), k0, drive)
     return jnp.swapaxes(out[1:] if after else out, 0, 1)

@@ -86,6 +86,45 @@ def _gaussian_expectation(f: Callable, n_nodes: int) -> Callable:
     return expectation
 
 
+def _shifted_expectation(f: Callable, n_nodes: int) -> Callable:
+    r"""Return (mean, Delta) -> E[f(mean + sqrt(Delta) xi)], differentiable to any order.
+
+    d/dmean = E[f'(.)] and d/dDelta = E[f''(.)] / 2 (heat equation), never through sqrt(Delta)."""
+    nodes, weights = _hermite_rule(n_nodes)
+    f1 = jax.grad(f)
+    f2 = jax.grad(f1)
+
+    @jax.custom_jvp
+    def expectation(mean, delta):
+        scale = jnp.sqrt(jnp.maximum(delta, 0.0))
+        values = jax.vmap(f)(mean + scale * nodes)
+        return jnp.sum(values * weights, axis=-1)
+
+    @expectation.defjvp
+    def _jvp(primals, tangents):
+        (mean, delta), (d_mean, d_delta) = primals, tangents
+        slope = _shifted_expectation(f1, n_nodes)(mean, delta)
+        curvature = _shifted_expectation(f2, n_nodes)(mean, delta)
+        return expectation(mean, delta), slope * d_mean + 0.5 * curvature * d_delta
+
+    return expectation
+
+
+def _erf_moments(mean, delta):
+    """(E[phi], E[phi']) of erf(sqrt(pi)/2 x) over N(mean, Delta), in closed form."""
+    spread = 1.0 + jnp.pi * delta / 2
+    gain = 1.0 / jnp.sqrt(spread)
+    return jax.scipy.special.erf(jnp.sqrt(jnp.pi) / 2 * mean * gain), gain * jnp.exp(-jnp.pi * mean**2 / (4 * spread))
+
+
+def _relu_moments(mean, delta):
+    """(E[phi], E[phi']) of relu over N(mean, Delta): (m Phi(m/s) + s phi(m/s), Phi(m/s)), s = sqrt(Delta)
+    (Delta floored at 1e-30: the Delta-derivative is singular at Delta = 0, mean = 0)."""
+    scale = jnp.sqrt(jnp.maximum(delta, 1e-30))
+    z = mean / scale
+    return mean * jax.scipy.stats.norm.cdf(z) + scale * jax.scipy.stats.norm.pdf(z), jax.scipy.stats.norm.cdf(z)
+
+
 @dataclasses.dataclass(frozen=True)
 class Nonlinearity:
     """A pointwise nonlinearity phi and its Gaussian gain g(Delta) (see module docstring).
@@ -96,6 +135,8 @@ class Nonlinearity:
         closed_gain: g(Delta) in closed form, or None to use Gauss-Hermite quadrature.
         n_nodes: quadrature nodes when ``closed_gain`` is None.
         is_linear: True only for the identity (the overlap dynamics are then exact).
+        closed_moments: (mean, Delta) -> (E[phi(h)], E[phi'(h)]) for h ~ N(mean, Delta) in closed
+            form (the mixture closure's averages), or None to use quadrature.
     """
 
     name: str
@@ -103,6 +144,7 @@ class Nonlinearity:
     closed_gain: Callable | None = None
     n_nodes: int = 128
     is_linear: bool = False
+    closed_moments: Callable | None = None
 
     def __call__(self, x):
         return self.phi(x)
@@ -131,6 +173,21 @@ class Nonlinearity:
         if self.closed_gain is not None:
             return self.closed_gain(delta)
         return self.quadrature_gain(delta, self.n_nodes)
+
+    def moments(self, mean, delta):
+        """(E[phi(h)], E[phi'(h)]) for h ~ N(mean, Delta), elementwise: the averages of one Gaussian
+        component of a mixture (mean 0: (E[phi], g(Delta)), 0 and the gain for an odd phi)."""
+        if self.closed_moments is not None:
+            return self.closed_moments(mean, delta)
+        return self.quadrature_moments(mean, delta, self.n_nodes)
+
+    def quadrature_moments(self, mean, delta, n_nodes: int | None = None):
+        """:meth:`moments` by Gauss-Hermite quadrature (``n_nodes`` nodes), even where a closed form exists."""
+        n = n_nodes or self.n_nodes
+        value = jnp.vectorize(_shifted_expectation(self.phi, n))
+        slope = jnp.vectorize(_shifted_expectation(jax.grad(self.phi), n))
+        mean, delta = jnp.broadcast_arrays(jnp.asarray(mean, dtype=float), jnp.asarray(delta, dtype=float))
+        return value(mean, delta), slope(mean, delta)
 
     def quadrature_gain(self, delta, n_nodes: int | None = None):
         """g(Delta) by Gauss-Hermite quadrature (``n_nodes`` nodes), even where a closed form exists."""
@@ -179,12 +236,24 @@ def register_nonlinearity(nonlinearity: Nonlinearity) -> Nonlinearity:
 
 
 LINEAR = register_nonlinearity(
-    Nonlinearity("linear", lambda x: x, closed_gain=lambda d: jnp.ones_like(jnp.asarray(d, float)), is_linear=True)
+    Nonlinearity(
+        "linear",
+        lambda x: x,
+        closed_gain=lambda d: jnp.ones_like(jnp.asarray(d, float)),
+        is_linear=True,
+        closed_moments=lambda m, d: (m + 0.0 * d, jnp.ones_like(m + d)),
+    )
 )
-ERF = register_nonlinearity(Nonlinearity("erf", _erf_phi, closed_gain=lambda d: 1.0 / jnp.sqrt(1.0 + jnp.pi * d / 2)))
+ERF = register_nonlinearity(
+    Nonlinearity(
+        "erf", _erf_phi, closed_gain=lambda d: 1.0 / jnp.sqrt(1.0 + jnp.pi * d / 2), closed_moments=_erf_moments
+    )
+)
 TANH = register_nonlinearity(Nonlinearity("tanh", jnp.tanh))
 RELU = register_nonlinearity(
-    Nonlinearity("relu", _relu, closed_gain=lambda d: 0.5 * jnp.ones_like(jnp.asarray(d, float)))
+    Nonlinearity(
+        "relu", _relu, closed_gain=lambda d: 0.5 * jnp.ones_like(jnp.asarray(d, float)), closed_moments=_relu_moments
+    )
 )
 
 

@@ -66,6 +66,7 @@ import scipy.stats
 
 from .overlaps import Overlaps, check_gram
 from .precision import float64
+from .quadrature import gauss_hermite, product_grid
 
 RULES = ("gauss-hermite", "split", "smolyak", "qmc")
 MAX_PARTICLES = 2_000_000
@@ -102,17 +103,8 @@ def gauss_hermite_particles(S0, nodes: int = 8) -> Particles:
     _check_nodes(nodes, "nodes")
     scale, E = _principal_directions(S0)
     _check_size(nodes**scale.size, f"nodes = {nodes} in {scale.size} directions")
-    xi, weights = _product_grid([nodes] * scale.size)
+    xi, weights = product_grid([nodes] * scale.size)
     return Particles(jnp.asarray((xi * scale) @ E.T), jnp.asarray(weights))
-
-
-def _product_grid(counts) -> tuple[np.ndarray, np.ndarray]:
-    """The product of Gauss-Hermite rules with ``counts`` nodes per direction: xi (n, d), weights (n,)."""
-    rules = [_gauss_hermite_1d(m) for m in counts]
-    grids = np.meshgrid(*(x for x, _ in rules), indexing="ij")
-    xi = np.stack([g.ravel() for g in grids], axis=1).reshape(-1, len(counts))
-    weights = np.prod(np.meshgrid(*(w for _, w in rules), indexing="ij"), axis=0).ravel()
-    return xi, weights.reshape(-1)
 
 
 def _check_nodes(nodes, name: str) -> None:
@@ -144,17 +136,10 @@ def split_particles(S0, left: int, nodes: int = 5, right_nodes: int = 3) -> Part
     _check_size(
         nodes**d_b * right_nodes**d_c, f"nodes = {nodes}, right_nodes = {right_nodes} in {d_b} + {d_c} directions"
     )
-    xi, weights = _product_grid([nodes] * d_b + [right_nodes] * d_c)
+    xi, weights = product_grid([nodes] * d_b + [right_nodes] * d_c)
     b = (xi[:, :d_b] * scale_b) @ E_b.T if d_b else np.zeros((len(weights), left))
     a = b @ A.T + ((xi[:, d_b:] * scale_c) @ E_c.T if d_c else 0.0)
     return Particles(jnp.asarray(np.concatenate([b, a], axis=1)), jnp.asarray(weights))
-
-
-def _gauss_hermite_1d(m: int) -> tuple[np.ndarray, np.ndarray]:
-    """m-node Gauss-Hermite rule for N(0, 1): nodes exactly symmetric, weights summing to 1."""
-    x, w = np.polynomial.hermite_e.hermegauss(m)
-    x = (x - x[::-1]) / 2
-    return x, w / w.sum()
 
 
 def smolyak_nodes(d: int, level: int) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +156,7 @@ def smolyak_nodes(d: int, level: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(level, bool) or not isinstance(level, int) or level < 1:
         raise ValueError(f"level = {level!r}: must be an integer >= 1 (Smolyak level)")
     q = level + d - 1
-    rules = [_gauss_hermite_1d(m) for m in range(1, level + 1)]
+    rules = [gauss_hermite(m) for m in range(1, level + 1)]
     merged: dict[tuple, float] = {}
     for j in itertools.product(range(1, level + 1), repeat=d):
         size = sum(j)

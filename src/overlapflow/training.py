@@ -33,6 +33,7 @@ from .engines import Engine, FlowEngine, NetworkEngine, OverlapEngine, ParticleE
 from .engines.rows import RowState
 from .flow import METHODS
 from .history import make_history
+from .mixture import Mixture
 from .model import LowRankRNN
 from .optimizers import MomentumState, Optimizer, as_optimizer
 from .overlaps import Overlaps
@@ -122,32 +123,31 @@ def _batch_keys(key, K: int):
 
 # ---------------------------------------------------------------------------- the chunked loop
 def _run_chunks(advance, carry, n_records: int, chunk: int, description: str, progress: bool, batched: bool):
-    """Call ``advance(carry, start) -> (carry, (losses (chunk, ...), overlaps (chunk, ..., P, P)))``
-    until ``n_records`` records exist, checking each chunk for NaN/Inf (``...``: the runs of a batch,
-    when ``batched``; records come back epoch-first, and are returned run-first).
+    """Call ``advance(carry, start) -> (carry, (losses (chunk, ...), overlaps (chunk, ..., P, P),
+    population records {name: (chunk, ...)}))`` until ``n_records`` records exist, checking each chunk
+    for NaN/Inf (``...``: the runs of a batch, when ``batched``; records come back epoch-first, and
+    are returned run-first).
 
-    Returns (carry, losses, overlaps, bad) where ``bad`` is the index of the first non-finite
-    record (losses/overlaps then stop before it) or None."""
-    losses, overlaps, bad = [], [], None
+    Returns (carry, losses, overlaps, populations, bad) where ``bad`` is the index of the first
+    non-finite record (the records then stop before it) or None."""
+    records, bad = [], None
     with progress_bar(progress, description, n_records) as update:
         for start in range(0, n_records, chunk):
-            carry, (loss, S) = advance(carry, start)
+            carry, record = advance(carry, start)
             take = min(chunk, n_records - start)
-            loss, S = np.asarray(loss)[:take], np.asarray(S)[:take]
+            loss, S, populations = jax.tree.map(lambda a: np.asarray(a)[:take], record)
             finite = np.isfinite(loss.reshape(take, -1)).all(1) & np.isfinite(S.reshape(take, -1)).all(1)
             if not finite.all():
                 first = int(np.argmin(finite))
-                losses.append(loss[:first])
-                overlaps.append(S[:first])
+                records.append(jax.tree.map(lambda a: a[:first], (loss, S, populations)))
                 bad = start + first
                 break
-            losses.append(loss)
-            overlaps.append(S)
+            records.append((loss, S, populations))
             update(take, float(np.mean(loss[-1])))
-    loss, S = np.concatenate(losses), np.concatenate(overlaps)
+    loss, S, populations = jax.tree.map(lambda *parts: np.concatenate(parts), *records)
     if batched:
-        loss, S = np.swapaxes(loss, 0, 1), np.swapaxes(S, 0, 1)
-    return carry, loss, S, bad
+        loss, S, populations = jax.tree.map(lambda a: np.swapaxes(a, 0, 1), (loss, S, populations))
+    return carry, loss, S, populations, bad
 
 
 def _default_chunk(n_records: int, progress: bool, chunk: int | None) -> int:
@@ -184,21 +184,20 @@ def _loop(engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chun
         runs = jax.vmap(advance_one, in_axes=(0, None, key_axis))
 
         def advance(carry, start):
-            carry, (loss, S) = runs(carry, start, key)
-            return carry, (jnp.swapaxes(loss, 0, 1), jnp.swapaxes(S, 0, 1))  # records epoch-first
+            carry, records = runs(carry, start, key)
+            return carry, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), records)  # records epoch-first
 
     label = engine.label(state) if K is None else f"{K} x {engine.label(state)}"
     carry = (state, dropped)
     if engine.records_initial_state:
-        carry, losses, overlaps, bad = _run_chunks(advance, carry, epochs + 1, chunk, label, progress, K is not None)
-    else:  # the gradient flow records the states after each chunk: the start is recorded here
-        first = _first_record(engine, rnn, task, state, key, key_axis, K)
-        carry, losses, overlaps, bad = _run_chunks(advance, carry, epochs, chunk, label, progress, K is not None)
-        axis = 0 if K is None else 1
-        losses = np.concatenate([np.expand_dims(first[0], axis), losses], axis=axis)
-        overlaps = np.concatenate([np.expand_dims(first[1], axis), overlaps], axis=axis)
-        bad = None if bad is None else bad + 1
-    return carry, losses, overlaps, bad
+        return _run_chunks(advance, carry, epochs + 1, chunk, label, progress, K is not None)
+    # the gradient flow records the states after each chunk: the start is recorded here
+    first = _first_record(engine, rnn, task, state, key, key_axis, K)
+    carry, losses, overlaps, populations, bad = _run_chunks(advance, carry, epochs, chunk, label, progress, K is not None)
+    axis = 0 if K is None else 1
+    losses = np.concatenate([np.expand_dims(first[0], axis), losses], axis=axis)
+    overlaps = np.concatenate([np.expand_dims(first[1], axis), overlaps], axis=axis)
+    return carry, losses, overlaps, populations, None if bad is None else bad + 1
 
 
 def _first_record(engine, rnn, task, state, key, key_axis, K):
@@ -214,8 +213,8 @@ def _first_record(engine, rnn, task, state, key, key_axis, K):
     return np.asarray(loss), np.asarray(S)
 
 
-def _finish(rnn, losses, overlaps, bad, attrs, what) -> xr.Dataset:
-    history = make_history(rnn, losses, overlaps, attrs)
+def _finish(rnn, losses, overlaps, bad, attrs, what, populations=None) -> xr.Dataset:
+    history = make_history(rnn, losses, overlaps, attrs, populations)
     if bad is not None:
         raise DivergenceError(
             f"{what}: the loss or the state became NaN/Inf at epoch {bad}; the History up to epoch "
@@ -240,6 +239,7 @@ def train(
     state=None,
     epoch_offset: int = 0,
     lr_dropped: bool = False,
+    populations: ArrayLike | None = None,
 ) -> TrainResult:
     """Train with any engine.
 
@@ -258,19 +258,25 @@ def train(
         epoch_offset: epoch k uses the batch of epoch ``epoch_offset + k`` (and the flow starts at
             t = epoch_offset), to continue a run in segments with the batches of one run.
         lr_dropped: whether the learning-rate drop has already fired (to continue a run).
+        populations: the population of each row (N,) (integers 0..K-1) for a network or ready
+            Particles; the History then records each population's mean and overlaps. (The overlap
+            engine and particles take populations from a :class:`~overlapflow.Mixture` start.)
 
     Returns:
-        A :class:`TrainResult`; its History has ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P).
+        A :class:`TrainResult`; its History has ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P),
+        and with populations ``population_means`` (epoch, population, row),
+        ``population_overlaps`` (epoch, population, row, col) and ``population_weights`` (population).
     """
     _check_run(rnn, task, lr, epochs, chunk)
     key = jax.random.key(0) if key is None else key
-    state = engine.init(rnn, start) if state is None else state
-    carry, losses, overlaps, bad = _loop(
+    state = _init(engine, rnn, start, populations) if state is None else state
+    carry, losses, overlaps, records, bad = _loop(
         engine, rnn, task, state, lr, epochs, key, None, None, progress, chunk, epoch_offset, jnp.asarray(lr_dropped)
     )
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state)}
     attrs.update(engine.run_attrs(rnn, task, key, overlaps))
-    history = _finish(rnn, losses, overlaps, bad, attrs, f"train ({engine.kind})")
+    populations = _populations(engine, state, records)
+    history = _finish(rnn, losses, overlaps, bad, attrs, f"train ({engine.kind})", populations)
     return TrainResult(history, carry[0], engine, carry[1])
 
 
@@ -289,6 +295,7 @@ def train_batch(
     states=None,
     epoch_offset: int = 0,
     lr_dropped=None,
+    populations: ArrayLike | None = None,
 ) -> TrainResult:
     """K runs of one engine, architecture and task in one compiled call (``jax.vmap``); each equals
     :func:`train` from its own start to round-off. A NaN/Inf in any run stops all of them.
@@ -298,28 +305,50 @@ def train_batch(
         key: one key (every run sees the same batches) or K keys (K,) (run k draws from ``key[k]``).
         states: continue from these batched states (a previous :attr:`TrainResult.state`).
         lr_dropped: (K,) flags of the learning-rate drop (to continue runs; default: not yet).
+        populations: the population of each row (N,), shared by the K networks (see :func:`train`).
 
     Returns:
         A :class:`TrainResult` whose History has a leading ``run`` dimension.
     """
     _check_run(rnn, task, lr, epochs, chunk)
     if states is None:
-        one = [engine.init(rnn, start) for start in _unstack(engine, starts)]
+        one = [_init(engine, rnn, start, populations) for start in _unstack(engine, starts)]
         states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *one)
     K = int(jax.tree.leaves(states)[0].shape[0])
     key, key_axis = _batch_keys(key, K)
     dropped = jnp.zeros(K, dtype=bool) if lr_dropped is None else jnp.asarray(lr_dropped, dtype=bool)
     if dropped.shape != (K,):
         raise ValueError(f"lr_dropped: shape {dropped.shape}; must be ({K},), one flag per run")
-    carry, losses, overlaps, bad = _loop(
+    carry, losses, overlaps, records, bad = _loop(
         engine, rnn, task, states, lr, epochs, key, key_axis, K, progress, chunk, epoch_offset, dropped
     )
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, states), "runs": K}
-    history = _finish(rnn, losses, overlaps, bad, attrs, f"train_batch ({engine.kind})")
+    populations = _populations(engine, jax.tree.map(lambda a: a[0], states), records)
+    history = _finish(rnn, losses, overlaps, bad, attrs, f"train_batch ({engine.kind})", populations)
     return TrainResult(history, carry[0], engine, carry[1])
 
 
+def _init(engine, rnn, start, populations):
+    """``engine.init``, with population labels for the engines on rows (networks, particles)."""
+    if populations is None:
+        return engine.init(rnn, start)
+    if not isinstance(engine, (NetworkEngine, ParticleEngine)):
+        raise ValueError(
+            f"populations: the {engine.kind} engine takes its populations from its start; "
+            "give it an overlapflow.Mixture (e.g. Mixture.from_params(rnn, theta, labels))"
+        )
+    return engine.init(rnn, start, populations=populations)
+
+
+def _populations(engine, state, records) -> dict | None:
+    """The History's population variables: the records and the weights (K,), or None."""
+    weights = engine.population_weights(state)
+    return None if weights is None else {**records, "population_weights": np.asarray(weights)}
+
+
 def _unstack(engine, starts):
+    if isinstance(starts, Mixture):
+        return [Mixture(*parts) for parts in zip(starts.weights, starts.means, starts.covariances, strict=True)]
     if isinstance(starts, Particles):
         return [Particles(t, w) for t, w in zip(starts.theta, starts.weights, strict=True)]
     starts = starts if isinstance(engine, NetworkEngine) else np.asarray(starts, dtype=np.float64)
@@ -362,6 +391,7 @@ def train_network(
     return_state: bool = False,
     opt_state=None,
     epoch_offset: int = 0,
+    populations: ArrayLike | None = None,
 ):
     """Train the full network theta (N, P) by an optax optimiser on the task's loss
     (:class:`~overlapflow.engines.NetworkEngine` through :func:`train`).
@@ -385,6 +415,8 @@ def train_network(
         return_params, return_state: deprecated; use ``train(NetworkEngine(optimizer), ...)``.
         opt_state: optimiser state to continue from (default: a fresh one).
         epoch_offset: this run's epoch k uses the batch of epoch ``epoch_offset + k``.
+        populations: the population of each neuron (N,), integers 0..K-1: the History then also
+            records each population's mean and overlaps (see :func:`train`).
 
     Returns:
         History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N.
@@ -392,7 +424,8 @@ def train_network(
     engine = NetworkEngine(optimizer)
     state = None
     if opt_state is not None:
-        state = RowState(jnp.asarray(theta0), None, opt_state)
+        state = engine.init(rnn, theta0, populations) if populations is not None else engine.init(rnn, theta0)
+        state = dataclasses.replace(state, opt_state=opt_state)
     result = train(
         engine,
         rnn,
@@ -405,6 +438,7 @@ def train_network(
         chunk=chunk,
         state=state,
         epoch_offset=epoch_offset,
+        populations=populations,
     )
     if return_state:
         _deprecated("return_state", "overlapflow.train(NetworkEngine(optimizer), ...)")
@@ -445,7 +479,9 @@ def train_overlaps(
     ``"exact"``. ``"adam"`` is refused: it does not close in overlap space.
 
     Args:
-        S0: initial overlaps, an :class:`~overlapflow.Overlaps` or a (P, P) symmetric PSD array.
+        S0: initial overlaps, an :class:`~overlapflow.Overlaps` or a (P, P) symmetric PSD array; or
+            populations, a :class:`~overlapflow.Mixture` (the mixture closure, methods ``"exact"`` and
+            ``"euler"``; the History then records each population's mean and overlaps).
         lr: overlap-scale learning rate eta > 0.
         epochs: number of updates (or the flow's final time).
         key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
@@ -496,7 +532,8 @@ def train_particles(
     (:class:`~overlapflow.engines.ParticleEngine` through :func:`train`).
 
     Args:
-        S0: initial overlaps (P, P) (rows start as N(0, S0)), or ready :class:`Particles`.
+        S0: initial overlaps (P, P) (rows start as N(0, S0)), a :class:`~overlapflow.Mixture` (one
+            cloud per component), or ready :class:`Particles`.
         lr: overlap-scale learning rate eta (each particle moves by eta dL/dtheta_p / w_p).
         rule: the quadrature rule, ``"gauss-hermite"`` or ``"qmc"`` (:mod:`overlapflow.particles`).
         nodes: Gauss-Hermite nodes per direction.

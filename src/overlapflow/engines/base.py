@@ -129,6 +129,16 @@ class Engine(abc.ABC):
         """A short name for progress bars."""
         return self.kind
 
+    def population_records(self, state: State) -> dict:
+        """Per-epoch records of the populations of ``state``: ``{}`` (none), or
+        ``{"population_means": (K, P), "population_overlaps": (K, P, P)}`` (mean and second moment
+        E_k[theta theta^T] of each population's rows)."""
+        return {}
+
+    def population_weights(self, state: State):
+        """The populations' weights (K,) (fractions of the rows), or None when ``state`` has none."""
+        return None
+
     def run_attrs(self, rnn, task, key, overlaps) -> dict:
         """Attributes measured on a finished run's overlaps (e.g. the closure's quadrature error)."""
         return {}
@@ -147,7 +157,7 @@ class Engine(abc.ABC):
 
     def advance(self, rnn, task, carry, start, *, key, offset, lr, epochs, chunk):
         """Epochs start..start+chunk-1 of a run of ``epochs`` updates, compiled: records
-        (loss, S) of each state before its update; epochs >= ``epochs`` only record.
+        (loss, S, population records) of each state before its update; epochs >= ``epochs`` only record.
 
         ``carry`` is (state, dropped): the learning-rate drop's flag (:func:`lr_factor`)."""
         return _scan_chunk(
@@ -170,6 +180,6 @@ def _scan_chunk(carry, start, *, key, offset, lr, epochs, engine, rnn, task, chu
             return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
 
         carry, loss = _learn_unless_surplus(learn, carry, k, epochs)
-        return carry, (loss, engine.overlaps(state))
+        return carry, (loss, engine.overlaps(state), engine.population_records(state))
 
     return jax.lax.scan(epoch, carry, start + jnp.arange(chunk))

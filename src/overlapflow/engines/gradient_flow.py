@@ -57,7 +57,7 @@ class FlowEngine(OverlapEngine):
         S, records = _flow_chunk(
             S, offset + start, offset + epochs, batch=batch, lr=lr, engine=self, rnn=rnn, task=task, chunk=chunk
         )
-        return (S, dropped), records
+        return (S, dropped), (*records, {})
 
 
 @functools.partial(jax.jit, static_argnames=("engine", "rnn", "task", "chunk"))

@@ -12,6 +12,24 @@ the update (:mod:`overlapflow.flow`):
 Optimisers: SGD; weight decay (Gamma <- Gamma + lambda I); heavy-ball and Nesterov momentum with
 ``"exact"`` (the state is then a :class:`~overlapflow.optimizers.MomentumState`, the Gram matrix of
 [theta | velocity]). Adam is refused: it does not close in overlap space.
+
+Populations (the mixture closure): started from a :class:`~overlapflow.Mixture`, the state is the
+mixture and the closure l(w, mu, C) (:func:`~overlapflow.meanfield_loss` takes a Mixture). In the
+large-N limit each row moves by the same function of itself, theta <- theta - eta f(theta); on
+component c, Stein's and Price's identities give its mean and mean slope from autodiff of l,
+
+    E_c[f] = (1 / w_c) dl/dmu_c,        E_c[grad f] = 2 Gamma_c,   Gamma_c = sym(dl/dC_c) / w_c,
+
+and the closure takes f affine on each component, f(theta) = b_c + 2 Gamma_c theta with
+b_c = E_c[f] - 2 Gamma_c mu_c. The component stays Gaussian (:meth:`Mixture.push_affine`):
+
+- ``"exact"``: mu_c <- X_c mu_c - eta b_c, C_c <- X_c C_c X_c^T, X_c = I - 2 eta Gamma_c;
+- ``"euler"``: mu_c <- mu_c - eta E_c[f], C_c <- C_c - 2 eta (Gamma_c C_c + C_c Gamma_c).
+
+For a linear network f is linear (b_c = 0, Gamma_c = Gamma for every c): every population then
+moves exactly as the network's (any N, any eta). K = 1 with mu = 0 and an odd phi is the Gaussian
+closure above (b = 0). Derivation: docs/theory.md. Momentum, the flow and visible-only steps are
+not defined for mixtures and are refused.
 """
 
 from __future__ import annotations
@@ -26,6 +44,7 @@ import numpy as np
 
 from ..flow import euler_step, exact_step, visible_only_step
 from ..meanfield import current_variance, latent_trajectory, meanfield_loss
+from ..mixture import Mixture
 from ..optimizers import MomentumState, momentum_init, momentum_step
 from ..overlaps import Overlaps, check_gram, visible_mask
 from .base import Engine
@@ -68,7 +87,8 @@ class OverlapEngine(Engine):
             :class:`~overlapflow.Optimizer` of those kinds.
         closure: the reduced loss ``closure(rnn, task, S, batch) -> scalar``.
 
-    ``start``: S0 (P, P) or :class:`~overlapflow.Overlaps`; a :class:`MomentumState` continues momentum.
+    ``start``: S0 (P, P) or :class:`~overlapflow.Overlaps`; a :class:`MomentumState` continues
+    momentum; a :class:`~overlapflow.Mixture` runs the mixture closure (module docstring).
     """
 
     method: str = "exact"
@@ -84,10 +104,19 @@ class OverlapEngine(Engine):
     def init(self, rnn, start):
         if isinstance(start, MomentumState):
             return start
+        if isinstance(start, Mixture):
+            if self.method not in ("exact", "euler") or self.optimizer.beta:
+                raise ValueError(
+                    f"start: a Mixture runs the mixture closure with method 'exact' or 'euler' and SGD (weight "
+                    f"decay allowed); got method = {self.method!r}, optimizer = {self.optimizer.kind!r}"
+                )
+            return Mixture.create(start.weights, start.means, start.covariances, rnn, name="start")
         S0 = jnp.asarray(initial_overlaps(rnn, start))
         return momentum_init(S0) if self.optimizer.beta else S0
 
     def loss_and_gradient(self, rnn, task, state, batch):
+        if isinstance(state, Mixture):
+            return self._mixture_gradient(rnn, task, state, batch)
         S = self.overlaps(state)
         loss, G = jax.value_and_grad(lambda s: self.closure(rnn, task, s, batch))(S)
         Gamma = (G + G.T) / 2 + self.optimizer.weight_decay * jnp.eye(S.shape[0], dtype=S.dtype)
@@ -96,7 +125,32 @@ class OverlapEngine(Engine):
     def loss(self, rnn, task, state, batch):
         return self.closure(rnn, task, self.overlaps(state), batch)
 
+    def _mixture_gradient(self, rnn, task, mixture: Mixture, batch):
+        """The loss and each component's affine row map (Gamma_c (K, P, P), b_c (K, P)) (module docstring)."""
+
+        def loss(means, covariances):
+            return self.closure(rnn, task, Mixture(mixture.weights, means, covariances), batch)
+
+        value, (d_means, d_covs) = jax.value_and_grad(loss, argnums=(0, 1))(mixture.means, mixture.covariances)
+        w = mixture.weights
+        decay = self.optimizer.weight_decay
+        eye = jnp.eye(mixture.means.shape[-1], dtype=mixture.means.dtype)
+        Gamma = (d_covs + jnp.swapaxes(d_covs, -1, -2)) / (2 * w[:, None, None]) + decay * eye
+        mean_drift = d_means / w[:, None] + 2 * decay * mixture.means  # E_c[f]
+        return value, (Gamma, mean_drift - 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means))
+
+    def _mixture_update(self, mixture: Mixture, gradient, lr) -> Mixture:
+        Gamma, offset = gradient
+        if self.method == "exact":
+            X = jnp.eye(Gamma.shape[-1], dtype=Gamma.dtype) - 2 * lr * Gamma
+            return mixture.push_affine(X, lr * offset)
+        mean_drift = offset + 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means)
+        GC = Gamma @ mixture.covariances
+        return Mixture(mixture.weights, mixture.means - lr * mean_drift, mixture.covariances - 2 * lr * (GC + jnp.swapaxes(GC, -1, -2)))
+
     def update(self, rnn, state, gradient, lr):
+        if isinstance(state, Mixture):
+            return self._mixture_update(state, gradient, lr)
         if isinstance(state, MomentumState):
             return momentum_step(state, gradient, lr, self.optimizer.beta, self.optimizer.kind == "nesterov")
         if self.method == "exact":
@@ -106,13 +160,26 @@ class OverlapEngine(Engine):
         return visible_only_step(state, gradient, lr, jnp.asarray(visible_mask(rnn)))
 
     def overlaps(self, state) -> jax.Array:
+        if isinstance(state, Mixture):
+            return state.overlaps
         return state.S if isinstance(state, MomentumState) else state
 
-    def carry(self, state) -> jax.Array:
-        return self.overlaps(state)
+    def carry(self, state):
+        return state if isinstance(state, Mixture) else self.overlaps(state)
+
+    def population_records(self, state) -> dict:
+        if not isinstance(state, Mixture):
+            return {}
+        return {"population_means": state.means, "population_overlaps": state.second_moments}
+
+    def population_weights(self, state):
+        return state.weights if isinstance(state, Mixture) else None
 
     def attrs(self, rnn, state) -> dict:
-        return {"engine": "overlaps", "method": self.method, "optimizer": self.optimizer.describe()}
+        attrs = {"engine": "overlaps", "method": self.method, "optimizer": self.optimizer.describe()}
+        if isinstance(state, Mixture):
+            attrs.update(closure="mixture", components=int(state.weights.shape[-1]))
+        return attrs
 
     def label(self, state) -> str:
         return f"overlaps ({self.method})"

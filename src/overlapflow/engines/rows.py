@@ -6,6 +6,10 @@ averages weighted by w (n,): w = 1/N for a network of N neurons, quadrature weig
 built for n rows at rate eta n, and each row's gradient is divided by n w_i, so row i moves by
 eta dL/dtheta_i / w_i, the per-row update of a network of any size (for the network: eta N dL/dtheta).
 The overlaps are S = theta^T diag(w) theta.
+
+Populations: rows may carry labels (n,) (a network's ``populations``, or the component each particle
+of a :class:`~overlapflow.Mixture` start was drawn from); the History then records each population's
+mean and second moment (:func:`~overlapflow.mixture.population_moments`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ..mixture import Mixture, check_labels, population_moments
 from ..network import gram, network_loss
 from ..optimizers import KINDS, Optimizer
 from ..overlaps import check_gram
@@ -26,18 +31,23 @@ from .base import Engine
 
 
 @functools.partial(
-    jax.tree_util.register_dataclass, data_fields=["theta", "weights", "opt_state"], meta_fields=["mirrored"]
+    jax.tree_util.register_dataclass,
+    data_fields=["theta", "weights", "opt_state", "labels"],
+    meta_fields=["mirrored", "n_populations"],
 )
 @dataclasses.dataclass(frozen=True)
 class RowState:
     """theta (n, P); weights (n,) or None (a network: 1/N); the optimiser's state; ``mirrored``
     (static): None, or the rows are the folded half of a mirror-symmetric cloud (particles with an
-    odd phi) whose last ``mirrored`` rows are at 0 (:func:`~overlapflow.particles.fold`)."""
+    odd phi) whose last ``mirrored`` rows are at 0 (:func:`~overlapflow.particles.fold`); ``labels``
+    (n,) the population of each row, or None, and ``n_populations`` (static) K."""
 
     theta: jax.Array
     weights: jax.Array | None
     opt_state: Any
     mirrored: int | None = None
+    labels: jax.Array | None = None
+    n_populations: int | None = None
 
 
 def _transformation(optimizer, lr, n: int) -> optax.GradientTransformation:
@@ -70,9 +80,14 @@ class _RowsEngine(Engine):
                 "or a callable lr -> optax transformation"
             )
 
-    def _fresh(self, theta, weights, mirrored: int | None = None) -> RowState:
+    def _fresh(self, theta, weights, mirrored: int | None = None, labels=None) -> RowState:
         # optax states do not depend on the rate: built at rate 1
-        return RowState(theta, weights, _transformation(self.optimizer, 1.0, theta.shape[0]).init(theta), mirrored)
+        opt_state = _transformation(self.optimizer, 1.0, theta.shape[0]).init(theta)
+        if labels is None:
+            return RowState(theta, weights, opt_state, mirrored)
+        labels = check_labels(labels, theta.shape[0])
+        K = int(labels.max()) + 1
+        return RowState(theta, weights, opt_state, mirrored, jnp.asarray(labels, dtype=jnp.int32), K)
 
     def loss_and_gradient(self, rnn, task, state: RowState, batch):
         theta, weights = state.theta, state.weights
@@ -91,6 +106,18 @@ class _RowsEngine(Engine):
     def overlaps(self, state: RowState) -> jax.Array:
         return gram(state.theta, state.weights)
 
+    def population_records(self, state: RowState) -> dict:
+        if state.labels is None:
+            return {}
+        means, moments = population_moments(state.theta, state.weights, state.labels, state.n_populations)
+        return {"population_means": means, "population_overlaps": moments}
+
+    def population_weights(self, state: RowState):
+        if state.labels is None:
+            return None
+        w = jnp.full(state.labels.shape[-1], 1.0 / state.labels.shape[-1]) if state.weights is None else state.weights
+        return jax.ops.segment_sum(w, state.labels, state.n_populations)
+
     def optimizer_label(self) -> str:
         if isinstance(self.optimizer, Optimizer):
             return self.optimizer.describe()
@@ -106,13 +133,13 @@ class NetworkEngine(_RowsEngine):
             :class:`~overlapflow.Optimizer`, or any factory ``learning_rate -> optax.GradientTransformation``
             (called with eta N).
 
-    ``start``: theta (N, P), float32 or float64 (the run's dtype).
+    ``start``: theta (N, P), float32 or float64 (the run's dtype); ``populations`` (N,) labels.
     """
 
     kind = "network"
 
-    def init(self, rnn, start) -> RowState:
-        return self._fresh(_check_theta(rnn, start, "theta0"), None)
+    def init(self, rnn, start, populations=None) -> RowState:
+        return self._fresh(_check_theta(rnn, start, "theta0"), None, labels=populations)
 
     def carry(self, state: RowState) -> jax.Array:
         return state.theta
@@ -144,7 +171,10 @@ class ParticleEngine(_RowsEngine):
             (:func:`~overlapflow.particles.fold`): the same numbers at half the cost. The state then
             holds the half; :meth:`carry` gives the whole cloud.
 
-    ``start``: overlaps S0 (P, P) (rows start as N(0, S0), sampled by the rule) or :class:`Particles`.
+    ``start``: overlaps S0 (P, P) (rows start as N(0, S0), sampled by the rule), a
+    :class:`~overlapflow.Mixture` (one cloud per component, by the rule for its covariance, shifted
+    by its mean, at weights w_k times the rule's; labelled by component) or :class:`Particles`
+    (``populations``: their labels). A cloud with populations is run whole (not mirrored).
     """
 
     rule: str = "gauss-hermite"
@@ -167,17 +197,33 @@ class ParticleEngine(_RowsEngine):
         if self.rule not in RULES:
             raise ValueError(f"rule = {self.rule!r}: unknown particle rule; allowed: {list(RULES)}")
 
-    def init(self, rnn, start) -> RowState:
-        if not isinstance(start, Particles):
+    def init(self, rnn, start, populations=None) -> RowState:
+        if isinstance(start, Mixture):
+            start, populations = self._mixture_cloud(rnn, start)
+        elif not isinstance(start, Particles):
             S0 = jnp.asarray(getattr(start, "matrix", start), dtype=jnp.float64)
             check_gram(S0, "S0")
-            start = make_particles(
-                S0, self.rule, self.nodes, self.n, self.seed, self.level, self.right_nodes, rnn.n_left
-            )
+            start = self._cloud(rnn, S0)
         _check_theta(rnn, start.theta, "particles.theta")
+        if populations is not None:
+            return self._fresh(jnp.asarray(start.theta), jnp.asarray(start.weights), labels=populations)
         folded = fold(start) if self.mirror and rnn.nonlinearity.is_odd else None
         start, at_zero = (start, None) if folded is None else folded
         return self._fresh(jnp.asarray(start.theta), jnp.asarray(start.weights), mirrored=at_zero)
+
+    def _cloud(self, rnn, covariance) -> Particles:
+        return make_particles(
+            covariance, self.rule, self.nodes, self.n, self.seed, self.level, self.right_nodes, rnn.n_left
+        )
+
+    def _mixture_cloud(self, rnn, mixture: Mixture) -> tuple[Particles, jax.Array]:
+        """One cloud per component (the rule for C_k, shifted by mu_k, weights times w_k) and its labels."""
+        mixture = Mixture.create(mixture.weights, mixture.means, mixture.covariances, rnn, name="start")
+        clouds = [self._cloud(rnn, C) for C in mixture.covariances]
+        theta = jnp.concatenate([c.theta + mu for c, mu in zip(clouds, mixture.means, strict=True)])
+        weights = jnp.concatenate([c.weights * w for c, w in zip(clouds, mixture.weights, strict=True)])
+        labels = jnp.concatenate([jnp.full(len(c), k, dtype=jnp.int32) for k, c in enumerate(clouds)])
+        return Particles(theta, weights), labels
 
     def carry(self, state: RowState) -> Particles:
         cloud = Particles(state.theta, state.weights)

@@ -192,7 +192,7 @@ def test_mixture_particles_record_each_component(linear2):
     rnn, task = linear2
     mix = random_mixture(rnn, 2, seed=7)
     thy = of.train_overlaps(rnn, task, mix, 0.1, 30)
-    cloud = of.train_particles(rnn, task, mix, 0.1, 30, nodes=2)
+    cloud = of.train_particles(rnn, task, mix, 0.1, 30, rule="gauss-hermite", nodes=2)
     assert cloud.population_overlaps.shape == (31, 2, 6, 6)
     assert np.abs(cloud.population_overlaps - thy.population_overlaps).max() < 1e-12
     np.testing.assert_allclose(cloud.population_weights, mix.weights, rtol=1e-13)

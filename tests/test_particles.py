@@ -129,7 +129,7 @@ def test_linear_particles_with_momentum_equal_the_momentum_closure():
     opt = of.Optimizer("momentum", momentum=0.9)
     exact = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=100, optimizer=opt)
     assert (
-        of.max_overlap_deviation(train_particles(rnn, task, S0, lr=2e-3, epochs=100, nodes=2, optimizer=opt), exact)
+        of.max_overlap_deviation(train_particles(rnn, task, S0, lr=2e-3, epochs=100, rule="gauss-hermite", nodes=2, optimizer=opt), exact)
         <= 1e-12
     )
 
@@ -140,7 +140,7 @@ def test_gauss_hermite_grid_refinement_converges():
     epochs vs 12^4; 8^4 vs 12^4: 1e-8; 10^4 vs 12^4: 1e-10)."""
     rnn = of.LowRankRNN(rank=1, phi="erf")
     S0 = initial_overlaps(rnn)
-    coarse, fine = (train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=100, nodes=k) for k in (6, 8))
+    coarse, fine = (train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=100, rule="gauss-hermite", nodes=k) for k in (6, 8))
     assert of.max_overlap_deviation(coarse, fine) < 1e-6
     assert np.abs(fine.overlaps.values[-1] - S0).max() > 0.3
 
@@ -170,7 +170,7 @@ def test_closure_error_is_the_non_gaussianity_it_neglects():
     """The closure and the limit share the first step (Stein's lemma holds at N(0, S0))."""
     rnn = of.LowRankRNN(rank=1, phi="tanh")
     S0 = initial_overlaps(rnn)
-    limit = train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=30, nodes=8)
+    limit = train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=30, rule="gauss-hermite", nodes=8)
     closure = of.train_overlaps(rnn, pulse_task(), S0, lr=0.05, epochs=30)
     dev = per_epoch_deviation(closure, limit)
     assert dev[1] < 1e-6 and dev[30] > 10 * dev[1]
@@ -181,7 +181,7 @@ def test_user_nonlinearity_goes_through_closure_and_particles():
     rnn = of.LowRankRNN(rank=1, phi=lambda x: jnp.tanh(x) + 0.1 * jnp.sin(2 * x))
     S0 = initial_overlaps(rnn)
     task = pulse_task(T=60)
-    limit = train_particles(rnn, task, S0, lr=0.05, epochs=20, nodes=8)
+    limit = train_particles(rnn, task, S0, lr=0.05, epochs=20, rule="gauss-hermite", nodes=8)
     closure = of.train_overlaps(rnn, task, S0, lr=0.05, epochs=20)
     assert per_epoch_deviation(closure, limit)[1] < 1e-6
     assert of.max_overlap_deviation(closure, limit) < 1e-3

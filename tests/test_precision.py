@@ -171,7 +171,7 @@ def test_training_without_x64_is_exact_in_float64_and_leaves_the_setting_off():
         S0 = of.Overlaps.from_params(rnn, theta).matrix
         net = of.train(NetworkEngine(), rnn, task, theta, 5e-3, 40)
         thy = of.train(OverlapEngine(), rnn, task, S0, 5e-3, 40)
-        cloud = of.train(ParticleEngine(nodes=2), rnn, task, S0, 5e-3, 40)
+        cloud = of.train(ParticleEngine(rule="gauss-hermite", nodes=2), rnn, task, S0, 5e-3, 40)
         assert net.history.overlaps.dtype == thy.history.overlaps.dtype == np.float64
         assert net.params.dtype == jnp.float64 and thy.overlaps.dtype == jnp.float64
         assert not jax.config.jax_enable_x64

@@ -51,8 +51,11 @@ def _blocks(rnn: LowRankRNN, S: jax.Array):
 
 
 @float64
-def latent_trajectory(rnn: LowRankRNN, S: jax.Array, inputs: jax.Array) -> jax.Array:
-    """Latent states k_{t+1} (B, T, n_in + R) after each step, from S (P, P) and inputs (B, T, n_in)."""
+def latent_trajectory(rnn: LowRankRNN, S: jax.Array | Mixture, inputs: jax.Array) -> jax.Array:
+    """Latent states k_{t+1} (B, T, n_in + R) after each step, from S (P, P) (or a Mixture) and
+    inputs (B, T, n_in)."""
+    if isinstance(S, Mixture):
+        return _linear_latents(rnn, S.overlaps, inputs) if rnn.is_linear else _mixture_scan(rnn, S, inputs, False)
     if rnn.is_linear:
         return _linear_latents(rnn, S, inputs)
     return _nonlinear_scan(rnn, S, inputs, outputs=False)
@@ -160,8 +163,9 @@ def _nonlinear_scan(rnn, S, inputs, outputs: bool):
     return jnp.swapaxes(out[1:] if after else out, 0, 1)
 
 
-def _mixture_scan(rnn, mixture: Mixture, inputs):
-    """Outputs y (B, T, n_out) of the nonlinear reduced network with populations (module docstring).
+def _mixture_scan(rnn, mixture: Mixture, inputs, outputs: bool = True):
+    """Outputs y (B, T, n_out) of the nonlinear reduced network with populations (module docstring),
+    or (not ``outputs``) its latents k_{t+1} (B, T, n_in + R).
 
     Per step and component c: m_c = mu_c[B] . k, Delta_c = k^T C_c[B, B] k (B, K), the moments
     (E phi, E phi') there, and the averages sum_c w_c (mu_c[a] E phi + C_c[a, B] k E phi') for a in
@@ -184,9 +188,9 @@ def _mixture_scan(rnn, mixture: Mixture, inputs):
     def step(k, drive_t):  # the output is read from the state k_t a step starts from
         a = averages(k)
         new = (1.0 - alpha) * k + drive_t + alpha * jnp.pad(a[:, :R], ((0, 0), (n_in, 0)))
-        return new, a[:, R:]
+        return new, (a[:, R:] if outputs else new)
 
-    after = rnn.readout == "after"
+    after = outputs and rnn.readout == "after"
     if after:  # y_t reads k_{t+1}: one more step, and the first output (of k_0) dropped
         drive = jnp.concatenate([drive, jnp.zeros_like(drive[:1])])
     k0 = jnp.zeros((inputs.shape[0], rnn.n_left), dtype=mu.dtype)

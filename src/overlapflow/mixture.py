@@ -163,7 +163,7 @@ class Mixture:
         """Component k split into prod(counts) components, with the same mean and covariance.
 
         Along the whitened coordinates x = L^-1 D^T (theta - mu_k) of ``directions`` D (P, d)
-        (L L^T = D^T C_k D), x ~ N(0, I_d); a product Gauss-Hermite grid x_j (``counts`` nodes per
+        (L L^T = D^T C_k D, Cholesky: x_1 follows D_1, x_2 follows D_2 given x_1, ...), x ~ N(0, I_d); a product Gauss-Hermite grid x_j (``counts`` nodes per
         coordinate, weights omega_j) writes component k as
 
             sum_j w_k omega_j N(mu_k + c A x_j, C_k - c^2 A A^T),    A = C_k D L^-T,  c = sqrt(1 - width^2)
@@ -178,10 +178,12 @@ class Mixture:
         counts = list(counts)
         if len(counts) != D.shape[1]:
             raise ValueError(f"counts = {counts}: one node count per direction ({D.shape[1]} directions)")
-        lam, E = np.linalg.eigh(D.T @ C[k] @ D)
+        gram_D = D.T @ C[k] @ D
+        lam = np.linalg.eigvalsh(gram_D)
         if lam.min() <= 1e-12 * max(lam.max(), 1e-300):
             raise ValueError(f"directions: component {k} has no spread along some of them; split along others")
-        A = C[k] @ D @ (E / np.sqrt(lam)) @ E.T  # (P, d): theta - mu = A x + (independent of x)
+        L = np.linalg.cholesky(gram_D)  # x = L^-1 D^T (theta - mu): x_1 along D_1, x_2 along D_2 given x_1, ...
+        A = C[k] @ D @ np.linalg.inv(L).T  # (P, d): theta - mu = A x + (independent of x)
         xi, omega = product_grid(counts)
         c = np.sqrt(1.0 - width**2)
         new_means = mu[k] + c * xi @ A.T

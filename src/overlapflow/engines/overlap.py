@@ -132,7 +132,7 @@ class OverlapEngine(Engine):
             return self.closure(rnn, task, Mixture(mixture.weights, means, covariances), batch)
 
         value, (d_means, d_covs) = jax.value_and_grad(loss, argnums=(0, 1))(mixture.means, mixture.covariances)
-        w = mixture.weights
+        w = jnp.where(mixture.weights > 0, mixture.weights, 1.0)  # components of weight 0 (padding) stay put
         decay = self.optimizer.weight_decay
         eye = jnp.eye(mixture.means.shape[-1], dtype=mixture.means.dtype)
         Gamma = (d_covs + jnp.swapaxes(d_covs, -1, -2)) / (2 * w[:, None, None]) + decay * eye

@@ -97,11 +97,15 @@ class Hierarchy:
     def refine(self, rnn: LowRankRNN, mixture: Mixture, inputs) -> Mixture:
         """Split the most stretched components above ``threshold`` while the budget allows."""
         stretch, M = component_stretch(rnn, mixture, inputs)
+        chosen, K = [], mixture.n_components
         for c in np.argsort(-stretch):
-            grown = mixture.n_components + self.nodes - 1
-            if stretch[c] <= self.threshold or grown > self.max_components:
+            if stretch[c] <= self.threshold or K + self.nodes - 1 > self.max_components:
                 break
-            mixture = _split(mixture, c, split_direction(rnn, mixture, c, M), self.nodes)
+            chosen.append(int(c))
+            K += self.nodes - 1
+        directions = {c: split_direction(rnn, mixture, c, M) for c in chosen}
+        for c in sorted(chosen, reverse=True):  # from the last: the indices of the others stay
+            mixture = _split(mixture, c, directions[c], self.nodes)
         return mixture
 
 
@@ -150,11 +154,14 @@ def train_adaptive(
     engine = OverlapEngine() if engine is None else engine
     mixture = start if isinstance(start, Mixture) else Mixture.gaussian(start, rnn)
     mixture = Mixture.create(mixture.weights, mixture.means, mixture.covariances, rnn, name="start")
-    segments, counts, done = [], [], 0
+    segments, counts, done, dropped = [], [], 0, False
     while True:
         K = mixture.n_components
         length = min(hierarchy.every, epochs - done)
-        result = train(engine, rnn, task, None, lr, length, key=key, state=_padded(mixture), epoch_offset=done)
+        result = train(
+            engine, rnn, task, None, lr, length, key=key, state=_padded(mixture), epoch_offset=done, lr_dropped=dropped
+        )
+        dropped = bool(result.lr_dropped)
         history = result.history[["loss", "overlaps", "visible"]]
         segments.append(history if done + length == epochs else history.isel(epoch=slice(0, -1)))
         counts.append(np.full(segments[-1].sizes["epoch"], K))

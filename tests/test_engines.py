@@ -62,7 +62,9 @@ def test_every_engine_resumes_in_segments_to_round_off(engine):
 
 
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
-@pytest.mark.parametrize("engine", [ParticleEngine(rule="gauss-hermite", nodes=3), FlowEngine(), NetworkEngine("adam")], ids=engine_id)
+@pytest.mark.parametrize(
+    "engine", [ParticleEngine(rule="gauss-hermite", nodes=3), FlowEngine(), NetworkEngine("adam")], ids=engine_id
+)
 def test_every_engine_batches_over_runs(engine):
     """train_batch (vmap) over any engine equals the single runs, particles and the flow included."""
     starts = [_start(engine, seed) for seed in range(2)]
@@ -86,7 +88,9 @@ def test_the_result_is_one_typed_object_and_the_old_flags_warn():
     with pytest.warns(DeprecationWarning, match="return_state"):
         _, state = of.train_overlaps(RNN, TASK, _S0(), 2e-3, 5, chunk=CHUNK, return_state=True)
     with pytest.warns(DeprecationWarning, match="return_particles"):
-        _, cloud = of.train_particles(RNN, TASK, _S0(), 2e-3, 5, rule="gauss-hermite", nodes=3, chunk=CHUNK, return_particles=True)
+        _, cloud = of.train_particles(
+            RNN, TASK, _S0(), 2e-3, 5, rule="gauss-hermite", nodes=3, chunk=CHUNK, return_particles=True
+        )
     assert isinstance(cloud, of.Particles) and len(cloud) == 81
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -169,7 +173,9 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
     assert history.phase_lr.dims == ("phases",) and "phases" not in history.attrs
 
 
-@pytest.mark.parametrize("engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(rule="gauss-hermite", nodes=3)], ids=engine_id)
+@pytest.mark.parametrize(
+    "engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(rule="gauss-hermite", nodes=3)], ids=engine_id
+)
 def test_step_is_one_epoch_of_the_loop(engine):
     """``engine.step`` (the protocol's composed step) equals the loop's first epoch."""
     start = _start(engine)

@@ -112,7 +112,9 @@ def test_one_centred_component_is_the_gaussian_closure(phi, readout):
     theta = rnn.init(jax.random.key(0), 300, jnp.float64)
     S = theta.T @ theta / 300
     x = jax.random.normal(jax.random.key(1), (3, 40, 1))
-    np.testing.assert_allclose(meanfield_forward(rnn, Mixture.gaussian(S, rnn), x), meanfield_forward(rnn, S, x), atol=1e-15)
+    np.testing.assert_allclose(
+        meanfield_forward(rnn, Mixture.gaussian(S, rnn), x), meanfield_forward(rnn, S, x), atol=1e-15
+    )
 
 
 def test_mixture_forward_is_the_large_network_limit():
@@ -208,7 +210,9 @@ def test_mixture_runs_batch_and_continue(linear2):
     for k, mix in enumerate(mixes):
         one = of.train(engine, rnn, task, mix, 0.1, 10)
         rest = of.train(engine, rnn, task, None, 0.1, 10, state=one.state, epoch_offset=10)
-        np.testing.assert_allclose(rest.history.population_overlaps[-1], batch.history.population_overlaps[k, -1], atol=1e-12)
+        np.testing.assert_allclose(
+            rest.history.population_overlaps[-1], batch.history.population_overlaps[k, -1], atol=1e-12
+        )
 
 
 @pytest.mark.parametrize(

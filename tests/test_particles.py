@@ -129,7 +129,9 @@ def test_linear_particles_with_momentum_equal_the_momentum_closure():
     opt = of.Optimizer("momentum", momentum=0.9)
     exact = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=100, optimizer=opt)
     assert (
-        of.max_overlap_deviation(train_particles(rnn, task, S0, lr=2e-3, epochs=100, rule="gauss-hermite", nodes=2, optimizer=opt), exact)
+        of.max_overlap_deviation(
+            train_particles(rnn, task, S0, lr=2e-3, epochs=100, rule="gauss-hermite", nodes=2, optimizer=opt), exact
+        )
         <= 1e-12
     )
 
@@ -140,7 +142,9 @@ def test_gauss_hermite_grid_refinement_converges():
     epochs vs 12^4; 8^4 vs 12^4: 1e-8; 10^4 vs 12^4: 1e-10)."""
     rnn = of.LowRankRNN(rank=1, phi="erf")
     S0 = initial_overlaps(rnn)
-    coarse, fine = (train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=100, rule="gauss-hermite", nodes=k) for k in (6, 8))
+    coarse, fine = (
+        train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=100, rule="gauss-hermite", nodes=k) for k in (6, 8)
+    )
     assert of.max_overlap_deviation(coarse, fine) < 1e-6
     assert np.abs(fine.overlaps.values[-1] - S0).max() > 0.3
 

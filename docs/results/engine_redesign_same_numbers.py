@@ -25,7 +25,9 @@ out["momentum"] = of.train_overlaps(
 out["flow"] = of.train_overlaps(rnn, task, S0, 0.05, 40, method="flow", key=jax.random.key(1)).overlaps.values
 out["network32"] = of.train_network(rnn, task, theta, 0.05, 40, key=jax.random.key(1)).overlaps.values
 out["adam32"] = of.train_network(rnn, task, theta, 1e-3, 40, optimizer="adam", key=jax.random.key(1)).overlaps.values
-out["particles"] = of.train_particles(rnn, task, S0, 0.05, 20, rule="gauss-hermite", nodes=3, key=jax.random.key(1)).overlaps.values
+out["particles"] = of.train_particles(
+    rnn, task, S0, 0.05, 20, rule="gauss-hermite", nodes=3, key=jax.random.key(1)
+).overlaps.values
 lin = of.LowRankRNN(rank=2)
 lt = of.tasks.ExponentialFilter(c=0.2)
 th = lin.init(jax.random.key(2), N=200, dtype=jnp.float64)

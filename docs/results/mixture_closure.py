@@ -98,7 +98,9 @@ def run_method(kind, argument, rnn, phases, S0, key):
         phase_key = jax.random.fold_in(key, j) if len(phases) > 1 else key
         if kind == "adaptive":
             engine = of.OverlapEngine(optimizer)
-            history, start = train_adaptive(rnn, task, start, lr, epochs, Hierarchy(**argument), key=phase_key, engine=engine)
+            history, start = train_adaptive(
+                rnn, task, start, lr, epochs, Hierarchy(**argument), key=phase_key, engine=engine
+            )
             counts.append(history.components.values)
         else:
             engine = of.OverlapEngine(optimizer) if kind == "mixture" else of.ParticleEngine(optimizer, **argument)
@@ -123,7 +125,9 @@ def fig8_case():
 
     rnn, task, S0, lr, epochs, key = flipflop_setup(False)
     phases = [(task, lr, epochs, of.Optimizer("sgd"))]
-    runs = {f"limit {n} x {r}": ("particles", particle_rule(n, r)) for n, r in (FIG8_LIMIT, FIG8_FINER) + FIG8_PARTICLES}
+    runs = {
+        f"limit {n} x {r}": ("particles", particle_rule(n, r)) for n, r in (FIG8_LIMIT, FIG8_FINER) + FIG8_PARTICLES
+    }
     runs.update(methods(rnn, S0))
     return {"fig8": (rnn, phases, np.asarray(S0), key, runs)}
 
@@ -145,9 +149,17 @@ def abc_cases(pairs, epochs):
     return cases
 
 
+def _path(out: Path, case: str, name: str) -> Path:
+    return out / f"{case} -- {name}.npz".replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+
+
+def _load(out: Path, case: str, name: str):
+    return np.load(_path(out, case, name))
+
+
 def run_case(out: Path, case: str, rnn, phases, S0, key, runs) -> None:
     for name, (kind, argument) in runs.items():
-        path = out / f"{case} -- {name}.npz".replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        path = _path(out, case, name)
         if path.is_file():
             continue
         started = time.perf_counter()
@@ -183,16 +195,13 @@ def summary(out: Path, cases: dict, timing: bool) -> dict:
 
     result = {}
     for case, (rnn, phases, S0, key, runs) in cases.items():
-        load = lambda name: np.load(
-            out / f"{case} -- {name}.npz".replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        )
         limit_name = next(n for n in runs if n.startswith("limit"))
-        limit = load(limit_name)
+        limit = _load(out, case, limit_name)
         entry = {"limit": {"rule": limit_name}, "mixtures": []}
-        for name, (kind, argument) in runs.items():
+        for name, (kind, _) in runs.items():
             if kind.startswith("particles"):
                 continue
-            data = load(name)
+            data = _load(out, case, name)
             error = float(np.abs(data["overlaps"] - limit["overlaps"]).max())
             loss_rel = float(np.max(np.abs(data["loss"] - limit["loss"]) / np.abs(limit["loss"])))
             record = {"max_error": error, "max_loss_relative_error": loss_rel, "K": int(data["components"].max())}
@@ -202,7 +211,7 @@ def summary(out: Path, cases: dict, timing: bool) -> dict:
                 entry["mixtures"].append({"rule": name, **record})
         others = [n for n in runs if runs[n][0].startswith("particles") and n != limit_name]
         for name in others:
-            data = load(name)
+            data = _load(out, case, name)
             n = len(data["loss"])
             error = float(np.abs(data["overlaps"] - limit["overlaps"][:n]).max())
             if runs[name][0] == "particles-check":
@@ -215,7 +224,10 @@ def summary(out: Path, cases: dict, timing: bool) -> dict:
                 entry.setdefault("particles", []).append({"rule": name, "max_error": error})
         if timing:
             task, lr = phases[0][0], phases[0][1]
-            cost = lambda kind, argument: epoch_ms(kind, argument, rnn, task, S0, key, lr)
+
+            def cost(kind, argument, rnn=rnn, task=task, S0=S0, key=key, lr=lr):
+                return epoch_ms(kind, argument, rnn, task, S0, key, lr)
+
             entry["gaussian"]["ms_per_epoch"] = cost("mixture", None)
             fixed = mixtures(rnn, S0)
             for record in entry["mixtures"]:

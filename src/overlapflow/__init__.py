@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
     from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
+    from .engines import FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
     from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
     from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
-    from .engines import FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
     from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
     from .mixture import Mixture
     from .model import LowRankRNN

@@ -47,9 +47,7 @@ def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict, populations: di
             populations["population_overlaps"],
         )
         variables["population_weights"] = (("population",), populations["population_weights"])
-    return xr.Dataset(
-        variables, coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names}, attrs=attrs
-    )
+    return xr.Dataset(variables, coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names}, attrs=attrs)
 
 
 def _attr_value(value):

@@ -87,9 +87,7 @@ class Mixture:
 
     @classmethod
     @float64
-    def from_params(
-        cls, rnn: LowRankRNN, theta: Float[ArrayLike, "N P"], labels: Int[ArrayLike, " N"]
-    ) -> Mixture:
+    def from_params(cls, rnn: LowRankRNN, theta: Float[ArrayLike, "N P"], labels: Int[ArrayLike, " N"]) -> Mixture:
         """The empirical law of a labelled network: w_k = N_k / N, mu_k the mean and C_k the
         covariance (divided by N_k) of population k's rows. Then ``overlaps`` equals theta^T theta / N.
         Populations are 0..K-1; each must have a row."""
@@ -133,7 +131,10 @@ class Mixture:
         nodes along the leading principal direction of the coordinates inside phi (m, u)
         (:meth:`refine` of the single Gaussian). ``width`` = 0 gives the conditional Gaussians at
         the nodes (moments exact up to degree 2K - 1 along that direction)."""
-        return cls.gaussian(S, rnn).refine(0, _leading_left_directions(rnn, S, 1), [K], width)
+        if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+            raise ValueError(f"K = {K!r}: must be an integer >= 1 (components)")
+        single = cls.gaussian(S, rnn)
+        return single if K == 1 else single.refine(0, _leading_left_directions(rnn, S, 1), [K], width)
 
     # ------------------------------------------------------------------ moments
     @property
@@ -163,8 +164,9 @@ class Mixture:
         """Component k split into prod(counts) components, with the same mean and covariance.
 
         Along the whitened coordinates x = L^-1 D^T (theta - mu_k) of ``directions`` D (P, d)
-        (L L^T = D^T C_k D, Cholesky: x_1 follows D_1, x_2 follows D_2 given x_1, ...), x ~ N(0, I_d); a product Gauss-Hermite grid x_j (``counts`` nodes per
-        coordinate, weights omega_j) writes component k as
+        (L L^T = D^T C_k D, Cholesky: x_1 follows D_1, x_2 follows D_2 given x_1, ...), x ~ N(0, I_d);
+        a product Gauss-Hermite grid x_j (``counts`` nodes per coordinate, weights omega_j) writes
+        component k as
 
             sum_j w_k omega_j N(mu_k + c A x_j, C_k - c^2 A A^T),    A = C_k D L^-T,  c = sqrt(1 - width^2)
 
@@ -176,6 +178,8 @@ class Mixture:
         w, mu, C = (np.asarray(a, dtype=np.float64) for a in (self.weights, self.means, self.covariances))
         D = np.asarray(directions, dtype=np.float64).reshape(mu.shape[1], -1)
         counts = list(counts)
+        if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2 for c in counts):
+            raise ValueError(f"counts = {counts}: each must be an integer >= 2 (nodes keep the covariance from 2 on)")
         if len(counts) != D.shape[1]:
             raise ValueError(f"counts = {counts}: one node count per direction ({D.shape[1]} directions)")
         gram_D = D.T @ C[k] @ D

@@ -175,5 +175,10 @@ def train_adaptive(
     history = history.assign_coords(epoch=np.arange(history.sizes["epoch"]))
     history["visible"] = segments[0].visible
     history["components"] = ("epoch", np.concatenate(counts))
-    history.attrs = {**segments[0].attrs, "epochs": epochs, **dataclasses.asdict(hierarchy), "closure": "adaptive mixture"}
+    history.attrs = {
+        **segments[0].attrs,
+        "epochs": epochs,
+        **dataclasses.asdict(hierarchy),
+        "closure": "adaptive mixture",
+    }
     return history, mixture

@@ -135,11 +135,11 @@ def _run_chunks(advance, carry, n_records: int, chunk: int, description: str, pr
         for start in range(0, n_records, chunk):
             carry, record = advance(carry, start)
             take = min(chunk, n_records - start)
-            loss, S, populations = jax.tree.map(lambda a: np.asarray(a)[:take], record)
+            loss, S, populations = _head(record, take)
             finite = np.isfinite(loss.reshape(take, -1)).all(1) & np.isfinite(S.reshape(take, -1)).all(1)
             if not finite.all():
                 first = int(np.argmin(finite))
-                records.append(jax.tree.map(lambda a: a[:first], (loss, S, populations)))
+                records.append(_head((loss, S, populations), first))
                 bad = start + first
                 break
             records.append((loss, S, populations))
@@ -148,6 +148,11 @@ def _run_chunks(advance, carry, n_records: int, chunk: int, description: str, pr
     if batched:
         loss, S, populations = jax.tree.map(lambda a: np.swapaxes(a, 0, 1), (loss, S, populations))
     return carry, loss, S, populations, bad
+
+
+def _head(records, n: int):
+    """The first n entries of every array of ``records`` (a PyTree), as numpy arrays."""
+    return jax.tree.map(lambda a: np.asarray(a)[:n], records)
 
 
 def _default_chunk(n_records: int, progress: bool, chunk: int | None) -> int:
@@ -193,7 +198,9 @@ def _loop(engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chun
         return _run_chunks(advance, carry, epochs + 1, chunk, label, progress, K is not None)
     # the gradient flow records the states after each chunk: the start is recorded here
     first = _first_record(engine, rnn, task, state, key, key_axis, K)
-    carry, losses, overlaps, populations, bad = _run_chunks(advance, carry, epochs, chunk, label, progress, K is not None)
+    carry, losses, overlaps, populations, bad = _run_chunks(
+        advance, carry, epochs, chunk, label, progress, K is not None
+    )
     axis = 0 if K is None else 1
     losses = np.concatenate([np.expand_dims(first[0], axis), losses], axis=axis)
     overlaps = np.concatenate([np.expand_dims(first[1], axis), overlaps], axis=axis)

@@ -123,7 +123,7 @@ class OverlapEngine(Engine):
         return loss, Gamma
 
     def loss(self, rnn, task, state, batch):
-        return self.closure(rnn, task, self.overlaps(state), batch)
+        return self.closure(rnn, task, state if isinstance(state, Mixture) else self.overlaps(state), batch)
 
     def _mixture_gradient(self, rnn, task, mixture: Mixture, batch):
         """The loss and each component's affine row map (Gamma_c (K, P, P), b_c (K, P)) (module docstring)."""
@@ -146,7 +146,11 @@ class OverlapEngine(Engine):
             return mixture.push_affine(X, lr * offset)
         mean_drift = offset + 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means)
         GC = Gamma @ mixture.covariances
-        return Mixture(mixture.weights, mixture.means - lr * mean_drift, mixture.covariances - 2 * lr * (GC + jnp.swapaxes(GC, -1, -2)))
+        return Mixture(
+            mixture.weights,
+            mixture.means - lr * mean_drift,
+            mixture.covariances - 2 * lr * (GC + jnp.swapaxes(GC, -1, -2)),
+        )
 
     def update(self, rnn, state, gradient, lr):
         if isinstance(state, Mixture):

@@ -65,3 +65,26 @@ def test_curriculum_errors():
         run_curriculum(rnn, [Phase(A, 1, 1e-3)], S0=np.eye(4), engines=("magic",))
     with pytest.raises(ValueError, match="Adam does not close"):
         run_curriculum(rnn, adam_curriculum(scale=0.001), S0=np.eye(4), engines=("overlaps",))
+
+
+def test_a_curriculum_carries_populations_through_its_phases():
+    """Phase 2 restarts every engine from the previous state, populations included: a linear network
+    with labelled rows, the mixture closure and particles from the mixture stay together."""
+    rnn = of.LowRankRNN(rank=1)
+    mixture = of.Mixture.create([0.3, 0.7], [[0.5, 0, -1, 0], [0, 0.3, 0, 0.2]], [np.eye(4), 0.5 * np.eye(4)], rnn)
+    theta, labels = mixture.sample(rnn, jax.random.key(0), 40, dtype=jnp.float64, exact=True)
+    A, B = of.tasks.ExponentialFilter(c=0.2, t_max=2.0), of.tasks.ExponentialFilter(c=0.4, t_max=2.0)
+    runs = run_curriculum(
+        rnn,
+        [Phase(A, 4, 5e-3), Phase(B, 3, 5e-3)],
+        theta0=theta,
+        engines=("network", "overlaps", "particles"),
+        particle_options={"rule": "gauss-hermite", "nodes": 2},
+        populations=labels,
+    )
+    closure = runs["overlaps"]
+    assert closure.attrs["closure"] == "mixture" and closure.population_overlaps.shape == (8, 2, 4, 4)
+    for name in ("network", "particles"):
+        np.testing.assert_allclose(runs[name].population_overlaps, closure.population_overlaps, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(runs[name].population_means, closure.population_means, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(runs[name].population_weights, [0.3, 0.7], atol=1e-15)

@@ -28,6 +28,12 @@ particles), N, the network's dtype, the output folder, how often to checkpoint a
     # from_run = "runs/previous"     # or the final state of a finished run (its output folder),
     # twin = {uu = 2.048, mu = 0.8}  # then optionally replaced by its twin (phenomena.twin.twin_network)
 
+    # [[init.populations]]           # or populations (alone in [init]): a Gaussian mixture of the rows
+    # weight = 0.3                   # the fraction of the neurons (the weights sum to 1)
+    # mean = {m = 0.5, v = -1}       # by vector name (missing: 0), or an array of P numbers
+    # overlaps = {zm = 0.1, uu = 2}  # the COVARIANCE by label (missing off-diagonal 0, diagonal 1),
+    #                                # or covariance = [[...], ...] (P x P); one [[init.populations]] each
+
     [engines]
     network = true
     overlaps = "exact"               # a method, a list of methods, or false
@@ -42,13 +48,26 @@ A single phase may also be given at the top level (``task``, ``epochs``, ``lr``,
 ``target_noise``) instead of ``[[phases]]``. TOML has no null: ``false`` turns an engine off.
 Paths (``output``, ``init.from_run``) are relative to the working directory.
 
+Populations (``[[init.populations]]``, :class:`PopulationConfig`): every engine starts from their
+:class:`~overlapflow.Mixture`. The network (``engines.network``) is drawn from it and trained with
+its labels (:meth:`~overlapflow.Mixture.sample` with ``init.seed``; ``exact``, each population's
+mean and covariance exactly the mixture's, when every population has more than P neurons, else
+i.i.d. rows: no switch, since exact is always chosen where it exists); the overlap engines run the
+mixture closure (methods ``exact`` and ``euler``, SGD with optional weight decay); particles start
+as one cloud per population. Every History then has ``population_means`` (epoch, population, row),
+``population_overlaps`` (epoch, population, row, col: the second moments C_k + mu_k mu_k^T) and
+``population_weights`` (population). A later run's ``init.from_run`` continues them (the network
+with its labels, the overlap engines from the Mixture, the particles with their labels).
+
 Every problem is reported at once as a :class:`ConfigError`, one line per problem:
 ``field.path: value X: what is allowed``. One pass finds them all: the types and ranges of every
 field, then every check of meaning whose inputs passed their own (a field with a problem is only
 left out of the checks that read it). The checks of meaning build the network (dt <= tau) and the
 tasks (their own ValueErrors are reported at the phase's path), and check N >= P, the engines (at
 least one; each method once; the Gauss-Hermite particle count), the optimisers against the engines,
-and the initial state (overlaps of a Gram matrix, a readable previous run, a twin).
+and the initial state (overlaps of a Gram matrix, a readable previous run, a twin; populations:
+alone in [init], each mean and covariance against the network's vectors, the covariance symmetric
+positive semi-definite, weights summing to 1, a neuron per population).
 """
 
 from __future__ import annotations
@@ -72,6 +91,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     PrivateAttr,
     SerializeAsAny,
     ValidationError,
@@ -285,9 +305,105 @@ class PhaseConfig(_Model):
 
 
 # ---------------------------------------------------------------------------- initial state, engines
+def _vector_entries(value):
+    """A population's mean as given: a table {vector name: number} or an array of numbers (checked
+    against the network's vectors with the other checks of meaning)."""
+    entries = value.values() if isinstance(value, Mapping) else value if isinstance(value, list) else None
+    if entries is None or (isinstance(value, Mapping) and not all(isinstance(k, str) for k in value)):
+        raise ValueError("must be a table or an array")
+    for entry in entries:
+        if isinstance(entry, bool) or not isinstance(entry, (int, float)) or not math.isfinite(entry):
+            raise ValueError(f"entry {entry!r} is not a finite number")
+    if isinstance(value, Mapping):
+        return {name: float(entry) for name, entry in value.items()}
+    return [float(entry) for entry in value]
+
+
+MeanEntries = Annotated[
+    dict[str, float] | list[float],
+    PlainValidator(_vector_entries),
+    Field(description="the mean: a table {vector name = number}, missing entries 0, or an array of P numbers"),
+]
+
+
+class PopulationConfig(_Model):
+    """One ``[[init.populations]]`` table: a population of the network, a fraction ``weight`` of its
+    neurons whose rows theta are N(mean, covariance) (a component of a :class:`~overlapflow.Mixture`;
+    vectors in the order of :attr:`~overlapflow.LowRankRNN.vector_names`, [M | U | V | Z]).
+
+    ``overlaps`` names the entries of the covariance C (as ``init.overlaps`` names S): missing
+    off-diagonal entries are 0, diagonal ones 1. The population's overlaps (second moment) are then
+    C + mean mean^T."""
+
+    weight: _number("the fraction of the neurons, in (0, 1]; the weights sum to 1", gt=0, le=1)
+    mean: MeanEntries = {}
+    covariance: (
+        Annotated[list[list[Number]], Field(description="the covariance: a P x P array (rows in vector order)")] | None
+    ) = None
+    overlaps: (
+        Annotated[
+            dict[str, Number],
+            Field(
+                description="the covariance by label, e.g. {zm = 0.1, uu = 2}: missing off-diagonal 0, diagonal 1 "
+                "(the covariance C, not the second moment C + mean mean^T)"
+            ),
+        ]
+        | None
+    ) = None
+
+    def mean_vector(self, rnn: LowRankRNN) -> np.ndarray:
+        """The mean (P,) in vector order; ValueError (what is allowed) if it does not fit ``rnn``."""
+        names = list(rnn.vector_names)
+        if isinstance(self.mean, list):
+            if len(self.mean) != len(names):
+                raise ValueError(f"has {len(self.mean)} entries; must have P = {len(names)}, one per vector {names}")
+            return np.asarray(self.mean, dtype=np.float64)
+        unknown = [name for name in self.mean if name not in names]
+        if unknown:
+            raise ValueError(f"unknown vectors {unknown}; the vectors are {names} (missing entries are 0)")
+        return np.array([self.mean.get(name, 0.0) for name in names], dtype=np.float64)
+
+    def covariance_matrix(self, rnn: LowRankRNN) -> np.ndarray:
+        """The covariance (P, P); ValueError (what is allowed) if it does not fit ``rnn`` or is not
+        symmetric positive semi-definite (the tolerance of :func:`~overlapflow.overlaps.check_gram`)."""
+        from ..overlaps import parse_pair
+
+        names, P = list(rnn.vector_names), rnn.n_vectors
+        if self.covariance is not None:
+            rows = self.covariance
+            if len(rows) != P or any(len(row) != P for row in rows):
+                lengths = [len(row) for row in rows]
+                raise ValueError(f"rows of lengths {lengths}; must be P x P = {P} x {P} (vectors {names})")
+            C = np.asarray(rows, dtype=np.float64)
+        else:
+            C = np.eye(P)
+            for label, value in self.overlaps.items():
+                i, j = parse_pair(rnn.vector_names, label)
+                C[i, j] = C[j, i] = value
+        scale = max(1.0, float(np.max(np.abs(C))))
+        asymmetry = float(np.max(np.abs(C - C.T)))
+        if asymmetry > 1e-8 * scale:
+            raise ValueError(f"not symmetric (largest |C - C^T| = {asymmetry:.3g}); a covariance is symmetric")
+        low = float(np.linalg.eigvalsh((C + C.T) / 2)[0])
+        if low < -1e-8 * scale * P:
+            raise ValueError(f"not positive semi-definite (smallest eigenvalue {low:.6g}): no Gaussian has it")
+        return C
+
+
+def population_sizes(weights, N: int) -> list[int]:
+    """The number of neurons of each population in a network of N, as
+    :meth:`~overlapflow.Mixture.sample` splits it: round(w_k N), the last taking what rounding leaves."""
+    sizes = np.round(np.asarray(weights, dtype=np.float64) * N).astype(int)
+    sizes[-1] = N - sizes[:-1].sum()
+    return sizes.tolist()
+
+
 class InitConfig(_Model):
     """The initial state: a random network (``seed``, top-level ``N``), explicit ``overlaps`` or the
-    final state of a previous run (``from_run``), optionally replaced by its ``twin``."""
+    final state of a previous run (``from_run``), optionally replaced by its ``twin``; or
+    ``[[init.populations]]`` (alone): every engine starts from that Gaussian mixture (the network
+    drawn from it, labelled by population; the overlap engines run the mixture closure; particles
+    one cloud per population)."""
 
     seed: _int(0, MAX_SEED, "seed of the random initial network (default: the top-level seed)") | None = None
     overlaps: (
@@ -302,6 +418,27 @@ class InitConfig(_Model):
         Annotated[dict[str, Number], Field(description="invisible overlaps of the twin, e.g. {uu = 2.048, mu = 0.8}")]
         | None
     ) = None
+    populations: (
+        Annotated[
+            list[PopulationConfig],
+            Field(min_length=1, description="an array of [[init.populations]] tables (weight, mean, covariance)"),
+        ]
+        | None
+    ) = None
+
+    def build_mixture(self, rnn: LowRankRNN):
+        """The :class:`~overlapflow.Mixture` of ``populations`` (None without them), in float64."""
+        from ..mixture import Mixture
+
+        if self.populations is None:
+            return None
+        return Mixture.create(
+            [p.weight for p in self.populations],
+            [p.mean_vector(rnn) for p in self.populations],
+            [p.covariance_matrix(rnn) for p in self.populations],
+            rnn,
+            name="init.populations",
+        )
 
 
 class ParticlesConfig(_Model):
@@ -651,6 +788,16 @@ def _check_semantics(config: ExperimentConfig, problems) -> None:
     if engines is not None:
         _check_engines(engines, problems)
     methods = (engines.overlaps or []) if engines is not None else None
+    mixture = config.init is not INVALID and getattr(config.init, "populations", None) is not None
+    if mixture and methods and not set(methods) <= {"exact", "euler"}:
+        problems.append(
+            (
+                "engines.overlaps",
+                methods,
+                "with init.populations the overlap engine runs the mixture closure, whose methods are 'exact' "
+                "and 'euler' only",
+            )
+        )
     phases = config.phases if isinstance(config.phases, list) else []
     for j, phase in enumerate(phases):
         if phase is INVALID:
@@ -669,7 +816,16 @@ def _check_semantics(config: ExperimentConfig, problems) -> None:
                     "set engines.overlaps = false and leave particles off",
                 )
             )
-        if kind in ("momentum", "nesterov") and methods is not None and any(m != "exact" for m in methods):
+        if kind in ("momentum", "nesterov") and mixture and methods:
+            problems.append(
+                (
+                    f"{path}.optimizer.kind",
+                    kind,
+                    "the mixture closure (init.populations) runs SGD only (weight decay allowed): use kind 'sgd', "
+                    "or set engines.overlaps = false",
+                )
+            )
+        elif kind in ("momentum", "nesterov") and methods is not None and any(m != "exact" for m in methods):
             problems.append(
                 (
                     f"{path}.optimizer.kind",
@@ -785,6 +941,9 @@ def _check_init(config: ExperimentConfig, rnn: LowRankRNN | None, engines: Engin
         problems.append(
             ("init.seed", init.seed, "not used with from_run (the run continues from a saved state); remove it")
         )
+    if init.populations is not None:
+        _check_populations(config, rnn, engines, problems)
+        return
     # the initial overlaps, where known before running (None: from a run, or not valid)
     known = rnn is not None and init.from_run is None and _ok(init.overlaps)
     S = np.eye(rnn.n_vectors) if known else None
@@ -815,10 +974,75 @@ def _check_init(config: ExperimentConfig, rnn: LowRankRNN | None, engines: Engin
             S = None
             problems.append(("init.twin", init.twin, str(error)))
     if S is not None and engines is not None:
-        _check_particle_count(engines, S, problems)
+        _check_particle_count(engines, [S], problems)
+
+
+def _check_populations(
+    config: ExperimentConfig, rnn: LowRankRNN | None, engines: EnginesConfig | None, problems
+) -> None:
+    """``[[init.populations]]``: alone in init; each population's mean and covariance against the
+    network; the weights summing to 1; a neuron per population; the particles of their clouds."""
+    init = config.init
+    others = [name for name in ("overlaps", "from_run", "twin") if getattr(init, name, None) is not None]
+    if others:
+        problems.append(
+            (
+                "init",
+                sorted([*others, "populations"]),
+                "give init.populations alone (every engine starts from their mixture): remove init."
+                + " and init.".join(others),
+            )
+        )
+    populations = init.populations if isinstance(init.populations, list) else []
+    covariances = []
+    for k, population in enumerate(populations):
+        if population is INVALID or rnn is None:
+            continue
+        path = f"init.populations.{k}"
+        if _ok(population.mean):
+            try:
+                population.mean_vector(rnn)
+            except ValueError as error:
+                problems.append((f"{path}.mean", population.mean, str(error)))
+        given = [name for name in ("covariance", "overlaps") if getattr(population, name, None) is not None]
+        if len(given) != 1:
+            problems.append(
+                (
+                    path,
+                    {name: getattr(population, name) for name in given} or MISSING,
+                    "give one of covariance (a P x P array) and overlaps (the covariance's entries by label)",
+                )
+            )
+        elif _ok(getattr(population, given[0])):
+            try:
+                covariances.append(population.covariance_matrix(rnn))
+            except ValueError as error:
+                problems.append((f"{path}.{given[0]}", getattr(population, given[0]), str(error)))
+    weights = [p.weight for p in populations if p is not INVALID and _ok(p.weight)]
+    if populations and len(weights) == len(populations):
+        if abs(sum(weights) - 1.0) > 1e-9:
+            problems.append(
+                (
+                    "init.populations",
+                    weights,
+                    f"the weights sum to {sum(weights):.12g}; they must sum to 1 (the fractions of the neurons)",
+                )
+            )
+        elif engines is not None and engines.network and _ok(config.N) and min(population_sizes(weights, config.N)) < 1:
+            problems.append(
+                (
+                    "N",
+                    config.N,
+                    f"gives populations of {population_sizes(weights, config.N)} neurons (round(weight N)); "
+                    "each needs at least one: raise N or the smallest weight",
+                )
+            )
+    if engines is not None and covariances and len(covariances) == len(populations):
+        _check_particle_count(engines, covariances, problems)
 
 
 def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, problems) -> None:
+    from ..mixture import Mixture
     from .run_files import RunError, read_final_state
 
     from_run = config.init.from_run
@@ -835,6 +1059,15 @@ def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, pro
                 "init.from_run",
                 from_run,
                 f"that run's network {previous['network']} differs from this one {config.network.describe()}",
+            )
+        )
+    mixtures = any(isinstance(state, Mixture) for state in previous["states"].values())
+    if config.init.twin is not None and (previous["populations"] or mixtures):
+        problems.append(
+            (
+                "init.twin",
+                config.init.twin,
+                f"the run in {from_run} has populations; a twin is defined for one Gaussian only: remove init.twin",
             )
         )
     theta = previous["states"].get("network")
@@ -854,22 +1087,33 @@ def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, pro
         )
 
 
-def _check_particle_count(engines: EnginesConfig, S: np.ndarray, problems) -> None:
-    """The Gauss-Hermite rule's nodes^d particles (d = the rank of the initial overlaps) within the limit."""
+def _check_particle_count(engines: EnginesConfig, covariances: list[np.ndarray], problems) -> None:
+    """The Gauss-Hermite rule's nodes^d particles per cloud (d = the rank of the initial overlaps, or
+    of each population's covariance: a cloud per population) within the limit."""
     from ..particles import MAX_PARTICLES
 
     particles = engines.particles
     if particles is None or particles.rule != "gauss-hermite":
         return
-    eigenvalues = np.linalg.eigvalsh((S + S.T) / 2)
-    d = int(np.sum(eigenvalues > 1e-12 * max(eigenvalues.max(), 1e-300)))
-    if particles.nodes**d > MAX_PARTICLES:
+    dims = []
+    for S in covariances:
+        eigenvalues = np.linalg.eigvalsh((S + S.T) / 2)
+        dims.append(int(np.sum(eigenvalues > 1e-12 * max(eigenvalues.max(), 1e-300))))
+    total = sum(particles.nodes**d for d in dims)
+    if total > MAX_PARTICLES:
+        if len(dims) == 1:
+            count = f"nodes^d = {particles.nodes}^{dims[0]} = {total} particles for the {dims[0]} directions"
+            count += " of the initial overlaps"
+        else:
+            count = (
+                f"{' + '.join(f'{particles.nodes}^{d}' for d in dims)} = {total} particles for the directions of "
+                f"the {len(dims)} populations' covariances"
+            )
         problems.append(
             (
                 "engines.particles.nodes",
                 particles.nodes,
-                f"gives nodes^d = {particles.nodes}^{d} = {particles.nodes**d} particles for the {d} directions of "
-                f"the initial overlaps (limit {MAX_PARTICLES}): use fewer nodes or rule = 'qmc'",
+                f"gives {count} (limit {MAX_PARTICLES}): use fewer nodes or rule = 'qmc'",
             )
         )
 

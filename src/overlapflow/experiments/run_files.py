@@ -1,9 +1,10 @@
 r"""The files of a run folder: atomic writes, the checkpoint, and a finished run's final state.
 
     OUT/config.toml, config.json         the config as given, and resolved (written first)
-    OUT/checkpoint/<engine>/NNNNNN.nc    the records of segment NNNNNN of each engine (netCDF),
-                                         written once: a checkpoint appends, its cost does not
-                                         grow with the run
+    OUT/checkpoint/<engine>/NNNNNN.nc    the records of segment NNNNNN of each engine (netCDF:
+                                         loss, overlaps, phase, and the population records of a
+                                         run with populations), written once: a checkpoint
+                                         appends, its cost does not grow with the run
     OUT/checkpoint/state.pkl             the position (phase, epoch within it), the key data, each
                                          engine's state (numpy), learning-rate drop flag, segment
                                          count and attrs
@@ -25,11 +26,14 @@ import pickle
 import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import xarray as xr
 
+from ..mixture import Mixture
 from ..optimizers import MomentumState
 from ..particles import Particles, unfold
+from ..phenomena.curriculum import POPULATION_DIMS, Piece
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.pkl"
@@ -84,14 +88,21 @@ def segment_path(out: Path, engine: str, index: int) -> Path:
     return Path(out) / CHECKPOINT / engine / f"{index:06d}.nc"
 
 
-def write_segment(out: Path, engine: str, index: int, piece) -> None:
-    """Segment ``index`` of an engine: (losses (n,), overlaps (n, P, P), phase (n,)) records."""
-    loss, S, phase = piece
-    data = xr.Dataset({"loss": ("epoch", loss), "overlaps": (("epoch", "row", "col"), S), "phase": ("epoch", phase)})
+def write_segment(out: Path, engine: str, index: int, piece: Piece) -> None:
+    """Segment ``index`` of an engine: the records of a :class:`~overlapflow.phenomena.curriculum.Piece`
+    (loss (n,), overlaps (n, P, P), phase (n,), and its population records, if any)."""
+    data = xr.Dataset(
+        {
+            "loss": ("epoch", piece.loss),
+            "overlaps": (("epoch", "row", "col"), piece.overlaps),
+            "phase": ("epoch", piece.phase),
+            **{name: (POPULATION_DIMS[name], values) for name, values in piece.populations.items()},
+        }
+    )
     write_history(segment_path(out, engine, index), data)
 
 
-def read_segments(out: Path, engine: str, count: int) -> list:
+def read_segments(out: Path, engine: str, count: int) -> list[Piece]:
     """The first ``count`` segments of an engine, as written by :func:`write_segment`."""
     pieces = []
     for index in range(count):
@@ -100,7 +111,8 @@ def read_segments(out: Path, engine: str, count: int) -> list:
             raise RunError(f"checkpoint segment {path} is missing; state.pkl counts {count} segments")
         with xr.open_dataset(path) as data:
             data = data.load()
-        pieces.append((data.loss.values, data.overlaps.values, data.phase.values.astype(np.int64)))
+        populations = {name: data[name].values for name in POPULATION_DIMS if name in data}
+        pieces.append(Piece(data.loss.values, data.overlaps.values, data.phase.values.astype(np.int64), populations))
     return pieces
 
 
@@ -121,7 +133,10 @@ def read_state(out: Path) -> dict:
 
 def read_final_state(folder) -> dict:
     """The final state of a finished run in ``folder``: {"network": its architecture, "config": its
-    resolved config, "states": {engine: theta (network), S (overlaps*), (theta, weights) (particles)}}."""
+    resolved config, "states": {engine: theta (N, P) (network), S (P, P) or, with populations, a
+    :class:`~overlapflow.Mixture` (overlaps*), (theta (n, P), weights (n,)) (particles)},
+    "populations": {engine: the population of each row (n,)} (networks and particles with
+    populations; ``{}`` without)}. Arrays are numpy."""
     path = Path(folder) / CHECKPOINT / STATE_FILE
     if not path.is_file():
         raise RunError(f"no overlapflow run there (missing {path})")
@@ -129,9 +144,11 @@ def read_final_state(folder) -> dict:
     if not saved.get("complete"):
         raise RunError(f"the run in {folder} is not finished (resume it first: overlapflow run --resume {folder})")
     config = json.loads(saved["config"])
-    states = {}
+    states, populations = {}, {}
     for name, entry in saved["engines"].items():
         state = entry["state"]
+        if getattr(state, "labels", None) is not None:  # rows with populations (never a mirrored half)
+            populations[name] = np.asarray(state.labels)
         if entry["kind"] == "network":
             states[name] = np.asarray(state.theta)
         elif entry["kind"] == "particles":  # the whole cloud, also where the engine ran its mirrored half
@@ -139,6 +156,8 @@ def read_final_state(folder) -> dict:
             if getattr(state, "mirrored", None) is not None:
                 cloud = unfold(cloud, state.mirrored)
             states[name] = (np.asarray(cloud.theta), np.asarray(cloud.weights))
+        elif isinstance(state, Mixture):
+            states[name] = jax.tree.map(np.asarray, state)
         else:
             states[name] = np.asarray(state.S if isinstance(state, MomentumState) else state)
-    return {"network": config["network"], "config": config, "states": states}
+    return {"network": config["network"], "config": config, "states": states, "populations": populations}

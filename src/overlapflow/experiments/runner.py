@@ -19,6 +19,7 @@ its last good epoch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -32,12 +33,13 @@ import xarray as xr
 from .._version import __version__
 from ..engines import NetworkEngine, ParticleEngine
 from ..history import load_history, max_overlap_deviation
+from ..mixture import Mixture, population_moments
 from ..overlaps import Overlaps, sample_params
 from ..particles import Particles
 from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
 from ..precision import float64
 from ..training import DivergenceError, overlap_engine
-from .config import ConfigError, ExperimentConfig
+from .config import ConfigError, ExperimentConfig, population_sizes
 from .interrupts import raise_if_interrupted
 from .run_files import (
     CHECKPOINT,
@@ -78,48 +80,97 @@ def _run_attrs(config: ExperimentConfig) -> dict:
 
 
 # ---------------------------------------------------------------------------- engines and initial state
-def _initial_states(config: ExperimentConfig, rnn, names):
-    """(theta0 or None, S0 (P, P) float64, particles (theta, weights) or None)."""
+@dataclasses.dataclass
+class _Start:
+    """Where the engines start: the network's theta (N, P) and the population of each row (N,) or
+    None; ``law``, the overlap engines' S0 (P, P) or Mixture (and the particles', unless ``cloud``);
+    ``cloud``, a previous run's Particles, and the population of each particle or None."""
+
+    theta: jax.Array | None = None
+    labels: np.ndarray | None = None
+    law: np.ndarray | Mixture | None = None
+    cloud: Particles | None = None
+    cloud_labels: np.ndarray | None = None
+
+
+def _initial_states(config: ExperimentConfig, rnn, names) -> _Start:
+    """The initial state of every engine, from ``config.init`` (see :class:`InitConfig`)."""
     init, N = config.init, config.N
     dtype = jnp.dtype(config.dtype)
     init_key = jax.random.key(config.seed if init.seed is None else init.seed)
-    theta0, S0, cloud = None, None, None
-    if init.from_run is not None:
-        states = read_final_state(init.from_run)["states"]
-        overlap_states = [v for k, v in states.items() if k.startswith("overlaps")]
-        if "network" in states:
-            theta0 = jnp.asarray(states["network"], dtype=dtype)
-        if overlap_states:
-            S0 = np.asarray(overlap_states[0], dtype=np.float64)
-        elif theta0 is not None:
-            S0 = np.asarray(Overlaps.from_params(rnn, theta0).matrix)
-        else:
-            theta_p, w = states["particles"]
-            S0 = theta_p.T @ (theta_p * w[:, None])
-        if "particles" in states:
-            cloud = states["particles"]
-        if theta0 is None and "network" in names:
-            theta0 = sample_params(rnn, S0, N, init_key, dtype=dtype)
+    if init.populations is not None:
+        start = _Start(law=init.build_mixture(rnn))
+    elif init.from_run is not None:
+        start = _from_run(init.from_run, rnn, dtype)
     elif init.overlaps is not None:
-        S0 = np.asarray(Overlaps.from_dict(rnn, init.overlaps).matrix)
-        if "network" in names:
-            theta0 = sample_params(rnn, S0, N, init_key, dtype=dtype)
+        start = _Start(law=np.asarray(Overlaps.from_dict(rnn, init.overlaps).matrix))
     else:
         theta0 = rnn.init(init_key, N=N, dtype=dtype)
-        S0 = np.asarray(Overlaps.from_params(rnn, theta0).matrix)
+        start = _Start(theta0, law=np.asarray(Overlaps.from_params(rnn, theta0).matrix))
+    if start.theta is None and "network" in names:
+        start.theta, start.labels = _sample(rnn, start.law, N, init_key, dtype)
     if init.twin is not None:
         from ..phenomena.twin import twin_network, twin_overlaps
 
         try:
-            if theta0 is not None:
-                theta0 = twin_network(rnn, theta0, dict(init.twin), jax.random.fold_in(init_key, 1)).astype(dtype)
-                S0 = np.asarray(Overlaps.from_params(rnn, theta0).matrix)
+            if start.theta is not None:
+                start.theta = twin_network(rnn, start.theta, dict(init.twin), jax.random.fold_in(init_key, 1))
+                start.theta = start.theta.astype(dtype)
+                start.law = np.asarray(Overlaps.from_params(rnn, start.theta).matrix)
             else:
-                S0 = np.asarray(twin_overlaps(rnn, S0, dict(init.twin)).matrix)
+                start.law = np.asarray(twin_overlaps(rnn, start.law, dict(init.twin)).matrix)
         except ValueError as error:
             raise ConfigError([("init.twin", dict(init.twin), str(error))]) from None
-        cloud = None
-    return theta0, S0, cloud
+        start.cloud = None
+    return start
+
+
+def _sample(rnn, law, N: int, key, dtype):
+    """A network of N neurons from S0 (Gram matrix exactly S0) or from a Mixture (each population's
+    mean and covariance exactly the mixture's when every population has more than P neurons, else
+    i.i.d. rows): (theta (N, P), labels (N,) or None)."""
+    if isinstance(law, Mixture):
+        exact = min(population_sizes(law.weights, N)) > rnn.n_vectors
+        theta, labels = law.sample(rnn, key, N, dtype=dtype, exact=exact)
+        return theta, np.asarray(labels)
+    return sample_params(rnn, law, N, key, dtype=dtype), None
+
+
+def _from_run(folder, rnn, dtype) -> _Start:
+    """The final state of a finished run (:func:`read_final_state`), populations included: the
+    overlap engines continue its overlap state, else the law of its network or particles."""
+    previous = read_final_state(folder)
+    states, labels = previous["states"], previous["populations"]
+    start = _Start()
+    if "network" in states:
+        start.theta, start.labels = jnp.asarray(states["network"], dtype=dtype), labels.get("network")
+    if "particles" in states:
+        start.cloud, start.cloud_labels = Particles(*states["particles"]), labels.get("particles")
+    overlap_states = [v for k, v in states.items() if k.startswith("overlaps")]
+    if overlap_states:
+        law = overlap_states[0]
+        start.law = law if isinstance(law, Mixture) else np.asarray(law, dtype=np.float64)
+    elif start.theta is not None:
+        if start.labels is None:
+            start.law = np.asarray(Overlaps.from_params(rnn, start.theta).matrix)
+        else:
+            start.law = Mixture.from_params(rnn, start.theta, start.labels)
+    elif start.cloud_labels is None:
+        theta_p, w = states["particles"]
+        start.law = theta_p.T @ (theta_p * w[:, None])
+    else:
+        start.law = _cloud_mixture(rnn, start.cloud, start.cloud_labels)
+    return start
+
+
+@float64
+def _cloud_mixture(rnn, cloud: Particles, labels) -> Mixture:
+    """The law of a labelled cloud: per population its weight, mean and covariance."""
+    K = int(np.max(labels)) + 1
+    weights = np.bincount(labels, weights=np.asarray(cloud.weights), minlength=K)
+    means, moments = population_moments(jnp.asarray(cloud.theta), jnp.asarray(cloud.weights), jnp.asarray(labels), K)
+    covariances = np.asarray(moments) - np.einsum("ki,kj->kij", means, means)
+    return Mixture.create(weights, means, covariances, rnn, name="from_run")
 
 
 def _engine(config: ExperimentConfig, name: str):
@@ -136,17 +187,18 @@ def _engine(config: ExperimentConfig, name: str):
 
 def _tracks(config: ExperimentConfig, rnn) -> list[Track]:
     names = config.engines.names()
-    theta0, S0, cloud = _initial_states(config, rnn, names)
+    start = _initial_states(config, rnn, names)
+    law = start.law if isinstance(start.law, Mixture) else jnp.asarray(start.law)
     tracks = []
     for name in names:
         engine = _engine(config, name)
         if name == "network":
-            start = theta0
-        elif name == "particles" and cloud is not None:
-            start = Particles(jnp.asarray(cloud[0]), jnp.asarray(cloud[1]))
+            tracks.append(Track(name, engine, start.theta, populations=start.labels))
+        elif name == "particles" and start.cloud is not None:
+            cloud = Particles(jnp.asarray(start.cloud.theta), jnp.asarray(start.cloud.weights))
+            tracks.append(Track(name, engine, cloud, populations=start.cloud_labels))
         else:
-            start = jnp.asarray(S0)
-        tracks.append(Track(name, engine, start))
+            tracks.append(Track(name, engine, law))
     return tracks
 
 
@@ -365,6 +417,9 @@ def describe_config(config: ExperimentConfig) -> list[str]:
     for phase in config.build_phases():
         task = phase.training_task.describe()
         lines.append(f"  {phase.name}: {task}, {phase.epochs} epochs, lr {phase.lr:g}, {phase.optimizer.kind}")
+    if config.init.populations is not None:
+        weights = ", ".join(f"{p.weight:g}" for p in config.init.populations)
+        lines.append(f"init: {len(config.init.populations)} populations (weights {weights})")
     engines = ", ".join(config.engines.names())
     lines.append(f"engines: {engines}; checkpoint every {config.checkpoint_every} epochs; output {config.output}")
     return lines

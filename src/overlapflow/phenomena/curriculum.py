@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,7 @@ import xarray as xr
 
 from ..engines import Engine, NetworkEngine, ParticleEngine
 from ..history import make_history
+from ..mixture import Mixture
 from ..model import LowRankRNN
 from ..optimizers import Optimizer, as_optimizer
 from ..overlaps import Overlaps
@@ -82,12 +83,33 @@ class Phase:
         return NoisyTargets(self.task, self.target_noise) if self.target_noise else self.task
 
 
+#: The History's population variables and their dimensions (:func:`~overlapflow.history.make_history`).
+POPULATION_DIMS = {
+    "population_means": ("epoch", "population", "row"),
+    "population_overlaps": ("epoch", "population", "row", "col"),
+    "population_weights": ("population",),
+}
+
+
+class Piece(NamedTuple):
+    """The records of one segment: loss (n,), overlaps (n, P, P), phase (n,) and, with populations,
+    ``populations`` = {population_means (n, K, P), population_overlaps (n, K, P, P),
+    population_weights (K,)} (else ``{}``)."""
+
+    loss: np.ndarray
+    overlaps: np.ndarray
+    phase: np.ndarray
+    populations: dict
+
+
 @dataclasses.dataclass
 class Track:
-    """One engine's way through a curriculum: its engine, its state, and its records so far.
+    """One engine's way through a curriculum: its engine, its start, its state, and its records so far.
 
-    ``pieces`` holds one (losses, overlaps, phase) triple of arrays per segment; a segment's first
-    record repeats the last one stored, so it is dropped, except at the very start."""
+    ``populations``: the population of each row of ``start`` (N,) (a network or Particles), or None;
+    a :class:`~overlapflow.Mixture` start brings its own. ``pieces`` holds one :class:`Piece` per
+    segment; a segment's first record repeats the last one stored, so it is dropped, except at the
+    very start."""
 
     name: str
     engine: Engine
@@ -96,10 +118,18 @@ class Track:
     dropped: Any = False
     pieces: list = dataclasses.field(default_factory=list)
     attrs: dict | None = None
+    populations: Any = None
 
     @property
     def records(self) -> int:
-        return sum(len(piece[0]) for piece in self.pieces)
+        return sum(len(piece.loss) for piece in self.pieces)
+
+    def restart(self) -> tuple[Any, Any]:
+        """(start, populations) of a phase: the track's own before its first segment, else the
+        state's carry and the labels of its rows (None for an overlap state: a Mixture holds them)."""
+        if self.state is None:
+            return self.start, self.populations
+        return self.engine.carry(self.state), getattr(self.state, "labels", None)
 
     def append(self, history: xr.Dataset, phase: int) -> None:
         """Add a segment's History (its attrs, less the per-phase ones, become the track's)."""
@@ -110,16 +140,31 @@ class Track:
                 self.attrs[key] = max(float(history.attrs[key]), float(self.attrs.get(key, -np.inf)))
         skip = 1 if self.records else 0
         loss = np.asarray(history.loss.values)[skip:]
-        self.pieces.append((loss, np.asarray(history.overlaps.values)[skip:], np.full(len(loss), phase, np.int64)))
+        populations = {}
+        for name, dims in POPULATION_DIMS.items():
+            if name in history:
+                values = np.asarray(history[name].values)
+                populations[name] = values[skip:] if "epoch" in dims else values
+        overlaps = np.asarray(history.overlaps.values)[skip:]
+        self.pieces.append(Piece(loss, overlaps, np.full(len(loss), phase, np.int64), populations))
 
     def history(self, rnn: LowRankRNN, phases, attrs: dict | None = None) -> xr.Dataset:
-        """The History so far: records, ``phase`` (epoch) and the phase table (module docstring)."""
+        """The History so far: records, ``phase`` (epoch), the phase table (module docstring) and,
+        with populations, ``population_means``, ``population_overlaps`` and ``population_weights``."""
         P = rnn.n_vectors
-        loss = np.concatenate([p[0] for p in self.pieces]) if self.pieces else np.zeros(0)
-        S = np.concatenate([p[1] for p in self.pieces]) if self.pieces else np.zeros((0, P, P))
-        phase = np.concatenate([p[2] for p in self.pieces]) if self.pieces else np.zeros(0, np.int64)
+        loss = np.concatenate([p.loss for p in self.pieces]) if self.pieces else np.zeros(0)
+        S = np.concatenate([p.overlaps for p in self.pieces]) if self.pieces else np.zeros((0, P, P))
+        phase = np.concatenate([p.phase for p in self.pieces]) if self.pieces else np.zeros(0, np.int64)
+        populations = None
+        if self.pieces and self.pieces[-1].populations:
+            last = self.pieces[-1].populations
+            populations = {
+                name: np.concatenate([p.populations[name] for p in self.pieces]) if "epoch" in dims else last[name]
+                for name, dims in POPULATION_DIMS.items()
+            }
         base = self.attrs if self.attrs is not None else {"engine": self.engine.kind}
-        history = make_history(rnn, loss, S, {**base, **(attrs or {}), "epochs": max(len(loss) - 1, 0)})
+        attrs = {**base, **(attrs or {}), "epochs": max(len(loss) - 1, 0)}
+        history = make_history(rnn, loss, S, attrs, populations)
         history["phase"] = ("epoch", phase)
         return history.assign(phase_table(phases))
 
@@ -168,8 +213,8 @@ def run_phases(
     Each phase is cut into segments of ``segment`` epochs (default: the whole phase); every track
     advances one segment with :func:`~overlapflow.train`, continuing its state (``epoch_offset``:
     the batches of an uninterrupted run), then ``on_segment(position, tracks)`` is called with the
-    position reached. A phase starts each engine afresh from the previous phase's final state,
-    with the phase's optimiser.
+    position reached. A phase starts each engine afresh from the previous phase's final state
+    (:meth:`Track.restart`: populations included), with the phase's optimiser.
 
     Raises:
         CurriculumDiverged: an engine produced NaN/Inf (the tracks keep the last good segment).
@@ -186,7 +231,7 @@ def run_phases(
                 for track in tracks:
                     engine = track.engine.with_optimizer(as_optimizer(phase.optimizer))
                     fresh = offset == 0
-                    start = track.start if track.state is None else track.engine.carry(track.state)
+                    start, populations = track.restart()
                     try:
                         result = train(
                             engine,
@@ -200,6 +245,7 @@ def run_phases(
                             state=None if fresh else track.state,
                             epoch_offset=offset,
                             lr_dropped=False if fresh else track.dropped,
+                            populations=populations if fresh else None,
                         )
                     except DivergenceError as error:
                         raise _diverged(rnn, phases, track, error, j, offset) from None
@@ -213,7 +259,14 @@ def run_phases(
 
 
 def _diverged(rnn, phases, track, error, j, offset) -> CurriculumDiverged:
-    partial = Track(track.name, track.engine, track.start, pieces=list(track.pieces), attrs=track.attrs)
+    partial = Track(
+        track.name,
+        track.engine,
+        track.start,
+        pieces=list(track.pieces),
+        attrs=track.attrs,
+        populations=track.populations,
+    )
     if error.history.sizes["epoch"]:
         partial.append(error.history, j)
     history = partial.history(rnn, phases)
@@ -239,13 +292,17 @@ def run_curriculum(
     key: jax.Array | None = None,
     progress: bool = False,
     particle_options: dict | None = None,
+    populations=None,
 ) -> dict[str, xr.Dataset]:
     """Run ``phases`` in order on each engine, carrying the state over (:func:`run_phases`).
 
     Args:
         theta0: (N, P) initial network (needed for the ``"network"`` engine; its overlaps are S0
             when S0 is not given).
-        S0: initial overlaps for the ``"overlaps"`` and ``"particles"`` engines.
+        S0: initial overlaps for the ``"overlaps"`` and ``"particles"`` engines, or a
+            :class:`~overlapflow.Mixture` (the mixture closure; particles one cloud per component).
+        populations: the population of each row of theta0 (N,), integers 0..K-1 (the network's
+            History then records each population; S0 defaults to their Mixture.from_params).
         engines: any of ``"network"``, ``"overlaps"``, ``"particles"``, or
             :class:`~overlapflow.engines.Engine` values (named by their kind; a second engine of a
             kind as ``"<kind>-2"``).
@@ -267,8 +324,13 @@ def run_curriculum(
     if S0 is None:
         if theta0 is None:
             raise ValueError("give S0 (initial overlaps) or theta0 (initial network)")
-        S0 = Overlaps.from_params(rnn, theta0).matrix
-    S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
+        S0 = (
+            Overlaps.from_params(rnn, theta0).matrix
+            if populations is None
+            else Mixture.from_params(rnn, theta0, populations)
+        )
+    if not isinstance(S0, Mixture):
+        S0 = np.asarray(getattr(S0, "matrix", S0), dtype=float)
     key = jax.random.key(0) if key is None else key
     first = as_optimizer(phases[0].optimizer)
     named = {
@@ -282,7 +344,8 @@ def run_curriculum(
         name = engine.kind
         if name in [t.name for t in tracks]:  # two engines of one kind: "overlaps", "overlaps-2", ...
             name = f"{name}-{sum(t.engine.kind == name for t in tracks) + 1}"
-        tracks.append(Track(name, engine, theta0 if isinstance(engine, NetworkEngine) else S0))
+        network = isinstance(engine, NetworkEngine)
+        tracks.append(Track(name, engine, theta0 if network else S0, populations=populations if network else None))
     names = [p.name or f"phase {j}" for j, p in enumerate(phases)]
     phases = [dataclasses.replace(p, name=n) for p, n in zip(phases, names, strict=True)]
     for p in phases:  # every phase's optimiser must suit every engine: fail before running

@@ -125,10 +125,9 @@ def fig8_case():
 
     rnn, task, S0, lr, epochs, key = flipflop_setup(False)
     phases = [(task, lr, epochs, of.Optimizer("sgd"))]
-    runs = {
-        f"limit {n} x {r}": ("particles", particle_rule(n, r)) for n, r in (FIG8_LIMIT, FIG8_FINER) + FIG8_PARTICLES
-    }
+    runs = {f"limit {n} x {r}": ("particles", particle_rule(n, r)) for n, r in (FIG8_LIMIT,) + FIG8_PARTICLES}
     runs.update(methods(rnn, S0))
+    runs[f"limit {FIG8_FINER[0]} x {FIG8_FINER[1]}"] = ("particles", particle_rule(*FIG8_FINER))  # costliest: last
     return {"fig8": (rnn, phases, np.asarray(S0), key, runs)}
 
 

@@ -218,9 +218,7 @@ class Mixture:
             raise ValueError(f"mixture: P = {self.means.shape[-1]}; this network has P = {P}")
         if isinstance(N, bool) or not isinstance(N, int) or N < self.n_components:
             raise ValueError(f"N = {N!r}: must be an integer >= K = {self.n_components}")
-        w = np.asarray(self.weights)
-        counts = np.round(w * N).astype(int)
-        counts[-1] = N - counts[:-1].sum()
+        counts = np.asarray(population_sizes(self.weights, N))
         if np.any(counts < 1) or (exact and np.any(counts <= P)):
             least = P + 1 if exact else 1
             raise ValueError(
@@ -238,6 +236,14 @@ class Mixture:
             rows.append(self.means[k] + gauss @ root.T)
         labels = np.repeat(np.arange(len(counts)), counts)
         return jnp.concatenate(rows).astype(dtype), jnp.asarray(labels, dtype=jnp.int32)
+
+
+def population_sizes(weights, N: int) -> list[int]:
+    """The number of neurons of each population in a network of N drawn from a mixture with these
+    weights (:meth:`Mixture.sample`): round(w_k N), the last taking what rounding leaves."""
+    sizes = np.round(np.asarray(weights, dtype=np.float64) * N).astype(int)
+    sizes[-1] = N - sizes[:-1].sum()
+    return sizes.tolist()
 
 
 def check_labels(labels, n: int, name: str = "populations") -> np.ndarray:

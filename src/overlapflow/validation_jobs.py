@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .engines import NetworkEngine, ParticleEngine
-from .experiments.run_files import RunError, atomic_write
+from .files import RunError, atomic_write
 from .model import LowRankRNN
 from .overlaps import sample_params
 from .precision import float64

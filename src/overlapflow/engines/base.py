@@ -135,6 +135,11 @@ class Engine(abc.ABC):
         E_k[theta theta^T] of each population's rows)."""
         return {}
 
+    def carry_populations(self, state: State):
+        """The population of each row of :meth:`carry` (labels (n,)), for the engines on rows; None
+        otherwise (a carried Mixture holds its populations itself)."""
+        return None
+
     def population_weights(self, state: State):
         """The populations' weights (K,) (fractions of the rows), or None when ``state`` has none."""
         return None

@@ -112,6 +112,9 @@ class _RowsEngine(Engine):
         means, moments = population_moments(state.theta, state.weights, state.labels, state.n_populations)
         return {"population_means": means, "population_overlaps": moments}
 
+    def carry_populations(self, state: RowState):
+        return state.labels  # a cloud with populations is never folded: its rows are carry's rows
+
     def population_weights(self, state: RowState):
         if state.labels is None:
             return None

@@ -101,6 +101,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..flow import METHODS
+from ..mixture import population_sizes
 from ..model import LowRankRNN
 from ..nonlinearity import REGISTRY, Nonlinearity
 from ..optimizers import KINDS, Optimizer
@@ -388,14 +389,6 @@ class PopulationConfig(_Model):
         if low < -1e-8 * scale * P:
             raise ValueError(f"not positive semi-definite (smallest eigenvalue {low:.6g}): no Gaussian has it")
         return C
-
-
-def population_sizes(weights, N: int) -> list[int]:
-    """The number of neurons of each population in a network of N, as
-    :meth:`~overlapflow.Mixture.sample` splits it: round(w_k N), the last taking what rounding leaves."""
-    sizes = np.round(np.asarray(weights, dtype=np.float64) * N).astype(int)
-    sizes[-1] = N - sizes[:-1].sum()
-    return sizes.tolist()
 
 
 class InitConfig(_Model):

@@ -33,13 +33,13 @@ import xarray as xr
 from .._version import __version__
 from ..engines import NetworkEngine, ParticleEngine
 from ..history import load_history, max_overlap_deviation
-from ..mixture import Mixture, population_moments
+from ..mixture import Mixture, population_moments, population_sizes
 from ..overlaps import Overlaps, sample_params
 from ..particles import Particles
 from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
 from ..precision import float64
 from ..training import DivergenceError, overlap_engine
-from .config import ConfigError, ExperimentConfig, population_sizes
+from .config import ConfigError, ExperimentConfig
 from .interrupts import raise_if_interrupted
 from .run_files import (
     CHECKPOINT,

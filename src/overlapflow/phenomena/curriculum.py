@@ -129,7 +129,7 @@ class Track:
         state's carry and the labels of its rows (None for an overlap state: a Mixture holds them)."""
         if self.state is None:
             return self.start, self.populations
-        return self.engine.carry(self.state), getattr(self.state, "labels", None)
+        return self.engine.carry(self.state), self.engine.carry_populations(self.state)
 
     def append(self, history: xr.Dataset, phase: int) -> None:
         """Add a segment's History (its attrs, less the per-phase ones, become the track's)."""

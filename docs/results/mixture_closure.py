@@ -241,6 +241,43 @@ def summary(out: Path, cases: dict, timing: bool) -> dict:
     return result
 
 
+def figure(out: Path, cases: dict) -> None:
+    """Distance from the limit per epoch (log scale), one panel per case: the closure, each mixture,
+    the cheaper particle rules."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [c for c in cases if c == "fig8"] + [c for c in cases if c != "fig8"][:2]
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4.2), squeeze=False)
+    for ax, case in zip(axes[0], shown, strict=True):
+        runs = cases[case][4]
+        limit_name = next(n for n in runs if n.startswith("limit"))
+        limit = _load(out, case, limit_name)["overlaps"]
+        for name, (kind, _) in runs.items():
+            if name == limit_name or not _path(out, case, name).is_file():
+                continue
+            data = _load(out, case, name)["overlaps"]
+            error = np.abs(data - limit[: len(data)]).max(axis=(1, 2))
+            style = {"color": "k", "lw": 2} if name == "closure" else ({"ls": ":"} if kind.startswith("part") else {})
+            label = ("particles " + name.removeprefix("limit ")) if kind.startswith("particles") else name
+            ax.semilogy(np.arange(len(error)), np.maximum(error, 1e-12), label=label, **style)
+        title = f"{case}: largest |S - S_limit| per epoch\n(limit: particles, split {limit_name[6:]})"
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("max overlap distance from the limit")
+        ax.set_ylim(1e-8, 1)
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "Mixture closures (fixed and adaptive splits) vs the Gaussian closure, against the exact limit: "
+        "splits halve the closure's error after learning, they do not cut it tenfold",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(HERE / "mixture_closure.png", dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
@@ -260,6 +297,7 @@ def main() -> None:
     started = time.perf_counter()
     for case, spec in cases.items():
         run_case(out, case, *spec)
+    figure(out, cases)
     if not args.time:
         return
     load_before = os.getloadavg()

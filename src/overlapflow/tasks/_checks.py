@@ -52,3 +52,22 @@ def check_dt(task: str, dt) -> float:
     if not is_number(dt) or not dt > 0:
         raise ValueError(f"{task}.sample: dt = {dt!r}: must be a positive Python number (static under jit)")
     return float(dt)
+
+
+def consecutive_periods(task, dt: float, names, nonempty, steps, too_short: str) -> dict[str, slice]:
+    """Step ranges of a trial's periods, one after the other: period p lasts ``steps(duration_p, dt)``
+    steps (its duration is the task's field p); a period in ``nonempty`` with no step is refused in one
+    line ("``too_short`` at dt = ...")."""
+    name = type(task).__name__
+    check_dt(name, dt)
+    out, start = {}, 0
+    for period in names:
+        duration = getattr(task, period)
+        n = steps(duration, dt)
+        if period in nonempty and n < 1:
+            raise ValueError(
+                f"{name}.{period} = {duration!r}: {too_short} at dt = {dt!r}; the period needs at least one step"
+            )
+        out[period] = slice(start, start + n)
+        start += n
+    return out

@@ -9,7 +9,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_dt, jitted_sample, loss_kind
+from ._checks import check_dt, consecutive_periods, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
 from .fields import setting
 
@@ -97,19 +97,7 @@ class ContextDecision(AbstractTask, kind="context_decision"):
 
     def periods(self, dt: float) -> dict[str, slice]:
         """Step ranges of the five periods at dt (each :func:`period_steps` long, in order)."""
-        check_dt(type(self).__name__, dt)
-        out, start = {}, 0
-        for period in PERIODS:
-            duration = getattr(self, period)
-            n = period_steps(duration, dt)
-            if period in NONEMPTY and n < 1:
-                raise ValueError(
-                    f"{type(self).__name__}.{period} = {duration!r}: shorter than one step at dt = {dt!r}; "
-                    "the period needs at least one step"
-                )
-            out[period] = slice(start, start + n)
-            start += n
-        return out
+        return consecutive_periods(self, dt, PERIODS, NONEMPTY, period_steps, "shorter than one step")
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
         return jitted_sample(self, key, check_dt(type(self).__name__, dt))

@@ -8,7 +8,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from ._checks import check_dt, jitted_sample, loss_kind
+from ._checks import check_dt, consecutive_periods, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
 from .fields import setting
 
@@ -68,18 +68,14 @@ class DecisionMaking(AbstractTask, kind="decision_making"):
 
     def periods(self, dt: float) -> dict[str, slice]:
         """Step ranges of the four periods at dt (each round(duration / dt) steps)."""
-        check_dt(type(self).__name__, dt)
-        out, start = {}, 0
-        for period in ("fixation", "stimulus", "delay", "response"):
-            n = round(getattr(self, period) / dt)
-            if period in ("stimulus", "response") and n < 1:
-                raise ValueError(
-                    f"{type(self).__name__}.{period} = {getattr(self, period)!r}: shorter than half a step "
-                    f"at dt = {dt!r}; the period needs at least one step"
-                )
-            out[period] = slice(start, start + n)
-            start += n
-        return out
+        return consecutive_periods(
+            self,
+            dt,
+            ("fixation", "stimulus", "delay", "response"),
+            ("stimulus", "response"),
+            lambda duration, dt: round(duration / dt),
+            "shorter than half a step",
+        )
 
     def sample(self, key: jax.Array, dt: float) -> Batch:
         return jitted_sample(self, key, check_dt(type(self).__name__, dt))

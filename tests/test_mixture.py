@@ -242,3 +242,15 @@ def test_meanfield_loss_takes_a_mixture(linear2):
     assert float(meanfield_loss(rnn, task, mix, batch)) == pytest.approx(
         float(meanfield_loss(rnn, task, mix.overlaps, batch)), rel=1e-13
     )
+
+
+def test_the_quadrature_check_reads_each_components_own_spread():
+    """A narrow majority and a wide minority: the total S hides the wide component's spread, which
+    is what the Gauss-Hermite moments of tanh must resolve."""
+    rnn = of.LowRankRNN(1, 1, 1, "tanh", 0.05)
+    task = of.tasks.DecisionMaking(batch_size=4, fixation=0.1, stimulus=0.5, delay=0.1, response=0.5)
+    mix = Mixture.create([0.99, 0.01], np.zeros((2, 4)), np.stack([np.eye(4), 400 * np.eye(4)]), rnn)
+    with pytest.warns(RuntimeWarning, match="Gauss-Hermite gain of phi='tanh'"):
+        history = of.train(of.OverlapEngine(), rnn, task, mix, 0.01, 1).history
+    S_delta = of.train(of.OverlapEngine(), rnn, task, mix.overlaps, 0.01, 1).history.attrs["max_delta"]
+    assert history.attrs["max_delta"] > 50 * S_delta

@@ -33,7 +33,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .model import LowRankRNN
 from .overlaps import check_gram
-from .precision import float64
+from .precision import float64, float64_scope
 from .quadrature import product_grid
 
 
@@ -143,13 +143,15 @@ class Mixture:
 
     @property
     def second_moments(self) -> Float[Array, "K P P"]:
-        """S_k = C_k + mu_k mu_k^T, the overlaps of each population."""
-        return self.covariances + self.means[..., :, None] * self.means[..., None, :]
+        """S_k = C_k + mu_k mu_k^T, the overlaps of each population (in the mixture's dtype)."""
+        with float64_scope():
+            return self.covariances + self.means[..., :, None] * self.means[..., None, :]
 
     @property
     def overlaps(self) -> Float[Array, "P P"]:
-        """The network's overlaps S = sum_k w_k S_k."""
-        return jnp.einsum("...k,...kij->...ij", self.weights, self.second_moments)
+        """The network's overlaps S = sum_k w_k S_k (in the mixture's dtype)."""
+        with float64_scope():
+            return jnp.einsum("...k,...kij->...ij", self.weights, self.second_moments)
 
     def push_affine(self, X: Float[Array, "K P P"], shift: Float[Array, "K P"]) -> Mixture:
         """The law of X_k theta - shift_k for theta in component k: mu_k -> X_k mu_k - shift_k,

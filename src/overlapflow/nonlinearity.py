@@ -199,7 +199,8 @@ class Nonlinearity:
         if self.closed_gain is not None:
             return 0.0
         n = self.n_nodes
-        return float(jnp.max(jnp.abs(self.quadrature_gain(delta, n) - self.quadrature_gain(delta, 2 * n))))
+        with float64_scope():  # the quadrature's compiled programs are float64 ones
+            return float(jnp.max(jnp.abs(self.quadrature_gain(delta, n) - self.quadrature_gain(delta, 2 * n))))
 
     def check_gain_accuracy(self, max_delta: float) -> float:
         """Return the gain's error estimate at ``max_delta`` and warn when it exceeds 1e-6."""

@@ -281,8 +281,8 @@ def train(
         engine, rnn, task, state, lr, epochs, key, None, None, progress, chunk, epoch_offset, jnp.asarray(lr_dropped)
     )
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state)}
-    attrs.update(engine.run_attrs(rnn, task, key, overlaps))
     populations = _populations(engine, state, records)
+    attrs.update(engine.run_attrs(rnn, task, key, overlaps, populations))
     history = _finish(rnn, losses, overlaps, bad, attrs, f"train ({engine.kind})", populations)
     return TrainResult(history, carry[0], engine, carry[1])
 

@@ -144,8 +144,9 @@ class Engine(abc.ABC):
         """The populations' weights (K,) (fractions of the rows), or None when ``state`` has none."""
         return None
 
-    def run_attrs(self, rnn, task, key, overlaps) -> dict:
-        """Attributes measured on a finished run's overlaps (e.g. the closure's quadrature error)."""
+    def run_attrs(self, rnn, task, key, overlaps, populations=None) -> dict:
+        """Attributes measured on a finished run's overlaps and population records (e.g. the
+        closure's quadrature error)."""
         return {}
 
     def step(self, rnn, task, state: State, batch, lr) -> tuple[State, jax.Array, jax.Array]:

@@ -188,18 +188,40 @@ class OverlapEngine(Engine):
     def label(self, state) -> str:
         return f"overlaps ({self.method})"
 
-    def run_attrs(self, rnn, task, key, overlaps) -> dict:
-        if rnn.is_linear or rnn.nonlinearity.closed_gain is not None or not len(overlaps):
+    def run_attrs(self, rnn, task, key, overlaps, populations=None) -> dict:
+        phi = rnn.nonlinearity
+        closed = phi.closed_moments if populations is not None else phi.closed_gain
+        if rnn.is_linear or closed is not None or not len(overlaps):
             return {}
-        return gain_accuracy(rnn, task, key, overlaps)
+        return gain_accuracy(rnn, task, key, overlaps, populations)
 
 
-def gain_accuracy(rnn, task, key, overlaps) -> dict:
-    """Largest Delta = k^T S[B, B] k visited (at up to 20 recorded states, on epoch 0's batch) and
-    the quadrature gain's estimated error there (warns above 1e-6)."""
+def gain_accuracy(rnn, task, key, overlaps, populations=None) -> dict:
+    """Largest Delta visited (at up to 20 recorded states, on epoch 0's batch) and the quadrature's
+    estimated error there (warns above 1e-6): Delta = k^T S[B, B] k, or with populations the largest
+    of every component's own k^T C_c[B, B] k (their means shift the nodes, not their spread)."""
     picks = np.unique(np.linspace(0, len(overlaps) - 1, 20).astype(int))
-    max_delta = float(_max_current_variance(jnp.asarray(overlaps[picks]), task.sample(key, rnn.dt).inputs, rnn=rnn))
+    inputs = task.sample(key, rnn.dt).inputs
+    if populations is None:
+        max_delta = float(_max_current_variance(jnp.asarray(overlaps[picks]), inputs, rnn=rnn))
+    else:
+        means = jnp.asarray(populations["population_means"][picks])
+        moments = jnp.asarray(populations["population_overlaps"][picks])
+        covariances = moments - means[..., :, None] * means[..., None, :]
+        weights = jnp.broadcast_to(jnp.asarray(populations["population_weights"]), means.shape[:2])
+        max_delta = float(_max_component_variance(Mixture(weights, means, covariances), inputs, rnn=rnn))
     return {"max_delta": max_delta, "gain_error": rnn.nonlinearity.check_gain_accuracy(max_delta)}
+
+
+@functools.partial(jax.jit, static_argnames=("rnn",))
+def _max_component_variance(mixtures, inputs, *, rnn):
+    B = rnn.slices["B"]
+
+    def one(mixture):
+        k = latent_trajectory(rnn, mixture, inputs)
+        return jnp.max(jnp.einsum("bti,cij,btj->btc", k, mixture.covariances[:, B, B], k))
+
+    return jnp.max(jax.vmap(one)(mixtures))
 
 
 @functools.partial(jax.jit, static_argnames=("rnn",))

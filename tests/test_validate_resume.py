@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import overlapflow as of
 from overlapflow.cli import app, pulses_task
-from overlapflow.experiments.run_files import RunError
+from overlapflow.files import RunError
 from overlapflow.validation import fit_power_law, learned_from, make_study, seed_counts, validate_theory
 from overlapflow.validation_jobs import Job, job_path, run_job
 
@@ -25,7 +25,7 @@ def study(out, epochs=8, **options):
 
 def test_a_stopped_study_continues_to_the_numbers_of_an_uninterrupted_one(tmp_path):
     whole = study(tmp_path / "whole")
-    assert whole.attrs["jobs_run"] == 5  # limit, closure, 3 networks (float64: no round-off twin)
+    assert whole.attrs["jobs_run"] == 6  # limit, finer limit, closure, 3 networks (float64: no round-off twin)
 
     out = tmp_path / "stopped"
     study(out, sizes=(20,), seeds=1)  # part of the study: its jobs are reused below
@@ -39,7 +39,12 @@ def test_a_stopped_study_continues_to_the_numbers_of_an_uninterrupted_one(tmp_pa
     resumed = study(out)
     assert resumed.attrs["jobs_run"] == 2  # N=20 seed 1 (new) and N=40 seed 0 (continued)
     assert not job_path(out, stopped, partial=True).exists()
-    for name in ("limit.npz", "closure.npz", "N20_seed0_float64.npz"):  # reused, not rewritten (float64 networks)
+    for name in (
+        "limit.npz",
+        "limit_finer.npz",
+        "closure.npz",
+        "N20_seed0_float64.npz",
+    ):  # reused, not rewritten (float64 networks)
         assert (out / "jobs" / name).stat().st_mtime_ns == before[name]
     for name in ("distance_to_limit", "overlaps_network", "loss_network", "overlaps_particles", "loss_closure"):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values, err_msg=name)
@@ -56,7 +61,7 @@ def test_a_study_with_other_settings_is_refused_unless_overwritten(tmp_path):
     with pytest.raises(RunError, match=r"holds a study with lr = 0.05, not 0.04"):
         validate_theory(RNN, TASK, S0, 0.04, 2, **{**SMALL, "sizes": (20,), "seeds": 1}, out=tmp_path)
     redone = study(tmp_path, epochs=3, sizes=(20,), seeds=1, overwrite=True)
-    assert redone.attrs["jobs_run"] == 3 and redone.sizes["epoch"] == 4
+    assert redone.attrs["jobs_run"] == 4 and redone.sizes["epoch"] == 4
 
     runner = CliRunner()
     args = ["validate-theory", "--quiet", "--task", "pulses", "--out", str(tmp_path / "cli"), "--workers", "1"]
@@ -104,6 +109,11 @@ def test_the_exponents_fit_the_seed_mean_of_each_span(tmp_path):
     assert result.attrs["exponent_learned_function"] == pytest.approx(fit_power_law([20, 40], np.nanmean(f, 1))[0])
     closure = result.closure_deviation.values
     assert result.attrs["closure_to_limit"] == closure[learned:].max()
+    # the limit's own error: against one more node per direction (split 3 x 2 -> 4 x 3)
+    assert result.attrs["finer_particles"] == "split, 4 x 3 nodes"
+    error = result.limit_error.values
+    assert result.attrs["limit_error_max"] == error.max() < 0.1 * np.nanmin(result.network_deviation.values)
+    assert result.attrs["limit_error_learned"] == error[learned:].max()
     # the distance to the closure is the distance to the limit moved by at most the closure's own
     gap = np.abs(result.distance_to_closure.values - d)
     assert np.nanmax(gap - closure) <= 1e-15

@@ -2,15 +2,20 @@
 
     overlapflow validate-theory --task flipflop --start fig8 --epochs 2000 \\
         --sizes 1000,2000,4000,8000,16000 --seeds 3,3,3,1,1 --workers 2 --out RUN
-    python docs/results/n_scaling_after_learning.py RUN
+    python docs/results/n_scaling_after_learning.py RUN [--rules 8x4,8x5]
 
 reads ``RUN/validation.nc`` (fig 8 at the paper's settings: networks at each N, the particle limit and
 the closure on the same batches, :func:`overlapflow.validation.validate_theory`) and writes, next to
 this script, ``n_scaling_after_learning.json`` (per N, the mean over seeds of the largest distance from
 the limit and from the closure over the learned epochs, in overlaps and in function coordinates; the
 exponents fitted over the learned and the early epochs; the closure's own distance from the limit; the
-N at which the fitted law meets it; the float32 round-off; the wall time, load and command of the
-run) and ``n_scaling_after_learning.png``.
+N at which the fitted law meets it; the limit's own error against a finer rule; the float32
+round-off; the wall time, load and command of the run) and ``n_scaling_after_learning.png``.
+
+``--rules`` also runs the limit on finer split rules (``NODESxRIGHT``, one job each in ``RUN/rules``,
+kept like the study's jobs) and reports, per rule, its distance from the study's limit and its finer
+limit, and the networks' distance from it over the learned epochs: how much of the networks' distance
+is the limit's own error.
 """
 
 from __future__ import annotations
@@ -36,7 +41,76 @@ def _crossover(prefactor: float, exponent: float, level: float) -> float | None:
     return float((level / prefactor) ** (1 / exponent)) if exponent < 0 and prefactor > 0 else None
 
 
-def numbers(result: xr.Dataset, settings: dict) -> dict:
+def fig8_study(settings: dict, nodes: int, right_nodes: int):
+    """The fig 8 study (``validate-theory --start fig8``) with the limit on split ``nodes x right_nodes``;
+    its settings must be the run's but for the rule."""
+    import jax
+
+    from overlapflow.experiments.commands import shipped_configs
+    from overlapflow.experiments.config import load_config
+    from overlapflow.overlaps import Overlaps
+    from overlapflow.validation import make_study
+
+    config = load_config(shipped_configs()["flipflop"])
+    rnn = config.build_network()
+    phase = config.build_phases(rnn)[0]
+    S0 = Overlaps.from_params(rnn, rnn.init(jax.random.key(config.seed), N=config.N, dtype=config.dtype)).matrix
+    key = jax.random.key(0)  # --seed 0
+    study = make_study(
+        rnn,
+        phase.training_task,
+        S0,
+        settings["lr"],
+        settings["epochs"],
+        key,
+        "split",
+        nodes,
+        right_nodes=right_nodes,
+        network_dtype=settings["network_dtype"],
+    )
+    mine = json.loads(json.dumps(study.settings()))
+    different = [k for k in settings if k != "limit" and mine[k] != settings[k]]
+    if different:
+        raise SystemExit(f"--rules: the fig 8 study differs from the run in {different}")
+    return study
+
+
+def rule_checks(run: Path, result: xr.Dataset, settings: dict, rules: list[tuple[int, int]]) -> dict:
+    """Run (or reuse) the limit on each split rule in ``run/rules``; per rule: its distance from the
+    study's limit and finer limit (over the run and the learned epochs), and the networks' (N: mean over
+    seeds of the max over the learned epochs)."""
+    from overlapflow.validation_jobs import Job, load_job, run_job
+    from overlapflow.worker_pool import worker_pool
+
+    studies = {f"{n}x{m}": fig8_study(settings, n, m) for n, m in rules}
+    with worker_pool(len(studies)) as pool:
+        for future in [pool.submit(run_job, str(run / "rules" / name), s, Job("limit")) for name, s in studies.items()]:
+            future.result()
+    learned = int(result.attrs["learned_from"])
+
+    def gap(S, other):  # max over overlaps, per epoch
+        return np.abs(S - other).max(axis=(1, 2))
+
+    networks = {
+        int(N): [load_job(run, Job("network", int(N), s, settings["network_dtype"]))["overlaps"] for s in range(k)]
+        for N, k in zip(result.N.values, result.seeds.values, strict=True)
+    }
+    checks = {}
+    for name in studies:
+        S = load_job(run / "rules" / name, Job("limit"))["overlaps"]
+        to_limit, to_finer = gap(S, result.overlaps_particles.values), gap(S, result.overlaps_finer_limit.values)
+        checks[name] = {
+            "from_limit": {"run": float(to_limit.max()), "learned": float(to_limit[learned:].max())},
+            "from_finer_limit": {"run": float(to_finer.max()), "learned": float(to_finer[learned:].max())},
+            "networks_learned_distance": {
+                str(N): float(np.mean([gap(net, S)[learned:].max() for net in nets])) for N, nets in networks.items()
+            },
+        }
+    return checks
+
+
+def numbers(result: xr.Dataset, settings: dict, calls: list[dict]) -> dict:
+    """The JSON's values (module docstring); ``calls``: the run's calls that ran jobs (``calls.jsonl``)."""
     a = result.attrs
     sizes = [int(N) for N in result.N.values]
     learned = int(a["learned_from"])
@@ -50,11 +124,16 @@ def numbers(result: xr.Dataset, settings: dict) -> dict:
         "exponent_learned": a["exponent_learned"],
         "exponent_early": a["exponent_early"],
         "closure_to_limit": a["closure_to_limit"],
-        "wall_s": a["wall_s"],
+        "wall_s": a["study_wall_s"],
         "command": a["command"],
         "overlapflow_version": settings["overlapflow_version"],
         "settings": settings["settings"],
-        "load_average": {"mean": a["load_average_mean"], "max": a["load_average_max"], "sampled": "each minute"},
+        "load_average": {
+            "mean": float(np.average([c["load_average_mean"] for c in calls], weights=[c["wall_s"] for c in calls])),
+            "max": max(c["load_average_max"] for c in calls),
+            "sampled": "1-minute load average, once a minute during each call",
+        },
+        "calls": calls,
         "learned_from_epoch": learned,
         "learned_from_rule": f"first epoch where the limit's loss is below {a['learned_factor']:g}x its final value",
         "early_epochs": int(a["early_epochs"]),
@@ -71,6 +150,12 @@ def numbers(result: xr.Dataset, settings: dict) -> dict:
             "closure_to_limit": a["closure_to_limit_function"],
         },
         "early_distance_to_limit": _per_N(result, "early_distance_to_limit"),
+        "limit_error": {
+            "against": a["finer_particles"],
+            "max_over_run": a["limit_error_max"],
+            "max_over_learned": a["limit_error_learned"],
+        },
+        "distance_to_finer_limit": _per_N(result, "learned_distance_to_finer_limit"),
         "per_seed": {
             name: {
                 str(N): [float(x) for x in row if np.isfinite(x)]
@@ -140,6 +225,9 @@ def figure(result: xr.Dataset, values: dict, path: Path) -> None:
             ax.plot(sizes, np.nanmean(per_seed, axis=1), "o-", color=colour, label=f"networks {label} (seed mean)")
         gap = result.attrs[f"closure_to_limit{suffix}"]
         ax.axhline(gap, color="0.3", ls="--", lw=1, label=f"closure from the limit ({gap:.3g})")
+        if not suffix:
+            error = result.attrs["limit_error_learned"]
+            ax.axhline(error, color="0.5", ls="-.", lw=1, label=f"the limit's own error ({error:.2g})")
         p, c = result.attrs[f"exponent_learned{suffix}"], result.attrs[f"prefactor_learned{suffix}"]
         meet = _crossover(c, p, gap)
         end = sizes[-1] * 2 if meet is None or meet > 100 * sizes[-1] else max(sizes[-1] * 2, 1.5 * meet)
@@ -166,6 +254,7 @@ def main(argv=None) -> int:
     parser.add_argument("run", type=Path, help="the --out folder of the validate-theory run")
     parser.add_argument("--json", type=Path, default=HERE / "n_scaling_after_learning.json")
     parser.add_argument("--figure", type=Path, default=HERE / "n_scaling_after_learning.png")
+    parser.add_argument("--rules", default="", help="finer split rules for the limit, e.g. 8x4,8x5")
     args = parser.parse_args(argv)
     import overlapflow as of
 
@@ -175,7 +264,12 @@ def main(argv=None) -> int:
         "overlapflow_version": of.__version__,
         "settings": json.loads((args.run / "settings.json").read_text(encoding="utf-8")),
     }
-    values = numbers(result, settings)
+    from overlapflow.validation_jobs import read_calls
+
+    values = numbers(result, settings, read_calls(args.run))
+    if args.rules:
+        rules = [tuple(int(x) for x in rule.split("x")) for rule in args.rules.split(",")]
+        values["limit_rules"] = rule_checks(args.run, result, settings["settings"], rules)
     args.json.write_text(json.dumps(values, indent=2, default=lambda x: x.item()) + "\n")  # numpy scalars
     figure(result, values, args.figure)
     print(caption(values))

@@ -313,6 +313,10 @@ def validation_table(result, wall: float | None = None) -> tuple:
             f"networks come closer to the limit than the closure after learning above N ~ {crossover:.3g} "
             "(from the fit)"
         )
+    lines.append(
+        f"the limit's own error (against {a['finer_particles']}): {a['limit_error_max']:.2e} over the run, "
+        f"{a['limit_error_learned']:.2e} over the learned epochs"
+    )
     if "float32_round_off" in a:
         lines.append(
             f"float32 round-off (N={a['float32_round_off_N']}, seed 0, against float64): {a['float32_round_off']:.2e} "
@@ -421,7 +425,7 @@ def validate_theory_command(
     from rich.console import Console
 
     import overlapflow as of
-    from overlapflow.experiments.run_files import RunError
+    from overlapflow.files import RunError
     from overlapflow.validation import validate_theory
     from overlapflow.validation_plot import plot_validation
 

@@ -39,7 +39,7 @@ from .optimizers import Optimizer
 from .overlaps import visible_mask
 from .precision import float64
 from .tasks import AbstractTask
-from .validation_jobs import Job, Study, check_settings, load_job, run_jobs
+from .validation_jobs import Job, Study, check_settings, load_job, read_calls, run_jobs
 
 
 def per_epoch_deviation(a: xr.Dataset, b: xr.Dataset) -> np.ndarray:
@@ -153,7 +153,8 @@ def validate_theory(
       |S_N - S_inf|, |S_N - S_closure|; ``function_distance_to_limit``, ``function_distance_to_closure``:
       the same in function coordinates;
     - ``learned_distance_to_limit``, ``learned_distance_to_closure`` and their ``function_`` variants
-      (N, seed): max over the learned epochs; ``early_distance_to_limit`` (N, seed): over epochs
+      (N, seed): max over the learned epochs; ``learned_distance_to_finer_limit`` (N, seed): the same
+      from the limit on the finer rule; ``early_distance_to_limit`` (N, seed): over epochs
       0..``early_epochs``; ``network_deviation`` (N, seed): over the run; fitted exponents and
       prefactors (seed means against N) in ``attrs``: ``exponent`` / ``prefactor`` (whole run),
       ``exponent_learned``, ``exponent_early``, ``exponent_learned_function``;
@@ -162,11 +163,14 @@ def validate_theory(
       ``network_wall_s`` (N, seed);
 
     for the theories: ``closure_deviation``, ``closure_function_deviation`` (epoch): the closure's
-    distance from the limit; ``loss_particles``, ``loss_closure`` (epoch), ``overlaps_particles``,
-    ``overlaps_closure`` (epoch, row, col); and ``attrs``: ``learned_from`` (epoch),
-    ``closure_max_deviation`` (over the run), ``closure_to_limit`` and ``closure_to_limit_function``
-    (over the learned epochs), ``float32_round_off`` (max over the run; per epoch as a variable),
-    ``wall_s`` (this call), ``jobs_run``, ``load_average_mean``, ``load_average_max``.
+    distance from the limit; ``limit_error`` (epoch): the limit's own, from the limit on a finer rule
+    (:attr:`~overlapflow.validation_jobs.Study.finer_limit`); ``loss_particles``, ``loss_closure``
+    (epoch), ``overlaps_particles``, ``overlaps_closure``, ``overlaps_finer_limit`` (epoch, row, col);
+    and ``attrs``: ``learned_from`` (epoch), ``closure_max_deviation`` (over the run),
+    ``closure_to_limit`` and ``closure_to_limit_function`` (over the learned epochs),
+    ``limit_error_max``, ``limit_error_learned``, ``float32_round_off`` (max over the run; per epoch as a variable),
+    ``wall_s``, ``jobs_run``, ``load_average_mean``, ``load_average_max`` (this call), ``calls`` and
+    ``study_wall_s`` (the calls that ran jobs in ``out``, and their wall times summed).
     """
     if network_dtype not in ("float32", "float64"):
         raise ValueError(f"network_dtype = {network_dtype!r}: must be 'float32' or 'float64'")
@@ -178,15 +182,16 @@ def validate_theory(
     )
     networks = [[Job("network", N, s, network_dtype) for s in range(k)] for N, k in zip(sizes, counts, strict=True)]
     check = [Job("network", sizes[0], 0, "float64")] if network_dtype == "float32" else []
-    jobs = [Job("limit"), Job("closure"), *(job for row in networks for job in row), *check]
+    jobs = [Job("limit"), Job("finer-limit"), Job("closure"), *(job for row in networks for job in row), *check]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() if out is None else _folder(out) as folder:
         check_settings(folder, study, overwrite)
         ran = run_jobs(folder, study, jobs, workers, progress)
         records = {job.name: load_job(folder, job) for job in jobs}
-    limit, closure = records["limit"], records["closure"]
+        calls = read_calls(folder)
+    limit, finer, closure = records["limit"], records["limit_finer"], records["closure"]
     S_inf, S_closure = limit["overlaps"], closure["overlaps"]
-    per_epoch, wall = _network_distances(rnn, networks, records, S_inf, S_closure)
+    per_epoch, wall = _network_distances(rnn, networks, records, S_inf, S_closure, finer["overlaps"])
     learned = learned_from(limit["loss"], learned_factor)
     early = min(early_epochs, epochs)
     over_learned, over_early, whole = (
@@ -196,6 +201,7 @@ def validate_theory(
     overlaps_net = np.stack([records[row[0].name]["overlaps"] for row in networks])
     closure_dev = np.abs(S_closure - S_inf).max(axis=(1, 2))
     closure_f_dev = np.abs(_function(rnn, S_closure) - _function(rnn, S_inf)).max(axis=1)
+    limit_error = np.abs(finer["overlaps"] - S_inf).max(axis=(1, 2))
     fits = {
         "": _fit(sizes, whole[0]),
         "_learned": _fit(sizes, over_learned[0]),
@@ -211,6 +217,7 @@ def validate_theory(
         "learned_distance_to_closure": (("N", "seed"), over_learned[1]),
         "function_learned_distance_to_limit": (("N", "seed"), over_learned[2]),
         "function_learned_distance_to_closure": (("N", "seed"), over_learned[3]),
+        "learned_distance_to_finer_limit": (("N", "seed"), over_learned[4]),
         "early_distance_to_limit": (("N", "seed"), over_early[0]),
         "network_deviation": (("N", "seed"), whole[0]),
         "network_epoch_deviation": (("N", "epoch"), np.nanmean(per_epoch[0], axis=1)),
@@ -218,11 +225,13 @@ def validate_theory(
         "seeds": ("N", counts),
         "closure_deviation": ("epoch", closure_dev),
         "closure_function_deviation": ("epoch", closure_f_dev),
+        "limit_error": ("epoch", limit_error),
         "loss_particles": ("epoch", limit["loss"]),
         "loss_closure": ("epoch", closure["loss"]),
         "loss_network": (("N", "epoch"), loss_net),
         "overlaps_particles": (("epoch", "row", "col"), S_inf),
         "overlaps_closure": (("epoch", "row", "col"), S_closure),
+        "overlaps_finer_limit": (("epoch", "row", "col"), finer["overlaps"]),
         "overlaps_network": (("N", "epoch", "row", "col"), overlaps_net),
         "visible": (("row", "col"), np.asarray(visible_mask(rnn))),
     }
@@ -247,13 +256,18 @@ def validate_theory(
             "closure_max_deviation": float(closure_dev.max()),
             "closure_to_limit": float(closure_dev[learned:].max()),
             "closure_to_limit_function": float(closure_f_dev[learned:].max()),
-            "particles": f"{rule}, {nodes} x {right_nodes} nodes" if rule == "split" else rule,
+            "particles": _rule(study.limit),
+            "limit_error_max": float(limit_error.max()),
+            "limit_error_learned": float(limit_error[learned:].max()),
+            "finer_particles": _rule(study.finer_limit),
             "limit_wall_s": limit["wall_s"],
             "closure_wall_s": closure["wall_s"],
             "wall_s": time.perf_counter() - started,
             "jobs_run": len(ran["ran"]),
-            "load_average_mean": float(np.mean(ran["load_average"])),
-            "load_average_max": float(np.max(ran["load_average"])),
+            "load_average_mean": ran["load_average_mean"],
+            "load_average_max": ran["load_average_max"],
+            "calls": len(calls),
+            "study_wall_s": float(sum(call["wall_s"] for call in calls)),
             "workers": int(workers),
             "network_dtype": network_dtype,
             "lr": float(lr),
@@ -264,24 +278,35 @@ def validate_theory(
     )
 
 
+def _rule(engine: ParticleEngine) -> str:
+    """``split, 6 x 3 nodes``, ``gauss-hermite, 8 nodes``, ``smolyak, level 4``, ``qmc, 16384 particles``."""
+    detail = {
+        "split": f"{engine.nodes} x {engine.right_nodes} nodes",
+        "gauss-hermite": f"{engine.nodes} nodes",
+        "smolyak": f"level {engine.level}",
+    }
+    return f"{engine.rule}, {detail.get(engine.rule, f'{engine.n} particles')}"
+
+
 def _function(rnn, S) -> np.ndarray:
     """Function coordinates (epoch, F) of overlaps S (epoch, P, P)."""
     return np.asarray(function_coordinates(rnn, S)[0])
 
 
-def _network_distances(rnn, networks, records, S_inf, S_closure) -> tuple[np.ndarray, np.ndarray]:
+def _network_distances(rnn, networks, records, S_inf, S_closure, S_finer) -> tuple[np.ndarray, np.ndarray]:
     """Per network and epoch, the max distance from the limit and from the closure in overlaps and in
-    function coordinates: (4, N, seed, epoch), in that order (NaN where a size has fewer seeds); and
-    each network's wall time (N, seed)."""
+    function coordinates, and from the finer limit in overlaps: (5, N, seed, epoch), in that order (NaN
+    where a size has fewer seeds); and each network's wall time (N, seed)."""
     references = (S_inf, S_closure, _function(rnn, S_inf), _function(rnn, S_closure))
-    per_epoch = np.full((4, len(networks), max(map(len, networks)), len(S_inf)), np.nan)
+    per_epoch = np.full((5, len(networks), max(map(len, networks)), len(S_inf)), np.nan)
     wall = np.full(per_epoch.shape[1:3], np.nan)
     for i, row in enumerate(networks):
         for job in row:
             S = records[job.name]["overlaps"]
             f = _function(rnn, S)
             per_epoch[:2, i, job.seed] = [np.abs(S - ref).max(axis=(1, 2)) for ref in references[:2]]
-            per_epoch[2:, i, job.seed] = [np.abs(f - ref).max(axis=1) for ref in references[2:]]
+            per_epoch[2:4, i, job.seed] = [np.abs(f - ref).max(axis=1) for ref in references[2:]]
+            per_epoch[4, i, job.seed] = np.abs(S - S_finer).max(axis=(1, 2))
             wall[i, job.seed] = records[job.name]["wall_s"]
     return per_epoch, wall
 

@@ -1,15 +1,16 @@
 r"""The runs of a finite-N study as resumable jobs, one file each (:func:`~overlapflow.validation.validate_theory`).
 
 A job is one run of the study: a network of N rows and one seed (``N1000_seed0``; its float64 twin,
-``N1000_seed0_float64``, measures the float32 round-off), the particle limit (``limit``) or the
-Gaussian closure (``closure``). Jobs run in worker processes (:mod:`~overlapflow.worker_pool`),
-largest first, and write, all atomically:
+``N1000_seed0_float64``, measures the float32 round-off), the particle limit (``limit``), the limit on
+a finer rule (``limit_finer``: the limit's own error) or the Gaussian closure (``closure``). Jobs run
+in worker processes (:mod:`~overlapflow.worker_pool`), largest first, and write, all atomically:
 
     OUT/settings.json                  what fixes every job's numbers (network, task, S0, lr, epochs,
                                        batch key, particle rule, networks' dtype)
     OUT/jobs/<name>.partial.npz        every ``checkpoint_every`` epochs: the records so far and the
                                        engine's state
     OUT/jobs/<name>.npz                when done: loss (epochs + 1,), overlaps (epochs + 1, P, P), wall_s
+    OUT/calls.jsonl                    one line per call that ran jobs: its wall time, the jobs, the load
 
 Run again, a study skips the done jobs and continues the partial ones from their checkpoint (the
 same numbers as an uninterrupted run: the batches of epoch k are ``fold_in(key, k)`` in every
@@ -44,13 +45,15 @@ from .worker_pool import worker_pool
 #: the network rows' keys fold this into the batches' key first; no run has this many epochs, so no
 #: batch key (``fold_in(key, epoch)``) is reused for rows
 ROWS_STREAM = 2**32 - 1
-#: the limit's cost in rows, for the progress count (particles are few, but each costs more)
-LIMIT_ROWS = 1000
+#: the limit's cost in rows, for the progress count (particles are few, but each costs more), and the
+#: finer rule's (2.4x the particles of split 6 x 3 at 7 x 4)
+LIMIT_ROWS = {"limit": 1000, "finer-limit": 2400}
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One run of the study: ``kind`` is ``"network"`` (N rows, ``seed``, ``dtype``), ``"limit"`` or ``"closure"``."""
+    """One run of the study: ``kind`` is ``"network"`` (N rows, ``seed``, ``dtype``), ``"limit"``,
+    ``"finer-limit"`` or ``"closure"``."""
 
     kind: str
     N: int = 0
@@ -60,13 +63,13 @@ class Job:
     @property
     def name(self) -> str:
         if self.kind != "network":
-            return self.kind
+            return {"finer-limit": "limit_finer"}.get(self.kind, self.kind)
         return f"N{self.N}_seed{self.seed}" + ("_float64" if self.dtype == "float64" else "")
 
     @property
     def rows(self) -> int:
         """The job's cost in rows (for the progress count and the largest-first order)."""
-        return self.N if self.kind == "network" else LIMIT_ROWS if self.kind == "limit" else 1
+        return self.N if self.kind == "network" else LIMIT_ROWS.get(self.kind, 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +112,14 @@ class Study:
         }
 
     @property
+    def finer_limit(self) -> ParticleEngine:
+        """The limit on a finer rule: one more node per direction (split, Gauss-Hermite), one more
+        Smolyak level, or 4x the quasi-Monte Carlo particles."""
+        finer = {"smolyak": {"level": self.limit.level + 1}, "qmc": {"n": 4 * self.limit.n}}
+        more = {"nodes": self.limit.nodes + 1, "right_nodes": self.limit.right_nodes + 1}
+        return dataclasses.replace(self.limit, **finer.get(self.limit.rule, more))
+
+    @property
     def key(self) -> jax.Array:
         return jax.random.wrap_key_data(jnp.asarray(self.key_data, dtype=jnp.uint32))
 
@@ -118,6 +129,8 @@ class Study:
         S0 = np.asarray(self.S0, dtype=float)
         if job.kind == "limit":
             return self.limit, S0
+        if job.kind == "finer-limit":
+            return self.finer_limit, S0
         if job.kind == "closure":
             return overlap_engine("exact"), S0
         rows_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(self.key, ROWS_STREAM), job.N), job.seed)
@@ -218,10 +231,11 @@ def run_jobs(out, study: Study, jobs: list[Job], workers: int, progress: bool) -
     worker processes. The progress counts rows (:attr:`Job.rows`) of the jobs run in this call.
 
     Returns:
-        ``{"ran": jobs run (or continued) in this call, "load_average": 1-minute load averages
-        sampled once a minute while they ran}``.
+        this call's record (also appended to ``out/calls.jsonl`` when it ran jobs): ``{"ran": the
+        jobs run (or continued), "wall_s": its wall time, "workers", "load_average_mean",
+        "load_average_max": of the 1-minute load average, sampled once a minute while they ran}``.
     """
-    out = Path(out)
+    out, started = Path(out), time.perf_counter()
     pending = sorted((job for job in jobs if not job_path(out, job).is_file()), key=lambda job: -job.rows)
     loads = [os.getloadavg()[0]]
     with progress_bar(
@@ -242,4 +256,21 @@ def run_jobs(out, study: Study, jobs: list[Job], workers: int, progress: bool) -
                         job = running.pop(future)
                         future.result()
                         update(job.rows, float(load_job(out, job)["loss"][-1]))
-    return {"ran": [job.name for job in pending], "load_average": loads}
+    record = {
+        "ran": [job.name for job in pending],
+        "wall_s": time.perf_counter() - started,
+        "workers": workers,
+        "load_average_mean": float(np.mean(loads)),
+        "load_average_max": float(np.max(loads)),
+    }
+    if pending:
+        with open(out / "calls.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+    return record
+
+
+def read_calls(out) -> list[dict]:
+    """The records of the calls that ran jobs in ``out`` (:func:`run_jobs`), oldest first."""
+    path = Path(out) / "calls.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.strip()]

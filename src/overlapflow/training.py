@@ -252,7 +252,7 @@ def train(
 
     Args:
         engine: an :class:`~overlapflow.engines.Engine` (e.g. ``NetworkEngine("adam")``,
-            ``OverlapEngine("exact")``, ``ParticleEngine(nodes=6)``, ``FlowEngine()``).
+            ``OverlapEngine(method="exact")``, ``ParticleEngine(nodes=6)``, ``FlowEngine()``).
         start: what the engine starts from (theta0 (N, P) for the network; S0 (P, P) or
             :class:`~overlapflow.Overlaps` for the overlap engines and particles; Particles).
         lr: overlap-scale learning rate eta > 0.

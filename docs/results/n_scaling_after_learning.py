@@ -2,7 +2,9 @@
 
     overlapflow validate-theory --task flipflop --start fig8 --epochs 2000 \\
         --sizes 1000,2000,4000,8000,16000 --seeds 3,3,3,1,1 --workers 2 --out RUN
-    python docs/results/n_scaling_after_learning.py RUN [--rules 8x4,8x5]
+    overlapflow validate-theory --task flipflop --start fig8 --epochs 200 \
+        --sizes 1000,2000,4000,8000,16000 --seeds 3 --dtype float64 --workers 2 --out EARLY
+    python docs/results/n_scaling_after_learning.py RUN [--rules 8x4,8x5] [--early EARLY]
 
 reads ``RUN/validation.nc`` (fig 8 at the paper's settings: networks at each N, the particle limit and
 the closure on the same batches, :func:`overlapflow.validation.validate_theory`) and writes, next to
@@ -15,7 +17,10 @@ round-off; the wall time, load and command of the run) and ``n_scaling_after_lea
 ``--rules`` also runs the limit on finer split rules (``NODESxRIGHT``, one job each in ``RUN/rules``,
 kept like the study's jobs) and reports, per rule, its distance from the study's limit and its finer
 limit, and the networks' distance from it over the learned epochs: how much of the networks' distance
-is the limit's own error.
+is the limit's own error. ``--early`` takes the early epochs from a float64 study of them (the
+float32 networks' round-off, about 5e-7 over the first 200 epochs, is within a factor 15 of the
+largest networks' distance there): ``exponent_early`` and ``early_distance_to_limit`` then come from
+it, and the main run's own values are kept under ``early_float32``.
 """
 
 from __future__ import annotations
@@ -111,11 +116,14 @@ def rule_checks(run: Path, result: xr.Dataset, settings: dict, rules: list[tuple
 
 def numbers(result: xr.Dataset, settings: dict, calls: list[dict]) -> dict:
     """The JSON's values (module docstring); ``calls``: the run's calls that ran jobs (``calls.jsonl``)."""
+    from overlapflow.validation import fit_power_law
+
     a = result.attrs
     sizes = [int(N) for N in result.N.values]
     learned = int(a["learned_from"])
     to_limit, to_closure = _per_N(result, "learned_distance_to_limit"), _per_N(result, "learned_distance_to_closure")
     closer = [N for N in sizes if to_limit[str(N)] < to_closure[str(N)]]
+    final = np.nanmean(result.distance_to_limit.values[..., -1], axis=1)
     return {
         "N": sizes,
         "seeds": {str(N): int(k) for N, k in zip(sizes, result.seeds.values, strict=True)},
@@ -150,6 +158,9 @@ def numbers(result: xr.Dataset, settings: dict, calls: list[dict]) -> dict:
             "closure_to_limit": a["closure_to_limit_function"],
         },
         "early_distance_to_limit": _per_N(result, "early_distance_to_limit"),
+        "exponent_learned_without_smallest_N": fit_power_law(sizes[1:], [to_limit[str(N)] for N in sizes[1:]])[0],
+        "distance_to_limit_at_the_last_epoch": {str(N): float(d) for N, d in zip(sizes, final, strict=True)},
+        "exponent_at_the_last_epoch": fit_power_law(sizes, final)[0],
         "limit_error": {
             "against": a["finer_particles"],
             "max_over_run": a["limit_error_max"],
@@ -163,7 +174,12 @@ def numbers(result: xr.Dataset, settings: dict, calls: list[dict]) -> dict:
             }
             for name in ("learned_distance_to_limit", "learned_distance_to_closure")
         },
-        "float32_round_off": {"N": a.get("float32_round_off_N"), "max_over_run": a.get("float32_round_off")},
+        "float32_round_off": {
+            "N": a.get("float32_round_off_N"),
+            "max_over_run": a.get("float32_round_off"),
+            "max_over_learned": float(result.float32_round_off.values[learned:].max()),
+            "max_over_early": float(result.float32_round_off.values[: int(a["early_epochs"]) + 1].max()),
+        },
         "final_loss": {
             "limit": float(result.loss_particles.values[-1]),
             "closure": float(result.loss_closure.values[-1]),
@@ -179,6 +195,27 @@ def numbers(result: xr.Dataset, settings: dict, calls: list[dict]) -> dict:
     }
 
 
+def early_numbers(early: xr.Dataset, values: dict) -> dict:
+    """Replace the early-epoch values by those of a float64 study of the early epochs (``--early``)."""
+    if int(early.attrs["early_epochs"]) != values["early_epochs"]:
+        raise SystemExit(f"--early: a study of {early.attrs['early_epochs']} epochs, not {values['early_epochs']}")
+    values["early_float32"] = {
+        "exponent": values["exponent_early"],
+        "distance_to_limit": values["early_distance_to_limit"],
+        "seeds": values["seeds"],
+    }
+    values["exponent_early"] = early.attrs["exponent_early"]
+    values["prefactor_early"] = early.attrs["prefactor_early"]
+    values["early_distance_to_limit"] = _per_N(early, "early_distance_to_limit")
+    values["early_study"] = {
+        "command": early.attrs["command"],
+        "seeds": {str(int(N)): int(k) for N, k in zip(early.N.values, early.seeds.values, strict=True)},
+        "network_dtype": early.attrs["network_dtype"],
+        "wall_s": early.attrs["study_wall_s"],
+    }
+    return values
+
+
 def caption(values: dict) -> str:
     """What the figure shows, in words, from the numbers."""
     sizes, z = values["N"], values["closure_to_limit"]
@@ -186,8 +223,8 @@ def caption(values: dict) -> str:
     largest = str(sizes[-1])
     text = (
         f"After learning (epochs {values['learned_from_epoch']}-), networks approach the limit as "
-        f"N^{values['exponent_learned']:.2f} (N^{values['exponent_early']:.2f} over the first "
-        f"{values['early_epochs']} epochs). "
+        f"N^{values['exponent_learned']:.2f} ({values['exponent_learned_without_smallest_N']:.2f} without "
+        f"N = {sizes[0]}; N^{values['exponent_early']:.2f} over the first {values['early_epochs']} epochs). "
     )
     if closer:
         text += f"From N = {closer[0]}, they are closer to the limit than to the closure. "
@@ -228,6 +265,9 @@ def figure(result: xr.Dataset, values: dict, path: Path) -> None:
         if not suffix:
             error = result.attrs["limit_error_learned"]
             ax.axhline(error, color="0.5", ls="-.", lw=1, label=f"the limit's own error ({error:.2g})")
+            for name, check in list(values.get("limit_rules", {}).items())[-1:]:  # the finest rule given
+                finest = [check["networks_learned_distance"][str(int(N))] for N in sizes]
+                ax.plot(sizes, finest, "s:", mfc="none", color="C0", label=f"networks from the limit on split {name}")
         p, c = result.attrs[f"exponent_learned{suffix}"], result.attrs[f"prefactor_learned{suffix}"]
         meet = _crossover(c, p, gap)
         end = sizes[-1] * 2 if meet is None or meet > 100 * sizes[-1] else max(sizes[-1] * 2, 1.5 * meet)
@@ -239,7 +279,7 @@ def figure(result: xr.Dataset, values: dict, path: Path) -> None:
         ax.set_xticks(sizes, [str(int(N)) for N in sizes])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6.5, loc="lower left")
     fig.suptitle(
         "Fig 8 flip-flop after learning: finite networks vs the exact N -> infinity limit and the Gaussian closure",
         fontsize=10,
@@ -255,6 +295,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "n_scaling_after_learning.json")
     parser.add_argument("--figure", type=Path, default=HERE / "n_scaling_after_learning.png")
     parser.add_argument("--rules", default="", help="finer split rules for the limit, e.g. 8x4,8x5")
+    parser.add_argument("--early", type=Path, help="the --out folder of a float64 study of the early epochs")
     args = parser.parse_args(argv)
     import overlapflow as of
 
@@ -270,6 +311,9 @@ def main(argv=None) -> int:
     if args.rules:
         rules = [tuple(int(x) for x in rule.split("x")) for rule in args.rules.split(",")]
         values["limit_rules"] = rule_checks(args.run, result, settings["settings"], rules)
+    if args.early:
+        with xr.open_dataset(args.early / "validation.nc") as stored:
+            values = early_numbers(stored.load(), values)
     args.json.write_text(json.dumps(values, indent=2, default=lambda x: x.item()) + "\n")  # numpy scalars
     figure(result, values, args.figure)
     print(caption(values))

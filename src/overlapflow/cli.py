@@ -318,10 +318,17 @@ def validation_table(result, wall: float | None = None) -> tuple:
         f"{a['limit_error_learned']:.2e} over the learned epochs"
     )
     if "float32_round_off" in a:
+        round_off = result.float32_round_off.values
+        spans = {"early": round_off[: early + 1], "learned": round_off[learned:]}
+        smallest = {name: np.nanmin(np.nanmean(result[f"{name}_distance_to_limit"].values, axis=1)) for name in spans}
+        ratios = [
+            f"{values.max():.2e} over the {name} epochs, {smallest[name] / values.max():.3g}x below the smallest "
+            f"{name} distance to the limit (seed mean)"
+            for name, values in spans.items()
+        ]
         lines.append(
-            f"float32 round-off (N={a['float32_round_off_N']}, seed 0, against float64): {a['float32_round_off']:.2e} "
-            f"over the run, {np.nanmin(result.learned_distance_to_limit.values) / a['float32_round_off']:.3g}x below "
-            "the smallest learned distance to the limit"
+            f"float32 round-off (N={a['float32_round_off_N']}, seed 0, against float64): {round_off.max():.2e} over "
+            f"the run; {'; '.join(ratios)}"
         )
     if wall is not None:
         lines.append(

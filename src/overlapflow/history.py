@@ -22,6 +22,13 @@ import xarray as xr
 from .model import LowRankRNN
 from .overlaps import canonical_pairs, parse_pair, visible_mask
 
+#: The History's population variables and their dimensions (a batch of runs adds ``run`` in front).
+POPULATION_DIMS = {
+    "population_means": ("epoch", "population", "row"),
+    "population_overlaps": ("epoch", "population", "row", "col"),
+    "population_weights": ("population",),
+}
+
 
 def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict, populations: dict | None = None) -> xr.Dataset:
     """Build a History from losses (E+1,) and overlaps (E+1, P, P), or a batch of runs:
@@ -41,12 +48,8 @@ def make_history(rnn: LowRankRNN, losses, overlaps, attrs: dict, populations: di
         "visible": (("row", "col"), visible_mask(rnn)),
     }
     if populations is not None:
-        variables["population_means"] = (runs + ("epoch", "population", "row"), populations["population_means"])
-        variables["population_overlaps"] = (
-            runs + ("epoch", "population", "row", "col"),
-            populations["population_overlaps"],
-        )
-        variables["population_weights"] = (("population",), populations["population_weights"])
+        for name, dims in POPULATION_DIMS.items():
+            variables[name] = ((runs if "epoch" in dims else ()) + dims, populations[name])
     return xr.Dataset(variables, coords={"epoch": np.arange(losses.shape[-1]), "row": names, "col": names}, attrs=attrs)
 
 

@@ -87,9 +87,16 @@ class Mixture:
 
     @classmethod
     @float64
-    def from_params(cls, rnn: LowRankRNN, theta: Float[ArrayLike, "N P"], labels: Int[ArrayLike, " N"]) -> Mixture:
-        """The empirical law of a labelled network: w_k = N_k / N, mu_k the mean and C_k the
-        covariance (divided by N_k) of population k's rows. Then ``overlaps`` equals theta^T theta / N.
+    def from_params(
+        cls,
+        rnn: LowRankRNN,
+        theta: Float[ArrayLike, "N P"],
+        labels: Int[ArrayLike, " N"],
+        row_weights: Float[ArrayLike, " N"] | None = None,
+    ) -> Mixture:
+        """The empirical law of labelled rows: w_k = N_k / N, mu_k the mean and C_k the covariance
+        (divided by N_k) of population k's rows, so that ``overlaps`` equals theta^T theta / N. With
+        ``row_weights`` (a particle cloud's, summing to 1) every sum over rows is weighted by them.
         Populations are 0..K-1; each must have a row."""
         theta = np.asarray(theta, dtype=np.float64)
         if theta.ndim != 2 or theta.shape[1] != rnn.n_vectors:
@@ -99,11 +106,12 @@ class Mixture:
         counts = np.bincount(labels, minlength=K)
         if np.any(counts == 0):
             raise ValueError(f"labels: populations {np.flatnonzero(counts == 0).tolist()} have no neuron; use 0..K-1")
-        means = np.stack([theta[labels == k].mean(0) for k in range(K)])
-        covs = np.stack(
-            [(theta[labels == k] - means[k]).T @ (theta[labels == k] - means[k]) / counts[k] for k in range(K)]
-        )
-        return cls.create(counts / counts.sum(), means, covs, rnn)
+        r = np.ones(theta.shape[0]) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
+        mass = np.bincount(labels, weights=r, minlength=K)
+        rows = [(theta[labels == k], r[labels == k] / mass[k]) for k in range(K)]
+        means = np.stack([x.T @ q for x, q in rows])
+        covs = np.stack([(x - mu).T @ ((x - mu) * q[:, None]) for (x, q), mu in zip(rows, means, strict=True)])
+        return cls.create(mass / mass.sum(), means, covs, rnn)
 
     @classmethod
     def fit(cls, rnn: LowRankRNN, theta: Float[ArrayLike, "N P"], K: int, key: jax.Array | int = 0):

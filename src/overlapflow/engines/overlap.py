@@ -126,7 +126,7 @@ class OverlapEngine(Engine):
         return self.closure(rnn, task, state if isinstance(state, Mixture) else self.overlaps(state), batch)
 
     def _mixture_gradient(self, rnn, task, mixture: Mixture, batch):
-        """The loss and each component's affine row map (Gamma_c (K, P, P), b_c (K, P)) (module docstring)."""
+        """The loss and, per component, Gamma_c (K, P, P) and the mean row update E_c[f] (K, P) (module docstring)."""
 
         def loss(means, covariances):
             return self.closure(rnn, task, Mixture(mixture.weights, means, covariances), batch)
@@ -136,15 +136,13 @@ class OverlapEngine(Engine):
         decay = self.optimizer.weight_decay
         eye = jnp.eye(mixture.means.shape[-1], dtype=mixture.means.dtype)
         Gamma = (d_covs + jnp.swapaxes(d_covs, -1, -2)) / (2 * w[:, None, None]) + decay * eye
-        mean_drift = d_means / w[:, None] + 2 * decay * mixture.means  # E_c[f]
-        return value, (Gamma, mean_drift - 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means))
+        return value, (Gamma, d_means / w[:, None] + 2 * decay * mixture.means)
 
     def _mixture_update(self, mixture: Mixture, gradient, lr) -> Mixture:
-        Gamma, offset = gradient
-        if self.method == "exact":
+        Gamma, mean_drift = gradient
+        if self.method == "exact":  # theta -> X theta - eta b, b = E_c[f] - 2 Gamma_c mu_c
             X = jnp.eye(Gamma.shape[-1], dtype=Gamma.dtype) - 2 * lr * Gamma
-            return mixture.push_affine(X, lr * offset)
-        mean_drift = offset + 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means)
+            return mixture.push_affine(X, lr * (mean_drift - 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means)))
         GC = Gamma @ mixture.covariances
         return Mixture(
             mixture.weights,

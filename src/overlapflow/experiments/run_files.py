@@ -28,10 +28,11 @@ import numpy as np
 import xarray as xr
 
 from ..files import RunError, atomic_write
+from ..history import POPULATION_DIMS
 from ..mixture import Mixture
 from ..optimizers import MomentumState
 from ..particles import Particles, unfold
-from ..phenomena.curriculum import POPULATION_DIMS, Piece
+from ..phenomena.curriculum import Piece
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.pkl"

@@ -33,7 +33,7 @@ import xarray as xr
 from .._version import __version__
 from ..engines import NetworkEngine, ParticleEngine
 from ..history import load_history, max_overlap_deviation
-from ..mixture import Mixture, population_moments, population_sizes
+from ..mixture import Mixture, population_sizes
 from ..overlaps import Overlaps, sample_params
 from ..particles import Particles
 from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
@@ -159,18 +159,8 @@ def _from_run(folder, rnn, dtype) -> _Start:
         theta_p, w = states["particles"]
         start.law = theta_p.T @ (theta_p * w[:, None])
     else:
-        start.law = _cloud_mixture(rnn, start.cloud, start.cloud_labels)
+        start.law = Mixture.from_params(rnn, start.cloud.theta, start.cloud_labels, start.cloud.weights)
     return start
-
-
-@float64
-def _cloud_mixture(rnn, cloud: Particles, labels) -> Mixture:
-    """The law of a labelled cloud: per population its weight, mean and covariance."""
-    K = int(np.max(labels)) + 1
-    weights = np.bincount(labels, weights=np.asarray(cloud.weights), minlength=K)
-    means, moments = population_moments(jnp.asarray(cloud.theta), jnp.asarray(cloud.weights), jnp.asarray(labels), K)
-    covariances = np.asarray(moments) - np.einsum("ki,kj->kij", means, means)
-    return Mixture.create(weights, means, covariances, rnn, name="from_run")
 
 
 def _engine(config: ExperimentConfig, name: str):

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ..engines import Engine, NetworkEngine, ParticleEngine
-from ..history import make_history
+from ..history import POPULATION_DIMS, make_history
 from ..mixture import Mixture
 from ..model import LowRankRNN
 from ..optimizers import Optimizer, as_optimizer
@@ -81,14 +81,6 @@ class Phase:
     def training_task(self) -> AbstractTask:
         """The task with its target noise, if any."""
         return NoisyTargets(self.task, self.target_noise) if self.target_noise else self.task
-
-
-#: The History's population variables and their dimensions (:func:`~overlapflow.history.make_history`).
-POPULATION_DIMS = {
-    "population_means": ("epoch", "population", "row"),
-    "population_overlaps": ("epoch", "population", "row", "col"),
-    "population_weights": ("population",),
-}
 
 
 class Piece(NamedTuple):

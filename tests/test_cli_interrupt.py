@@ -225,3 +225,44 @@ def test_a_ctrl_c_swallowed_by_a_callback_still_stops_the_run_at_its_next_segmen
     with interrupts_recorded():
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     signal.signal(signal.SIGINT, outer)
+
+
+def test_a_ctrl_c_swallowed_by_a_weakref_callback_prints_nothing(capsys):
+    """The "Exception ignored" report Python prints for a KeyboardInterrupt raised in a weakref
+    callback stays off stderr inside ``interrupts_recorded()`` (the run's one line reports the stop);
+    other unraisable exceptions are still reported."""
+    import gc
+    import weakref
+
+    from overlapflow.experiments.interrupts import interrupts_recorded, raise_if_interrupted
+
+    class Thing:
+        pass
+
+    def callback_raising(error):
+        def callback(_):
+            raise error
+
+        return callback
+
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    seen = []
+    previous_hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: seen.append(unraisable.exc_type)
+    try:
+        with interrupts_recorded():
+            thing = Thing()
+            reference = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGINT))
+            del thing
+            gc.collect()
+            assert reference() is None
+            with pytest.raises(KeyboardInterrupt):
+                raise_if_interrupted()
+            other = Thing()
+            other_reference = weakref.ref(other, callback_raising(ValueError("reported")))
+            del other
+            gc.collect()
+            assert other_reference() is None
+    finally:
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGINT, outer)
+    assert seen == [ValueError]

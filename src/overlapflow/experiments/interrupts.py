@@ -5,13 +5,15 @@ When that is inside a weakref callback or a ``__del__`` (JAX runs many), Python 
 ignored" and carries on: the run finished as if Ctrl-C had never been pressed. Inside
 ``interrupts_recorded()`` the handler also records the request, and the runner calls
 ``raise_if_interrupted()`` after writing each checkpoint segment, so a swallowed Ctrl-C stops the run
-at the next segment, with its checkpoint kept.
+at the next segment, with its checkpoint kept; the block's unraisable hook keeps such a swallowed
+``KeyboardInterrupt`` off stderr (the run's one line says what happened).
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 _requested = False
@@ -34,10 +36,19 @@ def interrupts_recorded():
         return
     _requested = False
     previous = signal.signal(signal.SIGINT, _record_and_raise)
+    previous_hook = sys.unraisablehook
+
+    def quiet_swallowed_interrupt(unraisable):
+        """Drop the "Exception ignored" report of a recorded Ctrl-C; report anything else as before."""
+        if not (_requested and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_swallowed_interrupt
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
         _requested = False
 
 

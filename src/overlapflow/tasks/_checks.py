@@ -1,7 +1,8 @@
 """Checks shared by the task modules beyond those of their settings (:mod:`.fields`), and the
 compiled sampling every task uses.
 
-Each check raises a ValueError naming the task's field, its value and what is allowed.
+Each check of a setting raises a :class:`~.fields.TaskSettingError` naming the task's field, its
+value and what is allowed; the checks of ``sample``'s own argument dt raise a ValueError.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import functools
 import jax
 
 from .base import LOSSES, n_steps
-from .fields import is_number
+from .fields import TaskSettingError, is_number
 
 
 def nonnegative(task: str, field: str, value) -> float:
     """A finite number >= 0."""
     if not is_number(value) or not value >= 0:
-        raise ValueError(f"{task}.{field} = {value!r}: must be a finite number >= 0")
+        raise TaskSettingError(task, field, value, "must be a finite number >= 0")
     return value
 
 
 def loss_kind(task: str, value) -> str:
     """One of :data:`~overlapflow.tasks.LOSSES`."""
     if value not in LOSSES:
-        raise ValueError(f"{task}.loss_kind = {value!r}: unknown loss; allowed: {list(LOSSES)}")
+        raise TaskSettingError(task, "loss_kind", value, f"unknown loss; allowed: {list(LOSSES)}")
     return value
 
 
@@ -65,8 +66,8 @@ def consecutive_periods(task, dt: float, names, nonempty, steps, too_short: str)
         duration = getattr(task, period)
         n = steps(duration, dt)
         if period in nonempty and n < 1:
-            raise ValueError(
-                f"{name}.{period} = {duration!r}: {too_short} at dt = {dt!r}; the period needs at least one step"
+            raise TaskSettingError(
+                name, period, duration, f"{too_short} at dt = {dt!r}; the period needs at least one step"
             )
         out[period] = slice(start, start + n)
         start += n

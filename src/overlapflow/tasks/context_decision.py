@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from ._checks import check_dt, consecutive_periods, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
-from .fields import setting
+from .fields import TaskSettingError, setting
 
 PERIODS = ("fixation", "context_only", "stimulus", "delay", "decision")
 #: Periods that must last at least one step (the rest may be empty).
@@ -86,9 +86,11 @@ class ContextDecision(AbstractTask, kind="context_decision"):
         super().__post_init__()
         loss_kind(type(self).__name__, self.loss_kind)
         if 0 in self.coherences:
-            raise ValueError(
-                f"{type(self).__name__}.coherences = {self.coherences!r}: entries must be nonzero "
-                "(the target is the sign of the cued coherence)"
+            raise TaskSettingError(
+                type(self).__name__,
+                "coherences",
+                self.coherences,
+                "entries must be nonzero (the target is the sign of the cued coherence)",
             )
 
     n_in = property(lambda self: 4)

@@ -23,6 +23,10 @@ Bounds: ``ge``, ``gt``, ``le``, ``lt`` on a number (on every entry of a tuple); 
 A task whose TOML table differs from its fields overrides ``config_fields`` (listing
 :class:`Setting` values, which may also be of type ``dict[str, X]``, a TOML table, or
 :class:`~overlapflow.Nonlinearity`, a registered name) and ``from_config``; see the teacher.
+
+A setting that is not allowed raises :class:`TaskSettingError` (a ValueError), here and in every
+task's own checks: it names the task, the field, its value and what is allowed, so that an
+experiment config reports it at that key of the task's table.
 """
 
 from __future__ import annotations
@@ -44,6 +48,22 @@ NUMBER_BOUNDS = {
     "le": (operator.le, "<="),
 }
 LENGTH_BOUNDS = ("min_length", "max_length")
+
+
+class TaskSettingError(ValueError):
+    """A task's setting that is not allowed: ``task`` (the class name), ``field``, ``value`` and
+    ``allowed`` (what is). Its message is one line, ``Task.field = value: allowed``; ``entry`` names
+    a part of the field (``"['zm']"``, ``".batch_size"``: ``Task.field['zm'] = value: allowed``), and
+    ``show_value=False`` leaves the value out where ``allowed`` already says it (``Task.field: allowed``)."""
+
+    def __init__(self, task: str, field: str, value: Any, allowed: str, entry: str = "", show_value: bool = True):
+        self.task, self.field, self.value, self.allowed = task, field, value, allowed
+        self.entry, self.show_value = entry, show_value
+        shown = f" = {value!r}" if show_value else ""
+        super().__init__(f"{task}.{field}{entry}{shown}: {allowed}")
+
+    def __reduce__(self):
+        return type(self), (self.task, self.field, self.value, self.allowed, self.entry, self.show_value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,14 +110,12 @@ def tuple_entries(annotation) -> tuple[Any, int | None]:
 def check_settings(task) -> None:
     """Check every setting of ``task`` against its type and bounds, storing lists as tuples.
 
-    Raises ValueError ``"Name.field = value: what is allowed"``.
+    Raises :class:`TaskSettingError` ``"Name.field = value: what is allowed"``.
     """
     for s in field_settings(type(task)):
         value = _stored(s.type, getattr(task, s.name))
         if not _valid(s.type, s.bounds, value):
-            raise ValueError(
-                f"{type(task).__name__}.{s.name} = {getattr(task, s.name)!r}: {_allowed(s.type, s.bounds)}"
-            )
+            raise TaskSettingError(type(task).__name__, s.name, getattr(task, s.name), _allowed(s.type, s.bounds))
         object.__setattr__(task, s.name, value)
 
 

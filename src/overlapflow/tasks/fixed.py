@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .base import LOSSES, AbstractTask, Batch
+from .fields import TaskSettingError
 
 
 def _as_batch_array(name: str, value, ndim_hint: str) -> np.ndarray:
@@ -16,9 +17,15 @@ def _as_batch_array(name: str, value, ndim_hint: str) -> np.ndarray:
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
-        raise ValueError(f"FixedBatch.{name}: shape {array.shape}; must be {ndim_hint} or without the batch axis")
+        raise TaskSettingError(
+            "FixedBatch",
+            name,
+            value,
+            f"shape {array.shape}; must be {ndim_hint} or without the batch axis",
+            show_value=False,
+        )
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"FixedBatch.{name}: contains NaN or Inf")
+        raise TaskSettingError("FixedBatch", name, value, "contains NaN or Inf", show_value=False)
     return array
 
 
@@ -45,9 +52,15 @@ class FixedBatch(AbstractTask):
             raise ValueError(f"FixedBatch: inputs {inputs.shape} and targets {targets.shape} must share (B, T)")
         mask = np.ones_like(targets) if mask is None else _as_batch_array("mask", mask, "(B, T, n_out)")
         if mask.shape != targets.shape:
-            raise ValueError(f"FixedBatch.mask: shape {mask.shape}; must equal the targets' shape {targets.shape}")
+            raise TaskSettingError(
+                "FixedBatch",
+                "mask",
+                mask,
+                f"shape {mask.shape}; must equal the targets' shape {targets.shape}",
+                show_value=False,
+            )
         if loss not in LOSSES:
-            raise ValueError(f"FixedBatch.loss = {loss!r}: unknown loss; allowed: {list(LOSSES)}")
+            raise TaskSettingError("FixedBatch", "loss", loss, f"unknown loss; allowed: {list(LOSSES)}")
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "targets", targets)
         object.__setattr__(self, "mask", mask)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from ._checks import check_dt, check_steps, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
-from .fields import setting
+from .fields import TaskSettingError, setting
 
 #: How consecutive pulses are spaced: the authors' generator, or onset to onset.
 SPACINGS = ("after_delay", "onset")
@@ -102,16 +102,21 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         name, (low, high) = type(self).__name__, self.wait_range
         loss_kind(name, self.loss_kind)
         if not low <= high:
-            raise ValueError(f"{name}.wait_range = {self.wait_range!r}: must be (low, high) with low <= high")
+            raise TaskSettingError(name, "wait_range", self.wait_range, "must be (low, high) with low <= high")
         if not self.first_pulse < self.t_max:
-            raise ValueError(
-                f"{name}.first_pulse = {self.first_pulse!r}: must be < t_max = {self.t_max!r} "
-                "(the first pulse must start inside the trial)"
+            raise TaskSettingError(
+                name,
+                "first_pulse",
+                self.first_pulse,
+                f"must be < t_max = {self.t_max!r} (the first pulse must start inside the trial)",
             )
         if self.spacing == "onset" and low < self.pulse_duration:
-            raise ValueError(
-                f"{name}.wait_range = {self.wait_range!r}: low = {low!r} is shorter than pulse_duration = "
-                f"{self.pulse_duration!r}; waits are measured onset to onset, so low must be >= pulse_duration"
+            raise TaskSettingError(
+                name,
+                "wait_range",
+                self.wait_range,
+                f"low = {low!r} is shorter than pulse_duration = {self.pulse_duration!r}; waits are measured "
+                "onset to onset, so low must be >= pulse_duration",
             )
 
     n_in = property(lambda self: self.n_bits)
@@ -127,9 +132,12 @@ class FlipFlop(AbstractTask, kind="flipflop"):
         steps = _truncated_steps if self.spacing == "after_delay" else round
         first = steps(self.first_pulse / dt)
         if first >= T:
-            raise ValueError(
-                f"{name}.first_pulse = {self.first_pulse!r}: starts at step {first} at dt = {dt!r}, at or after the "
-                f"end of the trial's T = {T} steps (t_max = {self.t_max!r}): the first pulse must start inside it"
+            raise TaskSettingError(
+                name,
+                "first_pulse",
+                self.first_pulse,
+                f"starts at step {first} at dt = {dt!r}, at or after the end of the trial's T = {T} steps "
+                f"(t_max = {self.t_max!r}): the first pulse must start inside it",
             )
         pulse = max(1, steps(self.pulse_duration / dt))
         mask_after = steps(self.mask_after / dt)

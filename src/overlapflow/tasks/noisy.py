@@ -8,6 +8,7 @@ import jax
 
 from ._checks import nonnegative
 from .base import AbstractTask, Batch
+from .fields import TaskSettingError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +28,7 @@ class NoisyTargets(AbstractTask):
 
     def __post_init__(self):
         if not isinstance(self.task, AbstractTask):
-            raise ValueError(f"NoisyTargets.task = {self.task!r}: must be an overlapflow task")
+            raise TaskSettingError("NoisyTargets", "task", self.task, "must be an overlapflow task")
         nonnegative("NoisyTargets", "std", self.std)
 
     n_in = property(lambda self: self.task.n_in)

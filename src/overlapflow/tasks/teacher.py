@@ -17,7 +17,7 @@ from ..overlaps import Overlaps, parse_pair
 from ..precision import float64
 from ._checks import check_dt, jitted_sample, loss_kind
 from .base import AbstractTask, Batch
-from .fields import Setting, is_number, setting
+from .fields import Setting, TaskSettingError, is_number, setting
 from .flipflop import FlipFlop
 
 #: The teacher of the A/B -> C experiment (task C; rank-1 erf network, one input, one output):
@@ -27,7 +27,7 @@ PAPER_TEACHER_OVERLAPS = types.MappingProxyType(
 )
 
 
-def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps") -> Overlaps:
+def teacher_overlaps(rnn: LowRankRNN, overlaps, task: str = "Teacher") -> Overlaps:
     r"""The full, validated overlap matrix of a teacher from labels or an :class:`Overlaps`.
 
     From labels (a mapping or (label, value) pairs; labels read in either order, "um" = "mu"):
@@ -35,13 +35,18 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
     label lies inside A = [V | Z] (e.g. zz, vv, zv: they never change the teacher's output), that
     block is completed as S[A, A] = S[A, B] S[B, B]^+ S[B, A] + I, which makes S a valid Gram
     matrix whenever S[B, B] is positive definite; otherwise missing A entries are 0 (diagonal 1).
-    The result must be symmetric positive semi-definite.
+    The result must be symmetric positive semi-definite; a problem raises a
+    :class:`~overlapflow.tasks.fields.TaskSettingError` of the field ``overlaps`` of ``task``.
     """
     names = rnn.vector_names
     if isinstance(overlaps, Overlaps):
         if overlaps.names != names:
-            raise ValueError(
-                f"{field}: overlaps of vectors {list(overlaps.names)}; the teacher network has {list(names)}"
+            raise TaskSettingError(
+                task,
+                "overlaps",
+                overlaps,
+                f"overlaps of vectors {list(overlaps.names)}; the teacher network has {list(names)}",
+                show_value=False,
             )
         S = np.asarray(overlaps.matrix, dtype=float)
     else:
@@ -50,9 +55,12 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
             if not all(len(p) == 2 for p in items):
                 raise TypeError
         except TypeError:
-            raise ValueError(
-                f"{field} = {overlaps!r}: must be a dict of overlap labels to numbers (e.g. "
-                f"{dict(PAPER_TEACHER_OVERLAPS)}), (label, value) pairs, or an overlapflow.Overlaps"
+            raise TaskSettingError(
+                task,
+                "overlaps",
+                overlaps,
+                f"must be a dict of overlap labels to numbers (e.g. {dict(PAPER_TEACHER_OVERLAPS)}), "
+                "(label, value) pairs, or an overlapflow.Overlaps",
             ) from None
         sl = rnn.slices
         in_A = set(range(rnn.n_vectors)[sl["A"]])
@@ -63,9 +71,9 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
             try:
                 i, j = parse_pair(names, label)
             except ValueError as error:
-                raise ValueError(f"{field}: {error}") from None
+                raise TaskSettingError(task, "overlaps", overlaps, str(error), show_value=False) from None
             if not is_number(value):
-                raise ValueError(f"{field}[{label!r}] = {value!r}: must be a finite number")
+                raise TaskSettingError(task, "overlaps", value, "must be a finite number", entry=f"[{label!r}]")
             S[i, j] = S[j, i] = value
             given.add((max(i, j), min(i, j)))
         if any(i in in_A and j in in_A for i, j in given):
@@ -78,7 +86,7 @@ def teacher_overlaps(rnn: LowRankRNN, overlaps, field: str = "Teacher.overlaps")
     try:
         return Overlaps.from_matrix(rnn, S)
     except ValueError as error:
-        raise ValueError(f"{field}: {error}") from None
+        raise TaskSettingError(task, "overlaps", overlaps, str(error), show_value=False) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,32 +135,47 @@ class Teacher(AbstractTask, kind="teacher"):
         name = type(self).__name__
         rnn = LowRankRNN(rank=1, phi="erf") if self.rnn is None else self.rnn
         if not isinstance(rnn, LowRankRNN):
-            raise ValueError(f"{name}.rnn = {rnn!r}: must be an overlapflow.LowRankRNN (or None for rank 1, erf)")
+            raise TaskSettingError(name, "rnn", rnn, "must be an overlapflow.LowRankRNN (or None for rank 1, erf)")
         if rnn.n_in < 1 or rnn.n_out < 1:
-            raise ValueError(f"{name}.rnn: n_in = {rnn.n_in}, n_out = {rnn.n_out}; a teacher needs both >= 1")
+            raise TaskSettingError(
+                name, "rnn", rnn, f"n_in = {rnn.n_in}, n_out = {rnn.n_out}; a teacher needs both >= 1", show_value=False
+            )
         object.__setattr__(self, "rnn", rnn)
         loss_kind(name, self.loss_kind)
-        S = teacher_overlaps(rnn, self.overlaps, f"{name}.overlaps")
+        S = teacher_overlaps(rnn, self.overlaps, name)
         object.__setattr__(self, "overlaps", tuple(S.as_dict().items()))
 
         task = self.input_task
         if task is None:
             first_pulse = FlipFlop.first_pulse  # the dataclass default
             if not self.t_max > first_pulse:
-                raise ValueError(
-                    f"{name}.t_max = {self.t_max!r}: must be > {first_pulse!r}, the first pulse of the default "
-                    "input task (a FlipFlop); give input_task for shorter trials"
+                raise TaskSettingError(
+                    name,
+                    "t_max",
+                    self.t_max,
+                    f"must be > {first_pulse!r}, the first pulse of the default input task (a FlipFlop); "
+                    "give input_task for shorter trials",
                 )
             task = FlipFlop(n_bits=rnn.n_in, batch_size=self.batch_size, t_max=self.t_max, input_amp=1.0)
         if not isinstance(task, AbstractTask):
-            raise ValueError(f"{name}.input_task = {task!r}: must be an overlapflow task (or None for a FlipFlop)")
+            raise TaskSettingError(name, "input_task", task, "must be an overlapflow task (or None for a FlipFlop)")
         if task.n_in != rnn.n_in:
-            raise ValueError(f"{name}.input_task: n_in = {task.n_in}; must equal the teacher's rnn.n_in = {rnn.n_in}")
+            raise TaskSettingError(
+                name,
+                "input_task",
+                task,
+                f"n_in = {task.n_in}; must equal the teacher's rnn.n_in = {rnn.n_in}",
+                show_value=False,
+            )
         for field in ("batch_size", "t_max"):
             other = getattr(task, field, None)
             if other is not None and other != getattr(self, field):
-                raise ValueError(
-                    f"{name}.input_task.{field} = {other!r}: must equal {name}.{field} = {getattr(self, field)!r}"
+                raise TaskSettingError(
+                    name,
+                    "input_task",
+                    other,
+                    f"must equal {name}.{field} = {getattr(self, field)!r}",
+                    entry=f".{field}",
                 )
         object.__setattr__(self, "input_task", task)
 

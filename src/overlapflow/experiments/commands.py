@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -93,20 +92,6 @@ def resolve_config(path: Path) -> Path:
     if path.exists():
         raise ConfigError([("(file)", str(path), "is not a file")])
     raise ConfigError([("(file)", str(path), f"no such file, and not a shipped config ({', '.join(shipped)})")])
-
-
-def read_toml(path: Path) -> dict:
-    """A TOML file as a dict (ConfigError when it cannot be read or parsed)."""
-    from .config import ConfigError
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError([("(file)", str(path), f"cannot be read ({error.strerror or error})")]) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError([("(file)", str(path), f"not valid TOML: {error}")], source=str(path)) from None
 
 
 def is_sweep(data: dict) -> bool:
@@ -203,7 +188,7 @@ def run(
     Stopped (Ctrl-C, or killed), a run continues from its last checkpoint with --resume FOLDER and ends
     exactly as an uninterrupted one.
     """
-    from .config import ConfigError, load_config, parse_config
+    from .config import ConfigError, load_config, parse_config, read_toml
     from .runner import ExperimentDiverged, RunError, run_experiment
 
     console = output_console()
@@ -231,7 +216,7 @@ def run(
                 )
                 raise typer.Exit(EXIT_USAGE)
             path = resolve_config(config_path)
-            if is_sweep(read_toml(path)):
+            if is_sweep(read_toml(path).data):
                 raise RunError(f"{config_path} is a sweep; run it with: {command_line('sweep', config_path)}")
             config = load_config(path)
             if out is not None:  # the run's config.json and summary name the folder it is in
@@ -301,13 +286,13 @@ def validate(
     An experiment config: types, ranges, tasks, engines, initial state. A sweep file (it has a `base`):
     the sweep's fields and every one of its points, as an experiment config.
     """
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config, read_toml
     from .runner import describe_config
 
     console = output_console()
     try:
         path = resolve_config(config_path)
-        if is_sweep(read_toml(path)):
+        if is_sweep(read_toml(path).data):
             return _validate_sweep(path, config_path, console)
         config = load_config(path)
     except ConfigError as error:

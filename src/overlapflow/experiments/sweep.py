@@ -89,7 +89,6 @@ import os
 import shutil
 import socket
 import time
-import tomllib
 import traceback
 import warnings
 from collections.abc import Mapping
@@ -105,8 +104,16 @@ from .._extras import require
 from .._version import __version__
 from ..precision import float64_scope
 from ..progress import progress_bar
-from .config import SHORTHAND, ConfigError, ExperimentConfig, load_config, parse_config
-from .config import toml_key as _key
+from .config import (
+    SHORTHAND,
+    ConfigError,
+    ExperimentConfig,
+    load_config,
+    parse_config,
+    pydantic_problems,
+    read_toml,
+    toml_key,
+)
 from .run_files import CHECKPOINT, STATE_FILE, write_text
 from .runner import load_results, run_experiment
 
@@ -196,14 +203,7 @@ def read_sweep(path) -> Sweep:
     shipped = _shipped("sweep")
     if not path.is_file() and path.name.removesuffix(".toml") in shipped:
         path = shipped[path.name.removesuffix(".toml")]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SweepConfigError([("(file)", str(path), f"cannot be read ({error.strerror or error})")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SweepConfigError([("(file)", str(path), f"not valid TOML: {error}")], source=str(path)) from None
+    data = read_toml(path, SweepConfigError).data
     return parse_sweep(data, folder=path.parent, name=path.stem, source=str(path))
 
 
@@ -240,7 +240,7 @@ def parse_sweep(data, folder=".", name: str = "sweep", source: str | None = None
         spec, invalid, problems = SweepConfig.model_validate(data), set(), []
     except ValidationError as error:
         spec, invalid = _partial_spec(data, error)
-        problems = _pydantic_problems(error)
+        problems = pydantic_problems(error, data, SweepConfig, allowed_keys="allowed keys")
     key_problems, bad = _check_keys(spec, invalid)
     problems += key_problems
     base = None if spec.base is None else _read_base(spec.base, Path(folder), problems)
@@ -281,14 +281,14 @@ def _expand(spec: SweepConfig, base: ExperimentConfig, problems, distinct: bool 
     """(points, dims): every point of the grid x points product, validated; problems are added.
     ``distinct``: also report points giving the same experiment (only meaningful for the whole sweep)."""
     dims = {**spec.grid, **{key: _sorted_values([p[key] for p in spec.points]) for key in _point_keys(spec)}}
-    sources = {key: f"set.{_key(key)}" for key in spec.fixed} | {key: f"grid.{_key(key)}" for key in spec.grid}
+    sources = {key: f"set.{toml_key(key)}" for key in spec.fixed} | {key: f"grid.{toml_key(key)}" for key in spec.grid}
     points, ids = [], {}
     base_data = base.resolved()
     for grid_values in itertools.product(*spec.grid.values()):
         for j, point in enumerate(spec.points or [{}]):
             coords = {**dict(zip(spec.grid, grid_values, strict=True)), **point}
             coords = {key: coords[key] for key in dims}
-            where = sources | {key: f"points.{j}.{_key(key)}" for key in point}
+            where = sources | {key: f"points.{j}.{toml_key(key)}" for key in point}
             config = _point_config(base_data, {**spec.fixed, **coords}, where, coords, problems)
             if config is None:
                 continue
@@ -361,11 +361,11 @@ def _check_keys(spec: SweepConfig, invalid: set = frozenset()) -> tuple[list, di
     for key, values in spec.grid.items():
         kinds = {_kind(v) for v in values}
         if not values:
-            problems.append((f"grid.{_key(key)}", values, "must be a non-empty list of values"))
+            problems.append((f"grid.{toml_key(key)}", values, "must be a non-empty list of values"))
         elif None in kinds or len(kinds) > 1:
-            problems.append((f"grid.{_key(key)}", values, allowed))
+            problems.append((f"grid.{toml_key(key)}", values, allowed))
         elif len(set(values)) < len(values):
-            problems.append((f"grid.{_key(key)}", values, "must not repeat a value"))
+            problems.append((f"grid.{toml_key(key)}", values, "must not repeat a value"))
         else:
             continue
         bad["grid"].add(key)
@@ -382,12 +382,12 @@ def _check_keys(spec: SweepConfig, invalid: set = frozenset()) -> tuple[list, di
             )
             continue
         point_problems += [
-            (f"points.{j}.{_key(key)}", value, allowed) for key, value in point.items() if _kind(value) is None
+            (f"points.{j}.{toml_key(key)}", value, allowed) for key, value in point.items() if _kind(value) is None
         ]
     if not point_problems:
         for key in keys:
             if len({_kind(p[key]) for p in spec.points}) > 1:
-                point_problems.append((f"points.*.{_key(key)}", [p[key] for p in spec.points], allowed))
+                point_problems.append((f"points.*.{toml_key(key)}", [p[key] for p in spec.points], allowed))
         seen = {}
         for j, point in enumerate(spec.points):
             coords = tuple(point[key] for key in keys)
@@ -397,7 +397,7 @@ def _check_keys(spec: SweepConfig, invalid: set = frozenset()) -> tuple[list, di
     tables = {"set": list(spec.fixed), "grid": list(spec.grid), "points": keys}
     for table, table_keys in tables.items():
         for key in table_keys:
-            field = f"{table}.{_key(key)}"
+            field = f"{table}.{toml_key(key)}"
             found = []
             others = [t for t, k in tables.items() if t != table and key in k]
             if others and table != "points":
@@ -492,24 +492,6 @@ def _unique(problems: list) -> list:
     if len(seen) > MAX_PROBLEMS:
         return [*seen[:MAX_PROBLEMS], ("(more)", len(seen) - MAX_PROBLEMS, "further problems not shown")]
     return seen
-
-
-def _pydantic_problems(error: ValidationError) -> list:
-    problems = []
-    for err in error.errors(include_url=False):
-        loc = err["loc"]
-        path = ".".join(_key(str(part)) for part in loc) or "(sweep)"
-        field = SweepConfig.model_fields.get("fixed" if loc and loc[0] == "set" else str(loc[0]) if loc else "")
-        description = field.description if field is not None else None
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(f.alias or name for name, f in SweepConfig.model_fields.items())
-            problems.append((path, err.get("input"), f"unknown key; allowed keys: {allowed}"))
-        elif err["type"] == "missing":
-            problems.append((path, "(missing)", f"required ({description})"))
-        else:
-            message = err["msg"].replace("Input should be ", "must be ")
-            problems.append((path, err.get("input"), f"{message} ({description})" if description else message))
-    return problems
 
 
 # ---------------------------------------------------------------------------- status

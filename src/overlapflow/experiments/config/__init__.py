@@ -84,7 +84,7 @@ The package, one concern per module:
 
 from .experiment import SHORTHAND, ExperimentConfig, load_config, load_config_text, parse_config
 from .field_types import DTYPES, MAX_SEED, Number, Phi
-from .messages import MISSING, ConfigError, toml_key
+from .messages import MISSING, ConfigError, pydantic_problems, toml_key
 from .partial import INVALID
 from .schema import (
     EnginesConfig,
@@ -127,6 +127,7 @@ __all__ = [
     "load_config_text",
     "parse_config",
     "parse_toml",
+    "pydantic_problems",
     "read_toml",
     "task_config_model",
     "toml_key",

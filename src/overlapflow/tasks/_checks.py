@@ -2,7 +2,8 @@
 compiled sampling every task uses.
 
 Each check of a setting raises a :class:`~.fields.TaskSettingError` naming the task's field, its
-value and what is allowed; the checks of ``sample``'s own argument dt raise a ValueError.
+value and what is allowed (a duration too short at the step dt too); a dt that is not a positive
+number, an argument of ``sample`` and no setting, raises a ValueError.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ def loss_kind(task: str, value) -> str:
 
 
 def check_steps(task: str, t_max: float, dt: float) -> int:
-    """T = round(t_max / dt) >= 1; dt must be a positive Python number (static under jit)."""
+    """T = round(t_max / dt) >= 1 (else a :class:`~.fields.TaskSettingError` of ``t_max``); dt must be a
+    positive Python number (static under jit)."""
     check_dt(task, dt)
     T = n_steps(t_max, dt)
     if T < 1:
-        raise ValueError(f"{task}.sample: t_max = {t_max!r} and dt = {dt!r} give T = {T} steps; need T >= 1")
+        raise TaskSettingError(task, "t_max", t_max, f"gives T = {T} steps at dt = {dt!r}; need T >= 1")
     return T
 
 

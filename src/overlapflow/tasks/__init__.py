@@ -7,13 +7,16 @@ declares its TOML settings on its own dataclass fields (:func:`setting`).
 from .base import LOSSES, TASKS, AbstractTask, Batch, loss_value, n_steps, task_kinds
 from .context_decision import ContextDecision
 from .decision import DecisionMaking
+from .delayed_match import DelayedMatch
 from .fields import Setting, setting
 from .filters import ExponentialFilter
 from .fixed import FixedBatch
 from .flipflop import FlipFlop
+from .neurogym_bridge import NeuroGym
 from .noise_filter import WhiteNoiseFilter
 from .noisy import NoisyTargets
 from .oscillator import DampedOscillator
+from .romo import Romo
 from .teacher import PAPER_TEACHER_OVERLAPS, Teacher
 
 __all__ = [
@@ -25,10 +28,13 @@ __all__ = [
     "ContextDecision",
     "DampedOscillator",
     "DecisionMaking",
+    "DelayedMatch",
     "ExponentialFilter",
     "FixedBatch",
     "FlipFlop",
+    "NeuroGym",
     "NoisyTargets",
+    "Romo",
     "Setting",
     "Teacher",
     "WhiteNoiseFilter",

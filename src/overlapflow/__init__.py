@@ -16,7 +16,7 @@ from ._version import __version__ as __version__  # first: modules may read it w
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
-    from . import engines, gauge, gaussianity, gram_map, invariants, phenomena, precision, tasks
+    from . import engines, gauge, gaussianity, gram_map, interop, invariants, phenomena, precision, tasks
     from .engines import FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
     from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
     from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
@@ -74,6 +74,7 @@ _SUBMODULES = (
     "gauge",
     "gaussianity",
     "gram_map",
+    "interop",
     "invariants",
     "phenomena",
     "precision",
@@ -103,6 +104,7 @@ __all__ = [
     "gauge",
     "gaussianity",
     "gram_map",
+    "interop",
     "invariants",
     "phenomena",
     "precision",

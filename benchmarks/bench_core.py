@@ -129,12 +129,12 @@ def run(quick: bool, flow: bool, log) -> dict:
     for method in methods:
         log(f"overlaps: method={method}, {epochs} epochs")
         reps = flow_repeats if method == "flow" else overlap_repeats
-        fn = lambda m=method: of.train_overlaps(rnn, task, S0, lr=LR, epochs=epochs, method=m)
+        fn = lambda m=method: of.train(of.engines.overlap_engine(m), rnn, task, S0, LR, epochs).history
         results["overlaps"][method] = time_first_and_compiled(fn, reps) | {"epochs": epochs}
 
     for N in Ns:  # same compiled function (shapes do not depend on N): only S0's values change
         S0_N = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N))
-        fn = lambda S=S0_N: of.train_overlaps(rnn, task, S, lr=LR, epochs=epochs, method="exact")
+        fn = lambda S=S0_N: of.train(of.OverlapEngine(), rnn, task, S, LR, epochs).history
         runs = [_timed(fn) for _ in range(overlap_repeats)]
         results["overlaps_vs_N"][str(N)] = {  # min: the least noisy estimate of a ~50 ms call
             "compiled_s": min(w for w, _, _ in runs),
@@ -145,7 +145,7 @@ def run(quick: bool, flow: bool, log) -> dict:
     for N in Ns:
         log(f"network: N={N}, {net_epochs[N]} epochs")
         theta = rnn.init(jax.random.key(0), N)
-        fn = lambda th=theta, e=net_epochs[N]: of.train_network(rnn, task, th, lr=LR, epochs=e)
+        fn = lambda th=theta, e=net_epochs[N]: of.train(of.NetworkEngine(), rnn, task, th, LR, e).history
         r = time_first_and_compiled(fn, net_repeats[N])
         r.update(
             epochs=net_epochs[N],

@@ -47,8 +47,8 @@ def overlap_throughput(quick: bool, log) -> dict:
     for name, (rnn, task, epochs, lr) in cases.items():
         log(f"overlaps: {name}, {epochs} epochs")
         S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), 500, dtype=jnp.float64))
-        run = lambda rnn=rnn, task=task, S0=S0, lr=lr, epochs=epochs: of.train_overlaps(
-            rnn, task, S0, lr=lr, epochs=epochs
+        run = lambda rnn=rnn, task=task, S0=S0, lr=lr, epochs=epochs: (
+            of.train(of.OverlapEngine(), rnn, task, S0, lr, epochs).history
         )
         r = time_first_and_compiled(run, 2 if quick else 3)
         out[name] = r | {"epochs": epochs, "epochs_per_s": epochs / r["compiled_s"]}
@@ -65,7 +65,7 @@ def network_scaling(quick: bool, log) -> dict:
         log(f"network: N={N}, {epochs} epochs")
         theta = rnn.init(jax.random.key(0), N)
         r = time_first_and_compiled(
-            lambda th=theta: of.train_network(rnn, task, th, lr=LR, epochs=epochs), 1 if quick else 2
+            lambda th=theta: of.train(of.NetworkEngine(), rnn, task, th, LR, epochs).history, 1 if quick else 2
         )
         out[str(N)] = r | {
             "epochs": epochs,
@@ -106,8 +106,8 @@ def vmap_throughput(quick: bool, log) -> dict:
     )
     log(f"vmap: {K} linear overlap runs")
     out["overlaps linear rank 1, 2000 epochs"] = _loop_vs_batch(
-        lambda k: of.train_overlaps(rnn, task, S0s[k], lr=LR, epochs=2000),
-        lambda: of.train_overlaps_batch(rnn, task, S0s, lr=LR, epochs=2000),
+        lambda k: of.train(of.OverlapEngine(), rnn, task, S0s[k], LR, 2000).history,
+        lambda: of.train_batch(of.OverlapEngine(), rnn, task, S0s, LR, 2000).history,
         K,
         repeats,
     )
@@ -117,8 +117,8 @@ def vmap_throughput(quick: bool, log) -> dict:
     e = 10 if quick else 40
     log(f"vmap: {K} erf flip-flop overlap runs")
     out[f"overlaps erf rank 1 flip-flop, {e} epochs"] = _loop_vs_batch(
-        lambda k: of.train_overlaps(erf, flipflop, S0s[k], lr=5e-2, epochs=e),
-        lambda: of.train_overlaps_batch(erf, flipflop, S0s, lr=5e-2, epochs=e),
+        lambda k: of.train(of.OverlapEngine(), erf, flipflop, S0s[k], 5e-2, e).history,
+        lambda: of.train_batch(of.OverlapEngine(), erf, flipflop, S0s, 5e-2, e).history,
         K,
         repeats,
     )
@@ -127,8 +127,8 @@ def vmap_throughput(quick: bool, log) -> dict:
     e = 200 if quick else 1000
     log(f"vmap: {K} networks N=500")
     out[f"networks N=500 filter, {e} epochs"] = _loop_vs_batch(
-        lambda k: of.train_network(rnn, task, thetas[k], lr=LR, epochs=e),
-        lambda: of.train_network_batch(rnn, task, thetas, lr=LR, epochs=e),
+        lambda k: of.train(of.NetworkEngine(), rnn, task, thetas[k], LR, e).history,
+        lambda: of.train_batch(of.NetworkEngine(), rnn, task, thetas, LR, e).history,
         K,
         repeats,
     )

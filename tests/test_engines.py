@@ -1,7 +1,6 @@
 """The engine protocol: one loop for every engine, batched and resumed; a new engine is one class."""
 
 import dataclasses
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +27,7 @@ ENGINES = [
     NetworkEngine("momentum"),
     OverlapEngine(),
     OverlapEngine("nesterov"),
-    OverlapEngine(method="euler"),
+    OverlapEngine(step=of.EulerStep()),
     FlowEngine(),
     ParticleEngine(rule="gauss-hermite", nodes=3),
 ]
@@ -36,7 +35,8 @@ ENGINES = [
 
 def engine_id(engine) -> str:
     """A test id that is the same in every process (no object addresses): pytest-xdist needs it."""
-    return f"{engine.kind}-{getattr(engine, 'method', '')}-{engine.optimizer.kind}"
+    step = engine.step.name if isinstance(engine, OverlapEngine) else ""
+    return f"{type(engine).__name__}-{step}-{engine.optimizer.kind}"
 
 
 def _start(engine, seed=0):
@@ -76,25 +76,33 @@ def test_every_engine_batches_over_runs(engine):
         assert np.abs(batch.history.overlaps.values[k] - single.overlaps.values).max() <= 1e-12
 
 
-def test_the_result_is_one_typed_object_and_the_old_flags_warn():
+def test_the_result_is_one_typed_object_and_the_old_entry_points_are_warning_aliases():
     theta = _start(NetworkEngine())
     result = of.train(NetworkEngine(), RNN, TASK, theta, 2e-3, 5, chunk=CHUNK)
     assert isinstance(result, of.TrainResult) and result.params.shape == (150, 4)
+    assert isinstance(result.state, of.engines.TrainState)
     assert isinstance(result.final, jax.Array) and result.overlaps.shape == (4, 4)
-    with pytest.warns(DeprecationWarning, match="return_params=True is deprecated"):
-        history, params = of.train_network(RNN, TASK, theta, 2e-3, 5, chunk=CHUNK, return_params=True)
-    assert np.array_equal(np.asarray(params), np.asarray(result.params))
-    assert history.identical(result.history)
-    with pytest.warns(DeprecationWarning, match="return_state"):
-        _, state = of.train_overlaps(RNN, TASK, _S0(), 2e-3, 5, chunk=CHUNK, return_state=True)
-    with pytest.warns(DeprecationWarning, match="return_particles"):
-        _, cloud = of.train_particles(
-            RNN, TASK, _S0(), 2e-3, 5, rule="gauss-hermite", nodes=3, chunk=CHUNK, return_particles=True
-        )
+    cloud = of.train(ParticleEngine(rule="gauss-hermite", nodes=3), RNN, TASK, _S0(), 2e-3, 5, chunk=CHUNK).final
     assert isinstance(cloud, of.Particles) and len(cloud) == 81
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        of.train_network(RNN, TASK, theta, 2e-3, 2, chunk=CHUNK)  # no flag: no warning
+    S0 = _S0()
+    aliases = [
+        (lambda: of.train_network(RNN, TASK, theta, 2e-3, 5, chunk=CHUNK), NetworkEngine(), theta),
+        (
+            lambda: of.train_overlaps(RNN, TASK, S0, 2e-3, 5, method="euler", chunk=CHUNK),
+            OverlapEngine(step="euler"),
+            S0,
+        ),
+        (lambda: of.train_overlaps(RNN, TASK, S0, 2e-3, 5, method="flow", chunk=CHUNK), FlowEngine(), S0),
+        (
+            lambda: of.train_particles(RNN, TASK, S0, 2e-3, 5, rule="gauss-hermite", nodes=3, chunk=CHUNK),
+            ParticleEngine(rule="gauss-hermite", nodes=3),
+            S0,
+        ),
+    ]
+    for alias, engine, start in aliases:
+        with pytest.warns(DeprecationWarning, match="is deprecated and will be removed in the next release; use"):
+            history = alias()
+        assert history.identical(of.train(engine, RNN, TASK, start, 2e-3, 5, chunk=CHUNK).history)
     with pytest.raises(AttributeError, match="no parameters"):
         _ = of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1, chunk=CHUNK).params
 
@@ -102,8 +110,12 @@ def test_the_result_is_one_typed_object_and_the_old_flags_warn():
 def test_engines_refuse_what_they_cannot_run_in_one_line():
     with pytest.raises(ValueError, match="Adam does not close in overlap space"):
         OverlapEngine("adam")
-    with pytest.raises(ValueError, match="momentum is closed in overlap space for method 'exact' only"):
-        OverlapEngine("momentum", method="euler")
+    with pytest.raises(ValueError, match="momentum is closed in overlap space for step 'exact' only"):
+        OverlapEngine("momentum", step="euler")
+    with pytest.raises(ValueError, match="the gradient flow is not a step; use overlapflow.FlowEngine"):
+        OverlapEngine(step="flow")
+    with pytest.raises(ValueError, match="step = 'rk4': unknown; allowed"):
+        OverlapEngine(step="rk4")
     with pytest.raises(ValueError, match="SGD-type optimisers only"):
         ParticleEngine("adam")
     with pytest.raises(ValueError, match="rule = 'sobol'"):
@@ -165,7 +177,7 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
     rnn = of.LowRankRNN(rank=1)
     task = random_inputs_task(rnn)
     phases = [Phase(task, 3, 1e-3, name="A, noisy"), Phase(task, 2, 1e-3, name="B")]
-    runs = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps", OverlapEngine(method="euler")))
+    runs = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps", OverlapEngine(step="euler")))
     assert list(runs) == ["overlaps", "overlaps-2"] and runs["overlaps-2"].attrs["method"] == "euler"
     history = runs["overlaps"]
     assert list(history.phase_name.values) == ["A, noisy", "B"]  # a comma in a name is fine: data, not a string
@@ -176,13 +188,13 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
 @pytest.mark.parametrize(
     "engine", [NetworkEngine(), OverlapEngine(), ParticleEngine(rule="gauss-hermite", nodes=3)], ids=engine_id
 )
-def test_step_is_one_epoch_of_the_loop(engine):
-    """``engine.step`` (the protocol's composed step) equals the loop's first epoch."""
+def test_epoch_is_one_epoch_of_the_loop(engine):
+    """``engine.epoch`` (the protocol's composed step) equals the loop's first epoch."""
     start = _start(engine)
     state = engine.init(RNN, start)
     batch = TASK.sample(jax.random.fold_in(jax.random.key(5), 0), RNN.dt)
     with of.precision.float64_scope():
-        new, loss, S = engine.step(RNN, TASK, state, batch, 2e-3)
+        new, loss, S = engine.epoch(RNN, TASK, state, batch, 2e-3)
     run = of.train(engine, RNN, TASK, start, 2e-3, 1, key=jax.random.key(5), chunk=CHUNK)
     assert abs(float(loss) - float(run.history.loss.values[0])) <= 1e-12
     assert np.abs(np.asarray(S) - run.history.overlaps.values[0]).max() <= 1e-12

@@ -16,8 +16,10 @@ REFERENCE = SHARED / "reference" / "authors_fig5_run.json"
 def paired_runs(rnn, task, N, lr, epochs, method="exact", seed=0):
     """Full network (float64) and overlap run from the same initial overlaps."""
     theta = rnn.init(jax.random.key(seed), N=N, dtype=jnp.float64)
-    sim = of.train_network(rnn, task, theta, lr=lr, epochs=epochs)
-    thy = of.train_overlaps(rnn, task, of.Overlaps.from_params(rnn, theta), lr=lr, epochs=epochs, method=method)
+    sim = of.train(of.NetworkEngine(), rnn, task, theta, lr, epochs).history
+    thy = of.train(
+        of.engines.overlap_engine(method), rnn, task, of.Overlaps.from_params(rnn, theta), lr, epochs
+    ).history
     return sim, thy
 
 
@@ -78,8 +80,8 @@ def test_flow_agrees_with_exact_as_lr_goes_to_zero():
     S0 = random_overlaps(rnn)
     deviations = []
     for lr, epochs in ((2e-3, 200), (1e-3, 400)):
-        flow = of.train_overlaps(rnn, task, S0, lr=lr, epochs=epochs, method="flow")
-        exact = of.train_overlaps(rnn, task, S0, lr=lr, epochs=epochs, method="exact")
+        flow = of.train(of.FlowEngine(), rnn, task, S0, lr, epochs).history
+        exact = of.train(of.OverlapEngine(), rnn, task, S0, lr, epochs).history
         deviations.append(of.max_overlap_deviation(flow, exact))
         assert deviations[-1] < 0.6 * lr
     assert 1.8 < deviations[0] / deviations[1] < 2.2
@@ -102,7 +104,7 @@ def test_exact_engine_follows_the_authors_float32_network():
     full = np.asarray(data["all_full_rnn"])  # (2000, 10): overlaps at the start of each epoch
     rnn = of.LowRankRNN(rank=1, dt=0.05)
     S0 = of.Overlaps.from_dict(rnn, dict(zip(order, full[0], strict=False)))
-    history = of.train_overlaps(rnn, _reference_task(), S0, lr=5e-3, epochs=1999, method="exact")
+    history = of.train(of.OverlapEngine(), rnn, _reference_task(), S0, 5e-3, 1999).history
     ours = np.stack([of.overlap_series(history, label).values for label in order], axis=1)
     deviation = np.max(np.abs(ours - full))
     assert deviation <= 2e-5  # float32 noise of their network (measured 4.4e-6)
@@ -117,7 +119,7 @@ def test_visible_only_matches_the_authors_naive_descent():
     order = data["overlap_order"]
     rnn = of.LowRankRNN(rank=1, dt=0.05)
     S0 = of.Overlaps.from_dict(rnn, dict(zip(order, data["all_full_rnn"][0], strict=False)))
-    history = of.train_overlaps(rnn, _reference_task(), S0, lr=5e-3, epochs=1999, method="visible-only")
+    history = of.train(of.OverlapEngine(step="visible-only"), rnn, _reference_task(), S0, 5e-3, 1999).history
     assert np.max(np.abs(history.loss.values - np.asarray(data["all_loss_eff_4d"]))) <= 1e-6
     invisible = history.overlaps.values[:, ~history.visible.values]
     assert np.all(invisible == invisible[0])

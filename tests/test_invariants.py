@@ -147,7 +147,7 @@ def test_linear_gradient_anticommutes_with_J_but_not_nonlinear(rnn, S0):
 # ---------------------------------------------------------------------------- conservation and its breaking
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_gradient_flow_conserves_traces(rnn, S0):
-    history = of.train_overlaps(rnn, TASK, S0, lr=5e-3, epochs=500, method="flow")
+    history = of.train(of.FlowEngine(), rnn, TASK, S0, 5e-3, 500).history
     series = invariant_series(rnn, history, powers=(1, 2, 3))
     assert series.trace.sizes == {"epoch": 501, "power": 3} and series.eigenvalue.sizes == {"epoch": 501, "index": 4}
     assert np.max(np.abs(history.overlaps.values[-1] - history.overlaps.values[0])) > 0.5  # learning moved S
@@ -156,18 +156,19 @@ def test_gradient_flow_conserves_traces(rnn, S0):
 
 
 def test_discrete_gradient_descent_drifts_at_order_lr(rnn, S0):
-    coarse = max_drift(rnn, of.train_overlaps(rnn, TASK, S0, lr=5e-3, epochs=500, chunk=CHUNK))
-    fine = max_drift(rnn, of.train_overlaps(rnn, TASK, S0, lr=2.5e-3, epochs=1000, chunk=CHUNK))
+    coarse = max_drift(rnn, of.train(of.OverlapEngine(), rnn, TASK, S0, 5e-3, 500, chunk=CHUNK).history)
+    fine = max_drift(rnn, of.train(of.OverlapEngine(), rnn, TASK, S0, 2.5e-3, 1000, chunk=CHUNK).history)
     assert 1e-4 < coarse[0] < 1e-3  # measured 3.39e-4
     assert np.all((1.8 < coarse / fine) & (coarse / fine < 2.2))  # measured 1.99, 2.00
 
 
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_target_noise_breaks_conservation_at_convergence(rnn, S0):
-    converged = of.train_overlaps(rnn, TASK, S0, lr=5e-3, epochs=2000, chunk=CHUNK).overlaps.values[-1]
-    clean = max_drift(rnn, of.train_overlaps(rnn, TASK, converged, lr=1e-2, epochs=1000, chunk=CHUNK))
+    converged = of.train(of.OverlapEngine(), rnn, TASK, S0, 5e-3, 2000, chunk=CHUNK).history.overlaps.values[-1]
+    clean = max_drift(rnn, of.train(of.OverlapEngine(), rnn, TASK, converged, 1e-2, 1000, chunk=CHUNK).history)
     noisy = max_drift(
-        rnn, of.train_overlaps(rnn, of.tasks.NoisyTargets(TASK, 0.1), converged, lr=1e-2, epochs=1000, chunk=CHUNK)
+        rnn,
+        of.train(of.OverlapEngine(), rnn, of.tasks.NoisyTargets(TASK, 0.1), converged, 1e-2, 1000, chunk=CHUNK).history,
     )
     assert np.all(clean <= 1e-12)  # measured 3.7e-15: Gamma vanishes at the solution
     assert noisy[0] > 1e-3  # measured 7.8e-3
@@ -186,12 +187,12 @@ def test_adam_breaks_K(rnn, theta):
 def test_erf_network_does_not_conserve_under_flow(S0):
     """Slow only because diffrax compiles the erf flow (~15 s); the rate test above checks the same law."""
     erf = of.LowRankRNN(rank=1, phi="erf")
-    history = of.train_overlaps(erf, TASK, S0, lr=5e-3, epochs=100, method="flow")
+    history = of.train(of.FlowEngine(), erf, TASK, S0, 5e-3, 100).history
     assert max_drift(erf, history)[0] > 1e-3  # measured 3.2e-2
 
 
 def test_invariant_series_rejects_other_architecture(S0):
-    history = of.train_overlaps(of.LowRankRNN(rank=1), TASK, S0, lr=5e-3, epochs=2, chunk=CHUNK)
+    history = of.train(of.OverlapEngine(), of.LowRankRNN(rank=1), TASK, S0, 5e-3, 2, chunk=CHUNK).history
     with pytest.raises(ValueError, match="vectors"):
         invariant_series(of.LowRankRNN(rank=2), history)
     with pytest.raises(TypeError, match="History"):

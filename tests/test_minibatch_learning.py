@@ -14,9 +14,9 @@ def test_paired_minibatches_match_to_round_off_and_independent_ones_do_not():
     task = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=4), std=0.1)
     theta = rnn.init(jax.random.key(1), N=300, dtype=jnp.float64)
     S0 = of.Overlaps.from_params(rnn, theta)
-    sim = of.train_network(rnn, task, theta, lr=5e-3, epochs=300, key=jax.random.key(7))
-    paired = of.train_overlaps(rnn, task, S0, lr=5e-3, epochs=300, key=jax.random.key(7))
-    independent = of.train_overlaps(rnn, task, S0, lr=5e-3, epochs=300, key=jax.random.key(8))
+    sim = of.train(of.NetworkEngine(), rnn, task, theta, 5e-3, 300, key=jax.random.key(7)).history
+    paired = of.train(of.OverlapEngine(), rnn, task, S0, 5e-3, 300, key=jax.random.key(7)).history
+    independent = of.train(of.OverlapEngine(), rnn, task, S0, 5e-3, 300, key=jax.random.key(8)).history
     assert of.max_overlap_deviation(sim, paired) <= 1e-9  # measured 4e-15
     assert of.max_overlap_deviation(sim, independent) > 1e-3  # measured 9e-3
     assert sim.loss.values[-1] < 0.5 * sim.loss.values[0]
@@ -40,8 +40,8 @@ def test_rank2_damped_oscillator_is_learned_by_both_engines():
     rnn = of.LowRankRNN(rank=2)
     task = of.tasks.DampedOscillator(c=0.3, omega=2.0)
     theta = rnn.init(jax.random.key(0), N=200, dtype=jnp.float64)
-    sim = of.train_network(rnn, task, theta, lr=5e-3, epochs=5000)
-    thy = of.train_overlaps(rnn, task, of.Overlaps.from_params(rnn, theta), lr=5e-3, epochs=5000)
+    sim = of.train(of.NetworkEngine(), rnn, task, theta, 5e-3, 5000).history
+    thy = of.train(of.OverlapEngine(), rnn, task, of.Overlaps.from_params(rnn, theta), 5e-3, 5000).history
     assert thy.loss.values[-1] < 1e-6 and sim.loss.values[-1] < 1e-6
     assert of.max_overlap_deviation(sim, thy) <= 1e-9
     assert len(of.overlap_labels(thy, "visible")) == 9 and len(of.overlap_labels(thy, "invisible")) == 12

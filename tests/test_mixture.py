@@ -140,8 +140,8 @@ def test_linear_populations_follow_the_mixture_theory_exactly(linear2, N, lr):
     mix = random_mixture(rnn, 3, seed=N)
     theta, labels = mix.sample(rnn, jax.random.key(N), N, dtype=jnp.float64)
     start = Mixture.from_params(rnn, theta, labels)
-    net = of.train_network(rnn, task, theta, lr, 60, populations=labels)
-    thy = of.train_overlaps(rnn, task, start, lr, 60)
+    net = of.train(of.NetworkEngine(), rnn, task, theta, lr, 60, populations=labels).history
+    thy = of.train(of.OverlapEngine(), rnn, task, start, lr, 60).history
     moved = np.abs(thy.population_overlaps[-1] - thy.population_overlaps[0]).max()
     assert moved > 0.05
     scale = float(np.abs(thy.population_overlaps).max())
@@ -156,8 +156,8 @@ def test_linear_populations_with_weight_decay_are_exact(linear2):
     mix = random_mixture(rnn, 2, seed=5)
     theta, labels = mix.sample(rnn, jax.random.key(5), 50, dtype=jnp.float64)
     opt = of.Optimizer("sgd", weight_decay=0.1)
-    net = of.train_network(rnn, task, theta, 0.05, 40, optimizer=opt, populations=labels)
-    thy = of.train_overlaps(rnn, task, Mixture.from_params(rnn, theta, labels), 0.05, 40, optimizer=opt)
+    net = of.train(of.NetworkEngine(opt), rnn, task, theta, 0.05, 40, populations=labels).history
+    thy = of.train(of.OverlapEngine(opt), rnn, task, Mixture.from_params(rnn, theta, labels), 0.05, 40).history
     assert np.abs(net.population_overlaps - thy.population_overlaps).max() < 1e-12
     assert np.abs(net.population_means - thy.population_means).max() < 1e-12
 
@@ -167,8 +167,8 @@ def test_one_centred_component_learns_as_the_gaussian_closure():
     task = of.tasks.FlipFlop(batch_size=4, t_max=4.0)
     theta = rnn.init(jax.random.key(3), 400, jnp.float64)
     S = theta.T @ theta / 400
-    closure = of.train_overlaps(rnn, task, S, 0.1, 60)
-    mixture = of.train_overlaps(rnn, task, Mixture.gaussian(S, rnn), 0.1, 60)
+    closure = of.train(of.OverlapEngine(), rnn, task, S, 0.1, 60).history
+    mixture = of.train(of.OverlapEngine(), rnn, task, Mixture.gaussian(S, rnn), 0.1, 60).history
     assert np.abs(closure.overlaps[-1] - closure.overlaps[0]).max() > 0.05
     assert np.abs(closure.overlaps - mixture.overlaps).max() < 1e-13
     assert np.all(mixture.population_means == 0.0)
@@ -185,7 +185,7 @@ def test_point_components_are_the_particle_limit():
     lam, E = np.linalg.eigh(S)
     points = Mixture.gaussian(S, rnn).refine(0, E, [3, 3, 3, 3])
     assert float(np.abs(points.covariances).max()) < 1e-14
-    mixture = of.train_overlaps(rnn, task, points, 0.1, 40)
+    mixture = of.train(of.OverlapEngine(), rnn, task, points, 0.1, 40).history
     particles = of.train(of.ParticleEngine(rule="gauss-hermite", nodes=3, mirror=False), rnn, task, S, 0.1, 40)
     assert np.abs(mixture.overlaps - particles.history.overlaps).max() < 1e-12
 
@@ -193,8 +193,8 @@ def test_point_components_are_the_particle_limit():
 def test_mixture_particles_record_each_component(linear2):
     rnn, task = linear2
     mix = random_mixture(rnn, 2, seed=7)
-    thy = of.train_overlaps(rnn, task, mix, 0.1, 30)
-    cloud = of.train_particles(rnn, task, mix, 0.1, 30, rule="gauss-hermite", nodes=2)
+    thy = of.train(of.OverlapEngine(), rnn, task, mix, 0.1, 30).history
+    cloud = of.train(of.ParticleEngine(rule="gauss-hermite", nodes=2), rnn, task, mix, 0.1, 30).history
     assert cloud.population_overlaps.shape == (31, 2, 6, 6)
     assert np.abs(cloud.population_overlaps - thy.population_overlaps).max() < 1e-12
     np.testing.assert_allclose(cloud.population_weights, mix.weights, rtol=1e-13)
@@ -218,9 +218,9 @@ def test_mixture_runs_batch_and_continue(linear2):
 @pytest.mark.parametrize(
     "engine, message",
     [
-        (of.OverlapEngine("momentum"), "a Mixture runs the mixture closure with method 'exact' or 'euler' and SGD"),
-        (of.OverlapEngine(method="visible-only"), "got method = 'visible-only'"),
-        (of.FlowEngine(), "got method = 'flow'"),
+        (of.OverlapEngine("momentum"), "a Mixture runs the mixture closure with step 'exact' or 'euler' and SGD"),
+        (of.OverlapEngine(step="visible-only"), "got step = 'visible-only'"),
+        (of.FlowEngine(), "the gradient flow starts from overlaps S"),
     ],
 )
 def test_what_the_mixture_closure_does_not_define_is_refused(linear2, engine, message):

@@ -42,7 +42,7 @@ def test_adaptive_runs_split_and_keep_the_overlaps(flipflop):
     K = history.components.values
     assert list(K[[0, 9, 10, 19, 20, 30]]) == [1, 1, 3, 3, 9, 9] and final.n_components == 9
     np.testing.assert_allclose(history.overlaps[-1], final.overlaps, atol=1e-14)
-    closure = of.train_overlaps(rnn, task, S, 0.1, 30)
+    closure = of.train(of.OverlapEngine(), rnn, task, S, 0.1, 30).history
     np.testing.assert_allclose(history.overlaps[:11], closure.overlaps[:11], atol=1e-13)  # K = 1 before the first split
     steps = np.abs(np.diff(history.overlaps.values, axis=0)).max(axis=(1, 2))
     assert steps[10] < 3 * steps[9]  # a split keeps the overlaps: no jump where K changes

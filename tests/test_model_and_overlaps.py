@@ -131,23 +131,23 @@ def test_bad_training_arguments(rank1):
     task = of.tasks.ExponentialFilter(c=0.2)
     S0 = random_overlaps(rank1)
     with pytest.raises(ValueError, match="lr = -1"):
-        of.train_overlaps(rank1, task, S0, lr=-1, epochs=3)
+        of.train(of.OverlapEngine(), rank1, task, S0, -1, 3)
     with pytest.raises(ValueError, match="method = 'rk4'"):
-        of.train_overlaps(rank1, task, S0, lr=1e-3, epochs=3, method="rk4")
+        of.train(of.engines.overlap_engine("rk4"), rank1, task, S0, 1e-3, 3)
     with pytest.raises(ValueError, match="epochs = 2.5"):
-        of.train_overlaps(rank1, task, S0, lr=1e-3, epochs=2.5)
+        of.train(of.OverlapEngine(), rank1, task, S0, 1e-3, 2.5)
     with pytest.raises(ValueError, match="n_in = 2"):
-        of.train_overlaps(of.LowRankRNN(rank=1, n_in=2), task, np.eye(5), lr=1e-3, epochs=3)
+        of.train(of.OverlapEngine(), of.LowRankRNN(rank=1, n_in=2), task, np.eye(5), 1e-3, 3)
     with pytest.raises(ValueError, match="theta0: shape"):
-        of.train_network(rank1, task, np.zeros((10, 3)), lr=1e-3, epochs=3)
+        of.train(of.NetworkEngine(), rank1, task, np.zeros((10, 3)), 1e-3, 3)
     with pytest.raises(ValueError, match="kind = 'sgdd'"):
-        of.train_network(rank1, task, rank1.init(jax.random.key(0), 20), lr=1e-3, epochs=3, optimizer="sgdd")
+        of.train(of.NetworkEngine("sgdd"), rank1, task, rank1.init(jax.random.key(0), 20), 1e-3, 3)
 
 
 def test_divergence_keeps_last_good_history(rank1):
     task = of.tasks.ExponentialFilter(c=0.2)
     with pytest.raises(of.DivergenceError, match="NaN/Inf at epoch") as info:
-        of.train_overlaps(rank1, task, random_overlaps(rank1), lr=100.0, epochs=50)
+        of.train(of.OverlapEngine(), rank1, task, random_overlaps(rank1), 100.0, 50)
     history = info.value.history
     assert 0 < history.sizes["epoch"] < 51
     assert np.all(np.isfinite(history.overlaps.values)) and np.all(np.isfinite(history.loss.values))
@@ -156,7 +156,7 @@ def test_divergence_keeps_last_good_history(rank1):
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_history_layout_and_netcdf_roundtrip(rank1, tmp_path):
     task = of.tasks.ExponentialFilter(c=0.2, t_max=5.0)
-    history = of.train_overlaps(rank1, task, random_overlaps(rank1), lr=1e-3, epochs=7)
+    history = of.train(of.OverlapEngine(), rank1, task, random_overlaps(rank1), 1e-3, 7).history
     assert history.sizes == {"epoch": 8, "row": 4, "col": 4}
     assert list(history.row.values) == ["m", "u", "v", "z"]
     assert history.attrs["engine"] == "overlaps" and history.attrs["method"] == "exact"

@@ -23,11 +23,11 @@ def test_gaussian_closure_vs_full_network_at_two_sizes():
     rnn = of.LowRankRNN(rank=1, phi="erf")
     task = flipflop_like_task()
     S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N=200, dtype=np.float64)).matrix
-    closure = of.train_overlaps(rnn, task, S0, lr=0.05, epochs=200, method="exact")
+    closure = of.train(of.OverlapEngine(), rnn, task, S0, 0.05, 200).history
     deviations = {}
     for N in (1000, 8000):
         theta = of.sample_params(rnn, S0, N, jax.random.key(2))
-        network = of.train_network(rnn, task, theta, lr=0.05, epochs=200)
+        network = of.train(of.NetworkEngine(), rnn, task, theta, 0.05, 200).history
         deviations[N] = of.max_overlap_deviation(network, closure)
         first_step = np.max(np.abs(network.overlaps.values[1] - closure.overlaps.values[1]))
         assert first_step < 1e-4  # exact at initialisation up to finite-N fluctuations

@@ -10,7 +10,7 @@ import pytest
 from conftest import random_inputs_task
 
 import overlapflow as of
-from overlapflow import train_particles
+from overlapflow import train
 from overlapflow.engines import ParticleEngine
 from overlapflow.particles import (
     RULES,
@@ -116,9 +116,9 @@ def test_cheap_rules_match_the_product_grid_on_a_moving_nonlinear_run():
 def test_linear_particles_equal_the_exact_overlap_engine(rnn):
     task = random_inputs_task(rnn, T=60)
     S0 = initial_overlaps(rnn)
-    exact = of.train_overlaps(rnn, task, S0, lr=3e-3, epochs=200)
+    exact = of.train(of.OverlapEngine(), rnn, task, S0, 3e-3, 200).history
     for rule in ("gauss-hermite", "qmc"):
-        particles = train_particles(rnn, task, S0, lr=3e-3, epochs=200, rule=rule, nodes=2, n=64)
+        particles = train(ParticleEngine(rule=rule, nodes=2, n=64), rnn, task, S0, 3e-3, 200).history
         assert of.max_overlap_deviation(particles, exact) <= 1e-12
 
 
@@ -127,10 +127,10 @@ def test_linear_particles_with_momentum_equal_the_momentum_closure():
     task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)
     S0 = initial_overlaps(rnn)
     opt = of.Optimizer("momentum", momentum=0.9)
-    exact = of.train_overlaps(rnn, task, S0, lr=2e-3, epochs=100, optimizer=opt)
+    exact = of.train(of.OverlapEngine(opt), rnn, task, S0, 2e-3, 100).history
     assert (
         of.max_overlap_deviation(
-            train_particles(rnn, task, S0, lr=2e-3, epochs=100, rule="gauss-hermite", nodes=2, optimizer=opt), exact
+            train(ParticleEngine(optimizer=opt, rule="gauss-hermite", nodes=2), rnn, task, S0, 2e-3, 100).history, exact
         )
         <= 1e-12
     )
@@ -143,7 +143,7 @@ def test_gauss_hermite_grid_refinement_converges():
     rnn = of.LowRankRNN(rank=1, phi="erf")
     S0 = initial_overlaps(rnn)
     coarse, fine = (
-        train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=100, rule="gauss-hermite", nodes=k) for k in (6, 8)
+        train(ParticleEngine(rule="gauss-hermite", nodes=k), rnn, pulse_task(), S0, 0.05, 100).history for k in (6, 8)
     )
     assert of.max_overlap_deviation(coarse, fine) < 1e-6
     assert np.abs(fine.overlaps.values[-1] - S0).max() > 0.3
@@ -174,8 +174,8 @@ def test_closure_error_is_the_non_gaussianity_it_neglects():
     """The closure and the limit share the first step (Stein's lemma holds at N(0, S0))."""
     rnn = of.LowRankRNN(rank=1, phi="tanh")
     S0 = initial_overlaps(rnn)
-    limit = train_particles(rnn, pulse_task(), S0, lr=0.05, epochs=30, rule="gauss-hermite", nodes=8)
-    closure = of.train_overlaps(rnn, pulse_task(), S0, lr=0.05, epochs=30)
+    limit = train(ParticleEngine(rule="gauss-hermite", nodes=8), rnn, pulse_task(), S0, 0.05, 30).history
+    closure = of.train(of.OverlapEngine(), rnn, pulse_task(), S0, 0.05, 30).history
     dev = per_epoch_deviation(closure, limit)
     assert dev[1] < 1e-6 and dev[30] > 10 * dev[1]
 
@@ -185,8 +185,8 @@ def test_user_nonlinearity_goes_through_closure_and_particles():
     rnn = of.LowRankRNN(rank=1, phi=lambda x: jnp.tanh(x) + 0.1 * jnp.sin(2 * x))
     S0 = initial_overlaps(rnn)
     task = pulse_task(T=60)
-    limit = train_particles(rnn, task, S0, lr=0.05, epochs=20, rule="gauss-hermite", nodes=8)
-    closure = of.train_overlaps(rnn, task, S0, lr=0.05, epochs=20)
+    limit = train(ParticleEngine(rule="gauss-hermite", nodes=8), rnn, task, S0, 0.05, 20).history
+    closure = of.train(of.OverlapEngine(), rnn, task, S0, 0.05, 20).history
     assert per_epoch_deviation(closure, limit)[1] < 1e-6
     assert of.max_overlap_deviation(closure, limit) < 1e-3
     assert np.isfinite(closure.attrs["gain_error"]) and closure.attrs["max_delta"] > 0
@@ -199,4 +199,4 @@ def test_fit_power_law():
 
 def test_adam_is_refused_by_the_particle_engine():
     with pytest.raises(ValueError, match="SGD-type optimisers only"):
-        train_particles(of.LowRankRNN(rank=1), pulse_task(), np.eye(4), lr=1e-3, epochs=1, optimizer="adam")
+        train(ParticleEngine(optimizer="adam"), of.LowRankRNN(rank=1), pulse_task(), np.eye(4), 1e-3, 1)

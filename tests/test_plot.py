@@ -73,8 +73,8 @@ def demo_histories():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.ExponentialFilter(c=0.2)
     theta = rnn.init(jax.random.key(0), N=60)
-    sim = of.train_network(rnn, task, theta, lr=5e-3, epochs=50)
-    thy = of.train_overlaps(rnn, task, of.Overlaps.from_params(rnn, theta), lr=5e-3, epochs=50, method="exact")
+    sim = of.train(of.NetworkEngine(), rnn, task, theta, 5e-3, 50).history
+    thy = of.train(of.OverlapEngine(), rnn, task, of.Overlaps.from_params(rnn, theta), 5e-3, 50).history
     return sim, thy
 
 

@@ -30,7 +30,7 @@ def test_noise_moves_invisible_structure_but_not_behaviour():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.ExponentialFilter(c=0.2)
     S = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=500, dtype=jnp.float64))
-    solution = of.train_overlaps(rnn, task, S, lr=5e-3, epochs=2000).overlaps.values[-1]
+    solution = of.train(of.OverlapEngine(), rnn, task, S, 5e-3, 2000).history.overlaps.values[-1]
     out = predictions.invisible_drift_under_noise(rnn, task, solution, noise_std=0.1, lr=1e-2, epochs=4000)
     assert out["clean_drift"] < 1e-5
     assert out["visible_drift"] < 0.05

@@ -46,7 +46,7 @@ def test_network_follows_the_authors_erf_network():
     np.testing.assert_allclose(history.loss.values[:E], ref["net_loss"], rtol=2e-5)
     final = np.concatenate([ref[k] for k in ("mend", "uend", "vend", "zend")], axis=1)
     assert float(jnp.max(jnp.abs(theta - final))) < 1e-3  # vectors of norm sqrt(N) ~ 22
-    after = of.train_network(of.LowRankRNN(rank=1, phi="erf", dt=rnn.dt), task, theta0, lr=lr, epochs=E)
+    after = of.train(of.NetworkEngine(), of.LowRankRNN(rank=1, phi="erf", dt=rnn.dt), task, theta0, lr, E).history
     assert np.max(np.abs(_in_their_order(after)[1:] - ref["net_overlaps"])) > 10 * gap
 
 
@@ -56,7 +56,7 @@ def test_closure_follows_the_authors_erf_network():
     their network (their own 10-D theory: 7.9e-4)."""
     ref, rnn, task, _ = _authors()
     S0 = of.Overlaps.from_dict(rnn, dict(zip(AUTHORS_ORDER, ref["S0"].astype(float), strict=True)))
-    history = of.train_overlaps(rnn, task, S0, lr=float(ref["lr"]), epochs=int(ref["E"]))
+    history = of.train(of.OverlapEngine(), rnn, task, S0, float(ref["lr"]), int(ref["E"])).history
     gap = np.max(np.abs(_in_their_order(history)[1:] - ref["net_overlaps"]))
     theirs = np.max(np.abs(ref["thy_overlaps"][1:] - ref["net_overlaps"]))
     assert gap < 3e-5, gap  # observed 1.1e-5

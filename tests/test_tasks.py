@@ -354,6 +354,8 @@ def test_teacher_from_overlaps_object_and_dt():
 def test_train_overlaps_on_flipflop():
     rnn = LowRankRNN(rank=1, phi="erf")
     S0 = Overlaps.from_params(rnn, rnn.init(jax.random.key(0), N=200))
-    history = overlapflow.train_overlaps(rnn, FlipFlop(batch_size=4, t_max=5.0), S0, lr=0.05, epochs=5, method="exact")
+    history = overlapflow.train(
+        overlapflow.OverlapEngine(), rnn, FlipFlop(batch_size=4, t_max=5.0), S0, 0.05, 5
+    ).history
     loss = np.asarray(history["loss"])
     assert loss.shape == (6,) and np.all(np.isfinite(loss))

@@ -193,7 +193,7 @@ def test_learning_separates_twins_and_theory_matches_each(rnn, theta, twins):
     assert d[-1] > 100 * d[1] and ds.visible_distance.values[-1] > 0.5
     # each network's loss curve is the overlap theory's from its own overlaps
     for loss, theta0 in ((ds.loss_a, theta), (ds.loss_b, twins[None])):
-        thy = of.train_overlaps(rnn, task, of.Overlaps.from_params(rnn, theta0), lr=lr, epochs=epochs)
+        thy = of.train(of.OverlapEngine(), rnn, task, of.Overlaps.from_params(rnn, theta0), lr, epochs).history
         assert np.max(np.abs(thy.loss.values - loss.values)) <= 1e-9
     # identical before learning, yet the two loss curves differ
     assert ds.loss_a.values[0] == pytest.approx(ds.loss_b.values[0], rel=1e-12)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
     from . import engines, gauge, gaussianity, gram_map, interop, invariants, phenomena, precision, tasks
-    from .engines import FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
+    from .engines import EulerStep, ExactStep, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine, VisibleOnlyStep
     from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
     from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
     from .meanfield import latent_trajectory, meanfield_forward, meanfield_loss
@@ -45,7 +45,15 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names l
 _EXPORTS = {
     "flow": ("METHODS", "euler_step", "exact_step", "flow_velocity", "symmetric_gradient", "visible_only_step"),
     "history": ("load_history", "max_overlap_deviation", "overlap_labels", "overlap_series"),
-    "engines": ("FlowEngine", "NetworkEngine", "OverlapEngine", "ParticleEngine"),
+    "engines": (
+        "EulerStep",
+        "ExactStep",
+        "FlowEngine",
+        "NetworkEngine",
+        "OverlapEngine",
+        "ParticleEngine",
+        "VisibleOnlyStep",
+    ),
     "meanfield": ("latent_trajectory", "meanfield_forward", "meanfield_loss"),
     "mixture": ("Mixture",),
     "model": ("LowRankRNN",),
@@ -87,6 +95,8 @@ __all__ = [
     "METHODS",
     "DivergenceError",
     "TrainResult",
+    "EulerStep",
+    "ExactStep",
     "FlowEngine",
     "LowRankRNN",
     "Mixture",
@@ -97,6 +107,7 @@ __all__ = [
     "Optimizer",
     "Overlaps",
     "Particles",
+    "VisibleOnlyStep",
     "engines",
     "euler_step",
     "exact_step",

@@ -120,8 +120,8 @@ def demo(
     try:
         theta = rnn.init(jax.random.key(seed), N=n)  # float32, as the paper
         S0 = of.Overlaps.from_params(rnn, theta)
-        sim = of.train_network(rnn, task, theta, lr=lr, epochs=epochs, progress=not quiet)
-        thy = of.train_overlaps(rnn, task, S0, lr=lr, epochs=epochs, method="exact", progress=not quiet)
+        sim = of.train(of.NetworkEngine(), rnn, task, theta, lr=lr, epochs=epochs, progress=not quiet).history
+        thy = of.train(of.OverlapEngine(), rnn, task, S0, lr=lr, epochs=epochs, progress=not quiet).history
     except of.DivergenceError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(1) from None

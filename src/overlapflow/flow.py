@@ -29,6 +29,8 @@ from .model import LowRankRNN
 from .precision import float64
 from .tasks import AbstractTask, Batch
 
+#: The overlap-space methods a config or a History's ``method`` attribute names: the overlap engine's
+#: steps (:mod:`overlapflow.engines.steps`) and the gradient flow (:class:`~overlapflow.engines.FlowEngine`).
 METHODS = ("exact", "euler", "flow", "visible-only")
 
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from .engines import OverlapEngine
+from .engines import OverlapEngine, TrainState
 from .meanfield import latent_trajectory
 from .mixture import Mixture
 from .model import LowRankRNN
@@ -154,18 +154,17 @@ def train_adaptive(
     engine = OverlapEngine() if engine is None else engine
     mixture = start if isinstance(start, Mixture) else Mixture.gaussian(start, rnn)
     mixture = Mixture.create(mixture.weights, mixture.means, mixture.covariances, rnn, name="start")
-    segments, counts, done, dropped = [], [], 0, False
+    segments, counts, done, schedule = [], [], 0, engine.rate_schedule.init(None)
     while True:
         K = mixture.n_components
         length = min(hierarchy.every, epochs - done)
-        result = train(
-            engine, rnn, task, None, lr, length, key=key, state=_padded(mixture), epoch_offset=done, lr_dropped=dropped
-        )
-        dropped = bool(result.lr_dropped)
+        state = TrainState(_padded(mixture), schedule)
+        result = train(engine, rnn, task, None, lr, length, key=key, state=state, epoch_offset=done)
+        schedule = result.state.schedule
         history = result.history[["loss", "overlaps", "visible"]]
         segments.append(history if done + length == epochs else history.isel(epoch=slice(0, -1)))
         counts.append(np.full(segments[-1].sizes["epoch"], K))
-        mixture = _unpadded(result.state, K)
+        mixture = _unpadded(result.state.engine, K)
         done += length
         if done >= epochs:
             break

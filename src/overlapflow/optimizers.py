@@ -13,6 +13,11 @@ Learning rates are on the overlap scale eta:
   i.e. optax's ``add_decayed_weights(2 lambda / N)`` before the step.
 - Adam: eta is used as given (Adam's step is already O(eta) per coordinate, whatever N).
 
+The learning-rate drop (the paper's A/B -> C schedule) is an optax transformation of the rate that
+sees the loss (:func:`lr_drop`, as optax's ``contrib.reduce_on_plateau`` sees it): its state, whether
+the drop has fired, is part of a run's state (:class:`~overlapflow.engines.TrainState`) and resumes
+with it.
+
 Momentum in overlap space (theory section 5): with Vel the velocity, D = theta^T Vel / N and
 W = Vel^T Vel / N (both 0 at the start),
 
@@ -83,9 +88,12 @@ class Optimizer:
                 )
 
     @property
-    def lr_drop(self) -> tuple[float, float] | None:
-        """(threshold, factor) of the learning-rate drop, or None."""
-        return None if self.lr_drop_below is None else (float(self.lr_drop_below), float(self.lr_drop_factor))
+    def rate_schedule(self) -> optax.GradientTransformationExtraArgs:
+        """The transformation of the learning rate: :func:`lr_drop` when ``lr_drop_below`` is set,
+        else the rate unchanged (``optax.identity``)."""
+        if self.lr_drop_below is None:
+            return optax.with_extra_args_support(optax.identity())
+        return lr_drop(float(self.lr_drop_below), float(self.lr_drop_factor))
 
     @property
     def closes_in_overlap_space(self) -> bool:
@@ -131,6 +139,29 @@ def as_optimizer(optimizer) -> Optimizer:
     if isinstance(optimizer, str):
         return Optimizer(optimizer)
     raise TypeError(f"optimizer = {optimizer!r}: must be one of {list(KINDS)} or an overlapflow.Optimizer")
+
+
+class LrDropState(NamedTuple):
+    """The learning-rate drop's state: whether it has fired (a bool array, () or (K,) for K runs)."""
+
+    dropped: jax.Array
+
+
+def lr_drop(threshold: float, factor: float) -> optax.GradientTransformationExtraArgs:
+    """The learning-rate drop as an optax transformation of the rate that sees the loss.
+
+    ``rate, state = lr_drop(threshold, factor).update(lr, state, value=loss)`` gives the rate of this
+    epoch's update: ``lr / factor`` from the first epoch whose loss (of the state before its update)
+    is below ``threshold`` on, ``lr`` before it. ``init`` starts undropped."""
+
+    def init(rate) -> LrDropState:
+        return LrDropState(jnp.asarray(False))
+
+    def update(rate, state: LrDropState, params=None, *, value, **extra_args):
+        dropped = state.dropped | (value < threshold)
+        return rate * jnp.where(dropped, 1.0 / factor, 1.0), LrDropState(dropped)
+
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 class MomentumState(NamedTuple):

@@ -49,7 +49,7 @@ mirror-image half of the cloud, with doubled weights, moves exactly as the whole
 :func:`unfold`). The particle engine runs that half: half the cost, the same numbers.
 
 For a linear network, every rule that integrates second moments exactly gives the exact overlap
-dynamics (rows move as theta_p X_t), so the particle engine agrees with ``train_overlaps`` to
+dynamics (rows move as theta_p X_t), so the particle engine agrees with the overlap engine to
 round-off.
 """
 

@@ -3,12 +3,26 @@ r"""One training loop for every engine: :func:`train` (one run) and :func:`train
 The loop runs an :class:`~overlapflow.engines.Engine`'s epochs inside ``jax.lax.scan`` in compiled
 chunks (:meth:`Engine.advance`), checks every chunk for NaN/Inf, shows progress, and returns a
 :class:`TrainResult`: the :mod:`~overlapflow.history` Dataset (entry k is the state after k
-updates, k = 0..epochs), the final state (to continue the run: ``state=``), and the learning-rate
-drop's flag. Batches come from ``jax.random.fold_in(key, k)`` at epoch k in every engine, so a
-stochastic task shows all engines the same trials (paired batches).
+updates, k = 0..epochs) and the final :class:`~overlapflow.engines.TrainState` (the engine's state
+and the learning-rate schedule's; to continue the run: ``state=``). Batches come from
+``jax.random.fold_in(key, k)`` at epoch k in every engine, so a stochastic task shows all engines
+the same trials (paired batches).
 
-The named entry points are thin: :func:`train_network`, :func:`train_overlaps`,
-:func:`train_particles` and their batched forms pick an engine and return its History.
+Example:
+    >>> import jax
+    >>> import overlapflow as of
+    >>> rnn = of.LowRankRNN(rank=1, n_in=1, n_out=1, phi="linear", dt=0.1)
+    >>> task = of.tasks.ExponentialFilter(c=0.2, a=1.0, t_max=2.0)
+    >>> theta = rnn.init(jax.random.key(0), N=200)
+    >>> network = of.train(of.NetworkEngine("sgd"), rnn, task, theta, lr=1e-2, epochs=5)
+    >>> S0 = of.Overlaps.from_params(rnn, theta)
+    >>> theory = of.train(of.OverlapEngine(step=of.ExactStep()), rnn, task, S0, lr=1e-2, epochs=5)
+    >>> more = of.train(of.OverlapEngine(), rnn, task, None, lr=1e-2, epochs=5, state=theory.state, epoch_offset=5)
+    >>> float(abs(network.history.loss - theory.history.loss).max()) < 1e-5
+    True
+
+:func:`train_network`, :func:`train_overlaps`, :func:`train_particles` and their batched forms are
+deprecated aliases (one release): each picks an engine, calls :func:`train` and returns the History.
 
 A non-finite loss or state stops the run: :class:`DivergenceError` carries the History up to the
 last good epoch.
@@ -20,7 +34,6 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,13 +42,19 @@ import xarray as xr
 from jaxtyping import Array, ArrayLike, Float
 
 from ._version import __version__
-from .engines import Engine, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine, batch_source, initial_overlaps
+from .engines import (
+    Engine,
+    NetworkEngine,
+    ParticleEngine,
+    TrainState,
+    batch_source,
+    overlap_engine,
+)
 from .engines.rows import RowState
-from .flow import METHODS
 from .history import make_history
 from .mixture import Mixture
 from .model import LowRankRNN
-from .optimizers import MomentumState, Optimizer, as_optimizer
+from .optimizers import Optimizer, as_optimizer
 from .overlaps import Overlaps
 from .particles import Particles
 from .precision import float64
@@ -60,34 +79,33 @@ class TrainResult:
     Attributes:
         history: the History (loss (epoch,), overlaps (epoch, P, P); a leading ``run`` dimension
             for :func:`train_batch`).
-        state: the engine's final state (a PyTree); ``train(..., state=result.state,
-            epoch_offset=...)`` continues the run exactly.
+        state: the final :class:`~overlapflow.engines.TrainState` (the engine's state and the
+            learning-rate schedule's, a PyTree); ``train(..., state=result.state, epoch_offset=...)``
+            continues the run exactly.
         engine: the engine that ran.
-        lr_dropped: whether the learning-rate drop has fired (a bool array, (K,) for a batch).
     """
 
     history: xr.Dataset
-    state: Any
+    state: TrainState
     engine: Engine
-    lr_dropped: Any
 
     @property
     def final(self):
-        """What the next phase starts from: theta (network), S (overlaps) or Particles."""
-        return self.engine.carry(self.state)
+        """What the next phase starts from: theta (network), S (overlaps), a Mixture or Particles."""
+        return self.engine.carry(self.state.engine)
 
     @property
     def overlaps(self) -> Float[Array, "*K P P"]:
         """The final overlaps S (P, P) (or (K, P, P))."""
-        return self.engine.overlaps(self.state)
+        return self.engine.overlaps(self.state.engine)
 
     @property
     def params(self) -> Float[Array, "*K N P"]:
         """The final theta (N, P) of a network or particle run (for particles, the whole cloud's rows,
         also where the engine ran its mirrored half; their weights: ``.final.weights``)."""
-        if not isinstance(self.state, RowState):
+        if not isinstance(self.state.engine, RowState):
             raise AttributeError(f"a {self.engine.kind} run has no parameters theta; use .overlaps")
-        return self.final.theta if isinstance(self.engine, ParticleEngine) else self.state.theta
+        return self.final.theta if isinstance(self.engine, ParticleEngine) else self.state.engine.theta
 
 
 # ---------------------------------------------------------------------------- checks
@@ -176,8 +194,9 @@ def _base_attrs(rnn, task, lr, epochs, key) -> dict:
     }
 
 
-def _loop(engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chunk, epoch_offset, dropped):
-    """The loop shared by :func:`train` (K None) and :func:`train_batch` (K runs, vmapped)."""
+def _loop(engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chunk, epoch_offset):
+    """The loop shared by :func:`train` (K None) and :func:`train_batch` (K runs, vmapped) from the
+    :class:`TrainState` ``state``; returns (final TrainState, losses, overlaps, population records, bad)."""
     chunk = _default_chunk(epochs + 1, progress, chunk) if engine.records_initial_state else (chunk or 100)
 
     def advance_one(carry, start, key):
@@ -192,14 +211,13 @@ def _loop(engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chun
             carry, records = runs(carry, start, key)
             return carry, jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), records)  # records epoch-first
 
-    label = engine.label(state) if K is None else f"{K} x {engine.label(state)}"
-    carry = (state, dropped)
+    label = engine.label(state.engine) if K is None else f"{K} x {engine.label(state.engine)}"
     if engine.records_initial_state:
-        return _run_chunks(advance, carry, epochs + 1, chunk, label, progress, K is not None)
+        return _run_chunks(advance, state, epochs + 1, chunk, label, progress, K is not None)
     # the gradient flow records the states after each chunk: the start is recorded here
-    first = _first_record(engine, rnn, task, state, key, key_axis, K)
+    first = _first_record(engine, rnn, task, state.engine, key, key_axis, K)
     carry, losses, overlaps, populations, bad = _run_chunks(
-        advance, carry, epochs, chunk, label, progress, K is not None
+        advance, state, epochs, chunk, label, progress, K is not None
     )
     axis = 0 if K is None else 1
     losses = np.concatenate([np.expand_dims(first[0], axis), losses], axis=axis)
@@ -236,7 +254,7 @@ def train(
     engine: Engine,
     rnn: LowRankRNN,
     task: AbstractTask,
-    start: Float[ArrayLike, "N P"] | Float[ArrayLike, "P P"] | Particles | None,
+    start: Float[ArrayLike, "N P"] | Float[ArrayLike, "P P"] | Overlaps | Mixture | Particles | None,
     lr: float,
     epochs: int,
     *,
@@ -245,26 +263,27 @@ def train(
     chunk: int | None = None,
     state=None,
     epoch_offset: int = 0,
-    lr_dropped: bool = False,
     populations: ArrayLike | None = None,
 ) -> TrainResult:
-    """Train with any engine.
+    """Train with any engine (example: the module docstring).
 
     Args:
         engine: an :class:`~overlapflow.engines.Engine` (e.g. ``NetworkEngine("adam")``,
-            ``OverlapEngine(method="exact")``, ``ParticleEngine(nodes=6)``, ``FlowEngine()``).
-        start: what the engine starts from (theta0 (N, P) for the network; S0 (P, P) or
-            :class:`~overlapflow.Overlaps` for the overlap engines and particles; Particles).
+            ``OverlapEngine(step=EulerStep())``, ``ParticleEngine(nodes=6)``, ``FlowEngine()``).
+        start: what the engine starts from (theta (N, P) for the network; S (P, P) or
+            :class:`~overlapflow.Overlaps` for the overlap engines and particles; a
+            :class:`~overlapflow.Mixture`; Particles). None when ``state`` is given.
         lr: overlap-scale learning rate eta > 0.
         epochs: number of updates (or the flow's final time).
         key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``. The
             same key in two engines shows them the same batches (paired).
         progress: show a progress bar.
         chunk: epochs per compiled call (default: all at once, or 1% of the run with a bar).
-        state: continue from this state (a previous :attr:`TrainResult.state`) instead of ``start``.
+        state: continue from this state instead of ``start``: a previous :attr:`TrainResult.state`
+            (a :class:`~overlapflow.engines.TrainState`), or an engine state (a fresh learning-rate
+            schedule).
         epoch_offset: epoch k uses the batch of epoch ``epoch_offset + k`` (and the flow starts at
             t = epoch_offset), to continue a run in segments with the batches of one run.
-        lr_dropped: whether the learning-rate drop has already fired (to continue a run).
         populations: the population of each row (N,) (integers 0..K-1) for a network or ready
             Particles; the History then records each population's mean and overlaps. (The overlap
             engine and particles take populations from a :class:`~overlapflow.Mixture` start.)
@@ -276,15 +295,15 @@ def train(
     """
     _check_run(rnn, task, lr, epochs, chunk)
     key = jax.random.key(0) if key is None else key
-    state = _init(engine, rnn, start, populations) if state is None else state
-    carry, losses, overlaps, records, bad = _loop(
-        engine, rnn, task, state, lr, epochs, key, None, None, progress, chunk, epoch_offset, jnp.asarray(lr_dropped)
+    state = _train_state(engine, _init(engine, rnn, start, populations) if state is None else state)
+    final, losses, overlaps, records, bad = _loop(
+        engine, rnn, task, state, lr, epochs, key, None, None, progress, chunk, epoch_offset
     )
-    attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state)}
-    populations = _populations(engine, state, records)
+    attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state.engine)}
+    populations = _populations(engine, state.engine, records)
     attrs.update(engine.run_attrs(rnn, task, key, overlaps, populations))
     history = _finish(rnn, losses, overlaps, bad, attrs, f"train ({engine.kind})", populations)
-    return TrainResult(history, carry[0], engine, carry[1])
+    return TrainResult(history, final, engine)
 
 
 @float64
@@ -292,47 +311,56 @@ def train_batch(
     engine: Engine,
     rnn: LowRankRNN,
     task: AbstractTask,
-    starts: Float[ArrayLike, "K N P"] | Float[ArrayLike, "K P P"] | Particles | None,
+    start: Float[ArrayLike, "K N P"] | Float[ArrayLike, "K P P"] | Mixture | Particles | None,
     lr: float,
     epochs: int,
     *,
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
-    states=None,
+    state=None,
     epoch_offset: int = 0,
-    lr_dropped=None,
     populations: ArrayLike | None = None,
 ) -> TrainResult:
     """K runs of one engine, architecture and task in one compiled call (``jax.vmap``); each equals
     :func:`train` from its own start to round-off. A NaN/Inf in any run stops all of them.
 
     Args:
-        starts: K starts stacked on a leading axis ((K, N, P) thetas or (K, P, P) overlaps).
+        start: K starts stacked on a leading axis ((K, N, P) thetas, (K, P, P) overlaps, or a
+            Mixture or Particles whose arrays have a leading K).
         key: one key (every run sees the same batches) or K keys (K,) (run k draws from ``key[k]``).
-        states: continue from these batched states (a previous :attr:`TrainResult.state`).
-        lr_dropped: (K,) flags of the learning-rate drop (to continue runs; default: not yet).
+        state: continue from these batched states (a previous :attr:`TrainResult.state`, or
+            batched engine states with a fresh learning-rate schedule).
         populations: the population of each row (N,), shared by the K networks (see :func:`train`).
 
     Returns:
         A :class:`TrainResult` whose History has a leading ``run`` dimension.
     """
     _check_run(rnn, task, lr, epochs, chunk)
-    if states is None:
-        one = [_init(engine, rnn, start, populations) for start in _unstack(engine, starts)]
-        states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *one)
-    K = int(jax.tree.leaves(states)[0].shape[0])
+    if state is None:
+        one = [
+            _train_state(engine, _init_one(engine, rnn, s, populations, k))
+            for k, s in enumerate(_unstack(engine, start))
+        ]
+        state = jax.tree.map(lambda *leaves: jnp.stack(leaves), *one)
+    elif not isinstance(state, TrainState):
+        K = int(jax.tree.leaves(state)[0].shape[0])
+        schedule = engine.rate_schedule.init(None)
+        state = TrainState(state, jax.tree.map(lambda a: jnp.broadcast_to(a, (K, *jnp.shape(a))), schedule))
+    K = int(jax.tree.leaves(state.engine)[0].shape[0])
     key, key_axis = _batch_keys(key, K)
-    dropped = jnp.zeros(K, dtype=bool) if lr_dropped is None else jnp.asarray(lr_dropped, dtype=bool)
-    if dropped.shape != (K,):
-        raise ValueError(f"lr_dropped: shape {dropped.shape}; must be ({K},), one flag per run")
-    carry, losses, overlaps, records, bad = _loop(
-        engine, rnn, task, states, lr, epochs, key, key_axis, K, progress, chunk, epoch_offset, dropped
+    final, losses, overlaps, records, bad = _loop(
+        engine, rnn, task, state, lr, epochs, key, key_axis, K, progress, chunk, epoch_offset
     )
-    attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, states), "runs": K}
-    populations = _populations(engine, jax.tree.map(lambda a: a[0], states), records)
+    attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state.engine), "runs": K}
+    populations = _populations(engine, jax.tree.map(lambda a: a[0], state.engine), records)
     history = _finish(rnn, losses, overlaps, bad, attrs, f"train_batch ({engine.kind})", populations)
-    return TrainResult(history, carry[0], engine, carry[1])
+    return TrainResult(history, final, engine)
+
+
+def _train_state(engine, state) -> TrainState:
+    """``state`` as a :class:`TrainState` (an engine state gets a fresh learning-rate schedule)."""
+    return state if isinstance(state, TrainState) else engine.train_state(state)
 
 
 def _init(engine, rnn, start, populations):
@@ -347,41 +375,42 @@ def _init(engine, rnn, start, populations):
     return engine.init(rnn, start, populations=populations)
 
 
+def _init_one(engine, rnn, start, populations, k: int):
+    """:func:`_init` of run k of a batch; its errors name ``start[k]``."""
+    try:
+        return _init(engine, rnn, start, populations)
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(
+            message.replace("start", f"start[{k}]", 1) if message.startswith("start") else message
+        ) from None
+
+
 def _populations(engine, state, records) -> dict | None:
     """The History's population variables: the records and the weights (K,), or None."""
     weights = engine.population_weights(state)
     return None if weights is None else {**records, "population_weights": np.asarray(weights)}
 
 
-def _unstack(engine, starts):
-    if isinstance(starts, Mixture):
-        return [Mixture(*parts) for parts in zip(starts.weights, starts.means, starts.covariances, strict=True)]
-    if isinstance(starts, Particles):
-        return [Particles(t, w) for t, w in zip(starts.theta, starts.weights, strict=True)]
-    starts = starts if isinstance(engine, NetworkEngine) else np.asarray(starts, dtype=np.float64)
-    if np.ndim(starts) != 3:
-        raise ValueError(f"starts: shape {np.shape(starts)}; must be K starts stacked on a leading axis (K, ., P)")
-    return list(starts)
+def _unstack(engine, start):
+    if isinstance(start, Mixture):
+        return [Mixture(*parts) for parts in zip(start.weights, start.means, start.covariances, strict=True)]
+    if isinstance(start, Particles):
+        return [Particles(t, w) for t, w in zip(start.theta, start.weights, strict=True)]
+    start = start if isinstance(engine, NetworkEngine) else np.asarray(start, dtype=np.float64)
+    if np.ndim(start) != 3:
+        raise ValueError(f"start: shape {np.shape(start)}; must be K starts stacked on a leading axis (K, ., P)")
+    return list(start)
 
 
-# ---------------------------------------------------------------------------- named entry points
-def _deprecated(flag: str, instead: str) -> None:
+# ---------------------------------------------------------------------------- deprecated aliases
+def _deprecated(name: str, instead: str) -> None:
     warnings.warn(
-        f"{flag}=True is deprecated and will be removed in the next release; use {instead}, whose "
-        "TrainResult has .history, .state, .params and .overlaps",
+        f"overlapflow.{name} is deprecated and will be removed in the next release; use {instead} "
+        "(its TrainResult has .history, .state, .params and .overlaps)",
         DeprecationWarning,
         stacklevel=3,
     )
-
-
-def overlap_engine(method: str = "exact", optimizer="sgd", rtol: float = 1e-10, atol: float = 1e-12) -> OverlapEngine:
-    """The overlap-space engine of a method name: ``"flow"`` gives a :class:`FlowEngine`."""
-    if method not in METHODS:
-        raise ValueError(f"method = {method!r}: unknown; allowed: {list(METHODS)}")
-    optimizer = as_optimizer(optimizer)
-    if method == "flow":
-        return FlowEngine(optimizer, rtol=rtol, atol=atol)
-    return OverlapEngine(optimizer, method)
 
 
 def train_network(
@@ -394,72 +423,22 @@ def train_network(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
-    return_params: bool = False,
-    return_state: bool = False,
-    opt_state=None,
     epoch_offset: int = 0,
     populations: ArrayLike | None = None,
-):
-    """Train the full network theta (N, P) by an optax optimiser on the task's loss
-    (:class:`~overlapflow.engines.NetworkEngine` through :func:`train`).
-
-    The learning rate is given on the overlap scale: the network is trained with eta * N, so
-    overlaps move O(1) per epoch at any N. Plain SGD is theta <- theta - eta N dL/dtheta
-    = theta (I - 2 eta Gamma) for a linear network.
-
-    Args:
-        theta0: (N, P) initial connectivity; its dtype (float32 by default from ``rnn.init``, or
-            float64) is the dtype of the whole run.
-        lr: overlap-scale learning rate eta.
-        epochs: number of updates.
-        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, an
-            :class:`~overlapflow.Optimizer` (momentum, weight decay, Adam constants; learning-rate
-            conventions in :mod:`overlapflow.optimizers`), or any factory
-            ``learning_rate -> optax.GradientTransformation`` (called with eta * N).
-        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
-        progress: show a progress bar.
-        chunk: epochs per compiled call.
-        return_params, return_state: deprecated; use ``train(NetworkEngine(optimizer), ...)``.
-        opt_state: optimiser state to continue from (default: a fresh one).
-        epoch_offset: this run's epoch k uses the batch of epoch ``epoch_offset + k``.
-        populations: the population of each neuron (N,), integers 0..K-1: the History then also
-            records each population's mean and overlaps (see :func:`train`).
-
-    Returns:
-        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P) = theta^T theta / N.
-    """
+) -> xr.Dataset:
+    """Deprecated: ``train(NetworkEngine(optimizer), rnn, task, theta0, lr, epochs, ...).history``."""
+    _deprecated("train_network", "overlapflow.train(overlapflow.NetworkEngine(optimizer), rnn, task, theta, ...)")
     engine = NetworkEngine(optimizer)
-    state = None
-    if opt_state is not None:
-        state = engine.init(rnn, theta0, populations) if populations is not None else engine.init(rnn, theta0)
-        state = dataclasses.replace(state, opt_state=opt_state)
-    result = train(
-        engine,
-        rnn,
-        task,
-        theta0,
-        lr,
-        epochs,
-        key=key,
-        progress=progress,
-        chunk=chunk,
-        state=state,
-        epoch_offset=epoch_offset,
-        populations=populations,
-    )
-    if return_state:
-        _deprecated("return_state", "overlapflow.train(NetworkEngine(optimizer), ...)")
-        return result.history, (result.state.theta, result.state.opt_state)
-    if return_params:
-        _deprecated("return_params", "overlapflow.train(NetworkEngine(optimizer), ...)")
-        return result.history, result.params
-    return result.history
+    return train(
+        engine, rnn, task, theta0, lr, epochs, key=key, progress=progress, chunk=chunk,
+        epoch_offset=epoch_offset, populations=populations,
+    ).history  # fmt: skip
 
 
 def train_overlaps(
     rnn: LowRankRNN,
     task: AbstractTask,
-    S0: Float[ArrayLike, "P P"] | Overlaps,
+    S0: Float[ArrayLike, "P P"] | Overlaps | Mixture,
     lr: float,
     epochs: int,
     method: str = "exact",
@@ -467,63 +446,21 @@ def train_overlaps(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
-    rtol: float = 1e-10,
-    atol: float = 1e-12,
-    return_state: bool = False,
-    momentum_state: MomentumState | None = None,
     epoch_offset: int = 0,
-):
-    r"""Train in overlap space: S (P, P) follows the learning dynamics closed on overlaps
-    (:class:`~overlapflow.engines.OverlapEngine` or, for ``method="flow"``,
-    :class:`~overlapflow.engines.FlowEngine`, through :func:`train`).
-
-    Methods: ``"exact"`` S <- (I - 2 eta Gamma) S (I - 2 eta Gamma) (full-network SGD for a linear
-    network at any eta and N; the Gaussian closure for a nonlinear one); ``"euler"`` the paper's
-    first-order step; ``"flow"`` the gradient flow (diffrax, ``rtol``/``atol``; a stochastic task
-    is sampled once); ``"visible-only"`` naive descent on the visible overlaps.
-
-    Optimisers: ``"sgd"``; weight decay (any method); ``"momentum"`` and ``"nesterov"`` with method
-    ``"exact"``. ``"adam"`` is refused: it does not close in overlap space.
-
-    Args:
-        S0: initial overlaps, an :class:`~overlapflow.Overlaps` or a (P, P) symmetric PSD array; or
-            populations, a :class:`~overlapflow.Mixture` (the mixture closure, methods ``"exact"`` and
-            ``"euler"``; the History then records each population's mean and overlaps).
-        lr: overlap-scale learning rate eta > 0.
-        epochs: number of updates (or the flow's final time).
-        key: batches of epoch k come from ``fold_in(key, k)``; default ``jax.random.key(0)``.
-        return_state: deprecated; use ``train(overlap_engine(method, optimizer), ...)``.
-        momentum_state: momentum state to continue from (its S replaces S0).
-        epoch_offset: this run's epoch k uses the batch of epoch ``epoch_offset + k`` (and the flow
-            starts at t = epoch_offset).
-
-    Returns:
-        History with ``loss`` (epochs+1,) and ``overlaps`` (epochs+1, P, P), in float64.
-    """
-    engine = overlap_engine(method, optimizer, rtol, atol)
-    result = train(
-        engine,
-        rnn,
-        task,
-        S0,
-        lr,
-        epochs,
-        key=key,
-        progress=progress,
-        chunk=chunk,
-        state=momentum_state,
-        epoch_offset=epoch_offset,
-    )
-    if return_state:
-        _deprecated("return_state", "overlapflow.train(overlap_engine(method, optimizer), ...)")
-        return result.history, result.state
-    return result.history
+) -> xr.Dataset:
+    """Deprecated: ``train(OverlapEngine(optimizer, step=method), rnn, task, S0, lr, epochs, ...).history``
+    (``FlowEngine(optimizer)`` for ``method="flow"``)."""
+    _deprecated("train_overlaps", "overlapflow.train(overlapflow.OverlapEngine(optimizer, step=...), ...)")
+    engine = overlap_engine(method, optimizer)
+    return train(
+        engine, rnn, task, S0, lr, epochs, key=key, progress=progress, chunk=chunk, epoch_offset=epoch_offset
+    ).history
 
 
 def train_particles(
     rnn: LowRankRNN,
     task: AbstractTask,
-    S0: Float[ArrayLike, "P P"] | Overlaps | Particles,
+    S0: Float[ArrayLike, "P P"] | Overlaps | Mixture | Particles,
     lr: float,
     epochs: int,
     rule: str = "split",
@@ -533,35 +470,12 @@ def train_particles(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
-    return_particles: bool = False,
     right_nodes: int = 3,
-):
-    """Learning in the N -> infinity limit, without the Gaussian closure
-    (:class:`~overlapflow.engines.ParticleEngine` through :func:`train`).
-
-    Args:
-        S0: initial overlaps (P, P) (rows start as N(0, S0)), a :class:`~overlapflow.Mixture` (one
-            cloud per component), or ready :class:`Particles`.
-        lr: overlap-scale learning rate eta (each particle moves by eta dL/dtheta_p / w_p).
-        rule: the quadrature rule: ``"split"`` (default, 5 x 3 nodes: the cheapest measured within 1e-6
-            of a fine grid on the paper's flip-flop before learning and 3e-3 after it), ``"gauss-hermite"``,
-            ``"smolyak"`` or ``"qmc"`` (:mod:`overlapflow.particles`; :class:`~overlapflow.engines.ParticleEngine`).
-        nodes: Gauss-Hermite nodes per direction (split: inside phi).
-        right_nodes: split: nodes per direction outside phi.
-        n: number of QMC particles.
-        optimizer: SGD-type (Adam is refused: its per-coordinate scale has no N -> infinity limit).
-        key: batches of epoch k from ``fold_in(key, k)``, as in the other engines (paired batches).
-        return_particles: deprecated; use ``train(ParticleEngine(...), ...).final``.
-
-    Returns:
-        History (overlaps = second moments of the particles).
-    """
+) -> xr.Dataset:
+    """Deprecated: ``train(ParticleEngine(optimizer, rule, nodes, n, right_nodes), rnn, task, S0, ...).history``."""
+    _deprecated("train_particles", "overlapflow.train(overlapflow.ParticleEngine(...), rnn, task, S, ...)")
     engine = ParticleEngine(as_optimizer(optimizer), rule, nodes, n, right_nodes=right_nodes)
-    result = train(engine, rnn, task, S0, lr, epochs, key=key, progress=progress, chunk=chunk)
-    if return_particles:
-        _deprecated("return_particles", "overlapflow.train(ParticleEngine(...), ...)")
-        return result.history, result.final
-    return result.history
+    return train(engine, rnn, task, S0, lr, epochs, key=key, progress=progress, chunk=chunk).history
 
 
 def train_overlaps_batch(
@@ -576,44 +490,13 @@ def train_overlaps_batch(
     progress: bool = False,
     chunk: int | None = None,
     epoch_offset: int = 0,
-    lr_dropped=None,
-    return_state: bool = False,
-):
-    """K overlap-space runs in one compiled call (:func:`train_batch` with an overlap engine).
-
-    Args:
-        S0s: (K, P, P) initial overlaps, each symmetric positive semi-definite.
-        key: one key (every run sees the same batches) or K keys (K,).
-        epoch_offset, lr_dropped: to continue runs in segments (see :func:`train_batch`).
-        return_state: deprecated; use ``train_batch(overlap_engine(method, optimizer), ...)``.
-
-    Returns:
-        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
-    """
-    if method not in ("exact", "euler", "visible-only"):
-        raise ValueError(f"method = {method!r}: train_overlaps_batch runs 'exact', 'euler' or 'visible-only'")
-    P = rnn.n_vectors
-    S0s = np.asarray(S0s, dtype=np.float64)
-    if S0s.ndim != 3 or S0s.shape[1:] != (P, P):
-        raise ValueError(f"S0s: shape {S0s.shape}; must be (K, {P}, {P}) for this network")
-    S0s = np.stack([initial_overlaps(rnn, S, f"S0s[{k}]") for k, S in enumerate(S0s)])
-    result = train_batch(
-        overlap_engine(method, optimizer),
-        rnn,
-        task,
-        S0s,
-        lr,
-        epochs,
-        key=key,
-        progress=progress,
-        chunk=chunk,
-        epoch_offset=epoch_offset,
-        lr_dropped=lr_dropped,
-    )
-    if return_state:
-        _deprecated("return_state", "overlapflow.train_batch(overlap_engine(method, optimizer), ...)")
-        return result.history, (result.state, result.lr_dropped)
-    return result.history
+) -> xr.Dataset:
+    """Deprecated: ``train_batch(OverlapEngine(optimizer, step=method), rnn, task, S0s, lr, epochs, ...).history``."""
+    _deprecated("train_overlaps_batch", "overlapflow.train_batch(overlapflow.OverlapEngine(...), rnn, task, S, ...)")
+    engine = overlap_engine(method, optimizer)
+    return train_batch(
+        engine, rnn, task, S0s, lr, epochs, key=key, progress=progress, chunk=chunk, epoch_offset=epoch_offset
+    ).history
 
 
 def train_network_batch(
@@ -626,23 +509,8 @@ def train_network_batch(
     key: jax.Array | None = None,
     progress: bool = False,
     chunk: int | None = None,
-):
-    """K full networks of the same size trained in one compiled call (:func:`train_batch` with a
-    :class:`~overlapflow.engines.NetworkEngine`): seeds, initial overlaps, or both; any optax
-    optimiser including Adam. Each run agrees with :func:`train_network` to round-off.
-
-    Args:
-        thetas0: (K, N, P) initial connectivities; their dtype is the run's dtype.
-        key: one key (every network sees the same batches) or K keys (K,), one per network.
-
-    Returns:
-        History with a leading ``run`` dimension: ``loss`` (run, epoch), ``overlaps`` (run, epoch, row, col).
-    """
-    thetas0 = jnp.asarray(thetas0)
-    if thetas0.ndim != 3 or thetas0.shape[2] != rnn.n_vectors or not jnp.issubdtype(thetas0.dtype, jnp.floating):
-        raise ValueError(
-            f"thetas0: shape {thetas0.shape}, dtype {thetas0.dtype}; "
-            f"must be a float (K, N, P) array with P = {rnn.n_vectors}"
-        )
+) -> xr.Dataset:
+    """Deprecated: ``train_batch(NetworkEngine(optimizer), rnn, task, thetas0, lr, epochs, ...).history``."""
+    _deprecated("train_network_batch", "overlapflow.train_batch(overlapflow.NetworkEngine(optimizer), ...)")
     engine = NetworkEngine(optimizer)
     return train_batch(engine, rnn, task, thetas0, lr, epochs, key=key, progress=progress, chunk=chunk).history

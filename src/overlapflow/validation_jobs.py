@@ -32,14 +32,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .engines import NetworkEngine, ParticleEngine
+from .engines import NetworkEngine, ParticleEngine, overlap_engine
 from .files import RunError, atomic_write
 from .model import LowRankRNN
 from .overlaps import sample_params
 from .precision import float64
 from .progress import progress_bar
 from .tasks import AbstractTask
-from .training import overlap_engine, train
+from .training import train
 from .worker_pool import worker_pool
 
 #: the network rows' keys fold this into the batches' key first; no run has this many epochs, so no
@@ -189,7 +189,7 @@ def run_job(out, study: Study, job: Job, stop_after: int | None = None) -> bool:
         return True
     rnn, checkpoint = study.rnn, job_path(out, job, partial=True)
     engine, start = study.engine_and_start(job)
-    state = engine.init(rnn, start)
+    state = engine.train_state(engine.init(rnn, start))
     if checkpoint.is_file():
         leaves, treedef = jax.tree_util.tree_flatten(state)
         with np.load(checkpoint) as saved:

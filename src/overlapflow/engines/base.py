@@ -12,7 +12,10 @@ static argument of ``jax.jit``):
     S              = engine.overlaps(state)                           (P, P)
     start          = engine.carry(state)                              what the next phase starts from
 
-:meth:`Engine.step` composes them, ``step(rnn, task, state, batch, lr) -> (state, loss, S)`` with the
+A run's state is a :class:`TrainState`: the engine's state and the optimiser's learning-rate
+schedule state (:attr:`Optimizer.rate_schedule`, the lr drop), one PyTree that resumes a run.
+
+:meth:`Engine.epoch` composes them, ``epoch(rnn, task, state, batch, lr) -> (state, loss, S)`` with the
 loss and overlaps of the state before the update. The generic loop (:func:`overlapflow.train`) runs
 any engine in compiled chunks of epochs (:meth:`Engine.advance`, a ``lax.scan`` of these functions),
 batched over runs with ``jax.vmap``, and resumes any engine from its state: the state is all there is.
@@ -26,14 +29,28 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from ..optimizers import Optimizer, as_optimizer
 
 State = Any  # a PyTree of arrays
+
+
+class TrainState(NamedTuple):
+    """A run's whole state, what ``train(..., state=...)`` continues from.
+
+    Attributes:
+        engine: what :meth:`Engine.init` made (theta and the optax state, S, a Mixture, ...).
+        schedule: the state of the learning-rate schedule (:attr:`Engine.rate_schedule`; the lr
+            drop's :class:`~overlapflow.optimizers.LrDropState`).
+    """
+
+    engine: State
+    schedule: optax.OptState
 
 
 def batch_source(rnn, task, key):
@@ -42,18 +59,6 @@ def batch_source(rnn, task, key):
         batch = task.sample(key, rnn.dt)
         return lambda k: batch
     return lambda k: task.sample(jax.random.fold_in(key, k), rnn.dt)
-
-
-def lr_factor(dropped, loss, lr_drop):
-    """Learning-rate factor of this epoch's update and the updated "dropped" flag.
-
-    With ``lr_drop = (threshold, factor)`` the rate is divided by ``factor`` from the first epoch
-    whose loss is below ``threshold`` on (the paper's A/B -> C schedule); None keeps it fixed."""
-    if lr_drop is None:
-        return 1.0, dropped
-    threshold, factor = lr_drop
-    dropped = dropped | (loss < threshold)
-    return jnp.where(dropped, 1.0 / factor, 1.0), dropped
 
 
 def _learn_unless_surplus(learn, carry, k, epochs):
@@ -92,9 +97,16 @@ class Engine(abc.ABC):
         return dataclasses.replace(self, optimizer=optimizer)
 
     @property
-    def lr_drop(self) -> tuple[float, float] | None:
-        """(threshold, factor) of the optimiser's learning-rate drop, or None."""
-        return self.optimizer.lr_drop if isinstance(self.optimizer, Optimizer) else None
+    def rate_schedule(self) -> optax.GradientTransformationExtraArgs:
+        """The transformation of the learning rate that sees the loss (the optimiser's lr drop, or
+        the rate unchanged)."""
+        if isinstance(self.optimizer, Optimizer):
+            return self.optimizer.rate_schedule
+        return optax.with_extra_args_support(optax.identity())
+
+    def train_state(self, state: State) -> TrainState:
+        """A fresh run's :class:`TrainState` around an engine state."""
+        return TrainState(state, self.rate_schedule.init(None))
 
     # ---------------------------------------------------------------- the protocol
     @abc.abstractmethod
@@ -149,7 +161,7 @@ class Engine(abc.ABC):
         closure's quadrature error)."""
         return {}
 
-    def step(self, rnn, task, state: State, batch, lr) -> tuple[State, jax.Array, jax.Array]:
+    def epoch(self, rnn, task, state: State, batch, lr) -> tuple[State, jax.Array, jax.Array]:
         """One epoch: (new state, loss and overlaps of ``state``)."""
         loss, gradient = self.loss_and_gradient(rnn, task, state, batch)
         return self.update(rnn, state, gradient, lr), loss, self.overlaps(state)
@@ -165,7 +177,7 @@ class Engine(abc.ABC):
         """Epochs start..start+chunk-1 of a run of ``epochs`` updates, compiled: records
         (loss, S, population records) of each state before its update; epochs >= ``epochs`` only record.
 
-        ``carry`` is (state, dropped): the learning-rate drop's flag (:func:`lr_factor`)."""
+        ``carry`` is the run's :class:`TrainState`."""
         return _scan_chunk(
             carry, start, key=key, offset=offset, lr=lr, epochs=epochs, engine=self, rnn=rnn, task=task, chunk=chunk
         )
@@ -176,14 +188,13 @@ def _scan_chunk(carry, start, *, key, offset, lr, epochs, engine, rnn, task, chu
     batch_at = batch_source(rnn, task, key)
 
     def epoch(carry, k):
-        state, dropped = carry
+        state, schedule = carry
 
         def learn(_):
             loss, gradient = engine.loss_and_gradient(rnn, task, state, batch_at(offset + k))
-            scale, now_dropped = lr_factor(dropped, loss, engine.lr_drop)
-            new = engine.update(rnn, state, gradient, lr * scale)
-            new = jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, state)
-            return (new, jnp.where(k < epochs, now_dropped, dropped)), loss
+            rate, new_schedule = engine.rate_schedule.update(lr, schedule, value=loss)
+            new = TrainState(engine.update(rnn, state, gradient, rate), new_schedule)
+            return jax.tree.map(lambda a, b: jnp.where(k < epochs, a, b), new, carry), loss
 
         carry, loss = _learn_unless_surplus(learn, carry, k, epochs)
         return carry, (loss, engine.overlaps(state), engine.population_records(state))

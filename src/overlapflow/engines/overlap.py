@@ -2,15 +2,16 @@ r"""The overlap engine: S (P, P) follows learning closed on the overlaps.
 
 Gamma = sym(dl/dS) comes from autodiff of the reduced loss l(S), the ``closure`` (by default
 :func:`~overlapflow.meanfield_loss`: exact for a linear network, the Gaussian closure for a
-nonlinear one; any function ``closure(rnn, task, S, batch) -> loss`` plugs in). The method chooses
-the update (:mod:`overlapflow.flow`):
+nonlinear one; any function ``closure(rnn, task, S, batch) -> loss`` plugs in). The step
+(:mod:`overlapflow.engines.steps`) turns Gamma into the update:
 
-- ``"exact"``: S <- (I - 2 eta Gamma) S (I - 2 eta Gamma); full-network SGD for a linear network at any eta, N.
-- ``"euler"``: S <- S - 2 eta (S Gamma + Gamma S), the first-order step of the paper.
-- ``"visible-only"``: naive descent on the visible overlaps as free scalars.
+- :class:`ExactStep` (default): S <- (I - 2 eta Gamma) S (I - 2 eta Gamma); full-network SGD for a
+  linear network at any eta, N.
+- :class:`EulerStep`: S <- S - 2 eta (S Gamma + Gamma S), the first-order step of the paper.
+- :class:`VisibleOnlyStep`: naive descent on the visible overlaps as free scalars.
 
 Optimisers: SGD; weight decay (Gamma <- Gamma + lambda I); heavy-ball and Nesterov momentum with
-``"exact"`` (the state is then a :class:`~overlapflow.optimizers.MomentumState`, the Gram matrix of
+:class:`ExactStep` (the state is then a :class:`~overlapflow.optimizers.MomentumState`, the Gram matrix of
 [theta | velocity]). Adam is refused: it does not close in overlap space.
 
 Populations (the mixture closure): started from a :class:`~overlapflow.Mixture`, the state is the
@@ -23,8 +24,8 @@ component c, Stein's and Price's identities give its mean and mean slope from au
 and the closure takes f affine on each component, f(theta) = b_c + 2 Gamma_c theta with
 b_c = E_c[f] - 2 Gamma_c mu_c. The component stays Gaussian (:meth:`Mixture.push_affine`):
 
-- ``"exact"``: mu_c <- X_c mu_c - eta b_c, C_c <- X_c C_c X_c^T, X_c = I - 2 eta Gamma_c;
-- ``"euler"``: mu_c <- mu_c - eta E_c[f], C_c <- C_c - 2 eta (Gamma_c C_c + C_c Gamma_c).
+- exact: mu_c <- X_c mu_c - eta b_c, C_c <- X_c C_c X_c^T, X_c = I - 2 eta Gamma_c;
+- euler: mu_c <- mu_c - eta E_c[f], C_c <- C_c - 2 eta (Gamma_c C_c + C_c Gamma_c).
 
 For a linear network f is linear (b_c = 0, Gamma_c = Gamma for every c): every population then
 moves exactly as the network's (any N, any eta). K = 1 with mu = 0 and an odd phi is the Gaussian
@@ -42,17 +43,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..flow import euler_step, exact_step, visible_only_step
 from ..meanfield import current_variance, latent_trajectory, meanfield_loss
 from ..mixture import Mixture
 from ..optimizers import MomentumState, momentum_init, momentum_step
-from ..overlaps import Overlaps, check_gram, visible_mask
+from ..overlaps import Overlaps, check_gram
 from .base import Engine
+from .steps import ExactStep, Step, as_step
 
-STEP_METHODS = ("exact", "euler", "visible-only")
 
-
-def initial_overlaps(rnn, S0, name: str = "S0") -> np.ndarray:
+def initial_overlaps(rnn, S0, name: str = "start") -> np.ndarray:
     """S0 (P, P) (an array or :class:`Overlaps`) checked as a Gram matrix of this network and
     symmetrised, in float64; errors name the argument ``name``."""
     S0 = np.asarray(S0.matrix if isinstance(S0, Overlaps) else S0, dtype=np.float64)
@@ -62,18 +61,18 @@ def initial_overlaps(rnn, S0, name: str = "S0") -> np.ndarray:
     return (S0 + S0.T) / 2
 
 
-def check_overlap_optimizer(optimizer, method: str) -> None:
-    """Refuse what does not close in overlap space with ``method``."""
+def check_overlap_optimizer(optimizer, step: Step | None) -> None:
+    """Refuse what does not close in overlap space with ``step`` (None: the gradient flow)."""
     if not optimizer.closes_in_overlap_space:
         raise ValueError(
             f"optimizer = {optimizer.kind!r}: Adam does not close in overlap space. It rescales each neuron's "
             "coordinate separately, so the update is not theta X for a P x P matrix X and the overlaps' "
-            "future depends on more than S. Train the full network with train_network(..., optimizer='adam')."
+            "future depends on more than S. Train the full network with NetworkEngine('adam')."
         )
-    if optimizer.beta and method != "exact":
+    if optimizer.beta and not (step is not None and step.takes_momentum):
         raise ValueError(
-            f"optimizer = {optimizer.kind!r} with method = {method!r}: "
-            "momentum is closed in overlap space for method 'exact' only"
+            f"optimizer = {optimizer.kind!r} with step = {'flow' if step is None else step.name!r}: "
+            "momentum is closed in overlap space for step 'exact' only"
         )
 
 
@@ -82,33 +81,42 @@ class OverlapEngine(Engine):
     """Learning in overlap space (module docstring).
 
     Args:
-        method: ``"exact"``, ``"euler"`` or ``"visible-only"``.
-        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (method ``"exact"``) or an
+        optimizer: ``"sgd"``, ``"momentum"``, ``"nesterov"`` (with the exact step) or an
             :class:`~overlapflow.Optimizer` of those kinds.
+        step: :class:`ExactStep` (default), :class:`EulerStep`, :class:`VisibleOnlyStep`, or a name
+            of ``STEPS`` (``"exact"``, ``"euler"``, ``"visible-only"``).
         closure: the reduced loss ``closure(rnn, task, S, batch) -> scalar``.
+
+    Example:
+        >>> import overlapflow as of
+        >>> rnn = of.LowRankRNN(rank=1, n_in=1, n_out=1, phi="linear", dt=0.1)
+        >>> task = of.tasks.ExponentialFilter(c=0.2, a=1.0, t_max=2.0)
+        >>> engine = of.OverlapEngine(step=of.EulerStep())
+        >>> result = of.train(engine, rnn, task, of.Overlaps.from_dict(rnn, {}), lr=1e-2, epochs=3)
+        >>> result.history.loss.shape
+        (4,)
 
     ``start``: S0 (P, P) or :class:`~overlapflow.Overlaps`; a :class:`MomentumState` continues
     momentum; a :class:`~overlapflow.Mixture` runs the mixture closure (module docstring).
     """
 
-    method: str = "exact"
+    step: Step | str = ExactStep()
     closure: Callable = meanfield_loss
 
     kind = "overlaps"
 
     def check_optimizer(self) -> None:
-        if self.method not in STEP_METHODS:
-            raise ValueError(f"method = {self.method!r}: unknown; allowed: {list(STEP_METHODS)} (or a FlowEngine)")
-        check_overlap_optimizer(self.optimizer, self.method)
+        object.__setattr__(self, "step", as_step(self.step))
+        check_overlap_optimizer(self.optimizer, self.step)
 
     def init(self, rnn, start):
         if isinstance(start, MomentumState):
             return start
         if isinstance(start, Mixture):
-            if self.method not in ("exact", "euler") or self.optimizer.beta:
+            if self.step.name not in ("exact", "euler") or self.optimizer.beta:
                 raise ValueError(
-                    f"start: a Mixture runs the mixture closure with method 'exact' or 'euler' and SGD (weight "
-                    f"decay allowed); got method = {self.method!r}, optimizer = {self.optimizer.kind!r}"
+                    f"start: a Mixture runs the mixture closure with step 'exact' or 'euler' and SGD (weight "
+                    f"decay allowed); got step = {self.step.name!r}, optimizer = {self.optimizer.kind!r}"
                 )
             return Mixture.create(start.weights, start.means, start.covariances, rnn, name="start")
         S0 = jnp.asarray(initial_overlaps(rnn, start))
@@ -138,28 +146,12 @@ class OverlapEngine(Engine):
         Gamma = (d_covs + jnp.swapaxes(d_covs, -1, -2)) / (2 * w[:, None, None]) + decay * eye
         return value, (Gamma, d_means / w[:, None] + 2 * decay * mixture.means)
 
-    def _mixture_update(self, mixture: Mixture, gradient, lr) -> Mixture:
-        Gamma, mean_drift = gradient
-        if self.method == "exact":  # theta -> X theta - eta b, b = E_c[f] - 2 Gamma_c mu_c
-            X = jnp.eye(Gamma.shape[-1], dtype=Gamma.dtype) - 2 * lr * Gamma
-            return mixture.push_affine(X, lr * (mean_drift - 2 * jnp.einsum("kij,kj->ki", Gamma, mixture.means)))
-        GC = Gamma @ mixture.covariances
-        return Mixture(
-            mixture.weights,
-            mixture.means - lr * mean_drift,
-            mixture.covariances - 2 * lr * (GC + jnp.swapaxes(GC, -1, -2)),
-        )
-
     def update(self, rnn, state, gradient, lr):
         if isinstance(state, Mixture):
-            return self._mixture_update(state, gradient, lr)
+            return self.step.mixture(state, *gradient, lr)
         if isinstance(state, MomentumState):
             return momentum_step(state, gradient, lr, self.optimizer.beta, self.optimizer.kind == "nesterov")
-        if self.method == "exact":
-            return exact_step(state, gradient, lr)
-        if self.method == "euler":
-            return euler_step(state, gradient, lr)
-        return visible_only_step(state, gradient, lr, jnp.asarray(visible_mask(rnn)))
+        return self.step(rnn, state, gradient, lr)
 
     def overlaps(self, state) -> jax.Array:
         if isinstance(state, Mixture):
@@ -178,13 +170,13 @@ class OverlapEngine(Engine):
         return state.weights if isinstance(state, Mixture) else None
 
     def attrs(self, rnn, state) -> dict:
-        attrs = {"engine": "overlaps", "method": self.method, "optimizer": self.optimizer.describe()}
+        attrs = {"engine": "overlaps", "method": self.step.name, "optimizer": self.optimizer.describe()}
         if isinstance(state, Mixture):
             attrs.update(closure="mixture", components=int(state.weights.shape[-1]))
         return attrs
 
     def label(self, state) -> str:
-        return f"overlaps ({self.method})"
+        return f"overlaps ({self.step.name})"
 
     def run_attrs(self, rnn, task, key, overlaps, populations=None) -> dict:
         phi = rnn.nonlinearity

@@ -32,11 +32,13 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..engines import OverlapEngine
+from ..engines import OverlapEngine, TrainState
 from ..model import LowRankRNN
+from ..optimizers import LrDropState
 from ..overlaps import visible_mask
 from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
 from ..precision import float64
@@ -141,6 +143,17 @@ def _load_job(out: Path, pair: int, phase: str) -> xr.Dataset:
         return stored.load()
 
 
+def _drop_state(engine, dropped):
+    """The learning-rate schedule's state of runs whose drop flags (K,) a job file stores."""
+    fresh = engine.rate_schedule.init(None)
+    return LrDropState(jnp.asarray(dropped)) if isinstance(fresh, LrDropState) else fresh
+
+
+def _dropped(schedule, K: int) -> np.ndarray:
+    """The drop flags (K,) a job file stores, from the runs' schedule state."""
+    return np.asarray(schedule.dropped) if isinstance(schedule, LrDropState) else np.zeros(K, dtype=bool)
+
+
 @float64
 def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | None = None) -> bool:
     """Run (or continue) one job, checkpointing each ``settings.segment`` epochs.
@@ -173,22 +186,16 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         records, recorded_at = np.zeros((len(S), 0) + S.shape[1:]), np.zeros(0, dtype=int)
     total = settings.phase_epochs[phase]
     done = max(losses.shape[1] - 1, 0)
+    engine = OverlapEngine(task_phase.optimizer)
     while done < total:
         if budget is not None and budget <= 0:
             return False
         length = min(settings.segment, total - done, total if budget is None else budget)
+        state = TrainState(jnp.asarray(S), _drop_state(engine, dropped))
         result = train_batch(
-            OverlapEngine(task_phase.optimizer),
-            rnn,
-            task_phase.training_task,
-            S,
-            task_phase.lr,
-            length,
-            key=key,
-            epoch_offset=done,
-            lr_dropped=dropped,
+            engine, rnn, task_phase.training_task, None, task_phase.lr, length, key=key, state=state, epoch_offset=done
         )
-        history, S, dropped = result.history, result.overlaps, result.lr_dropped
+        history, S, dropped = result.history, result.overlaps, _dropped(result.state.schedule, len(S))
         new_losses = history.loss.values
         losses = new_losses if done == 0 else np.concatenate([losses, new_losses[:, 1:]], axis=1)
         epochs = done + np.arange(length + 1)

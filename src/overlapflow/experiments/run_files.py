@@ -6,8 +6,8 @@ r"""The files of a run folder: atomic writes, the checkpoint, and a finished run
                                          run with populations), written once: a checkpoint
                                          appends, its cost does not grow with the run
     OUT/checkpoint/state.pkl             the position (phase, epoch within it), the key data, each
-                                         engine's state (numpy), learning-rate drop flag, segment
-                                         count and attrs
+                                         engine's TrainState (numpy; the lr drop's state in it),
+                                         segment count and attrs
     OUT/<engine>.nc, summary.txt         at the end
 
 Every file is written to a temporary file in the same folder and moved over the old one
@@ -36,7 +36,7 @@ from ..phenomena.curriculum import Piece
 
 CHECKPOINT = "checkpoint"
 STATE_FILE = "state.pkl"
-FORMAT = 2
+FORMAT = 3  # 3: each engine's state is a TrainState (the lr drop inside it)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -97,7 +97,7 @@ def read_state(out: Path) -> dict:
     if saved.get("format") != FORMAT:
         raise RunError(
             f"{path}: checkpoint format {saved.get('format')!r}; this overlapflow reads format {FORMAT} "
-            "(rerun it with --overwrite)"
+            "(finish the run with the overlapflow that started it, or rerun it with --overwrite)"
         )
     return saved
 
@@ -117,7 +117,7 @@ def read_final_state(folder) -> dict:
     config = json.loads(saved["config"])
     states, populations = {}, {}
     for name, entry in saved["engines"].items():
-        state = entry["state"]
+        state = entry["state"].engine
         if getattr(state, "labels", None) is not None:  # rows with populations (never a mirrored half)
             populations[name] = np.asarray(state.labels)
         if entry["kind"] == "network":

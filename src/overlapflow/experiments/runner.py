@@ -31,14 +31,14 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..engines import NetworkEngine, ParticleEngine
+from ..engines import NetworkEngine, ParticleEngine, overlap_engine
 from ..history import load_history, max_overlap_deviation
 from ..mixture import Mixture, population_sizes
 from ..overlaps import Overlaps, sample_params
 from ..particles import Particles
 from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
 from ..precision import float64
-from ..training import DivergenceError, overlap_engine
+from ..training import DivergenceError
 from .config import ConfigError, ExperimentConfig
 from .interrupts import raise_if_interrupted
 from .run_files import (
@@ -212,7 +212,6 @@ def _write_checkpoint(out: Path, tracks, position, segments, key, config, comple
             t.name: {
                 "kind": t.engine.kind,
                 "state": None if t.state is None else jax.device_get(t.state),
-                "dropped": np.asarray(t.dropped),
                 "pieces": len(t.pieces),
                 "attrs": t.attrs,
             }
@@ -240,7 +239,6 @@ def _read_checkpoint(out: Path, config: ExperimentConfig, rnn):
     for track in tracks:
         entry = saved["engines"][track.name]
         track.state = None if entry["state"] is None else jax.tree.map(jnp.asarray, entry["state"])
-        track.dropped = jnp.asarray(entry["dropped"])
         track.attrs = entry["attrs"]
         track.pieces = read_segments(out, track.name, entry["pieces"])
     key = jax.random.wrap_key_data(jnp.asarray(saved["key_data"]))

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..engines import Engine, NetworkEngine, ParticleEngine
+from ..engines import Engine, NetworkEngine, ParticleEngine, overlap_engine
 from ..history import POPULATION_DIMS, make_history
 from ..mixture import Mixture
 from ..model import LowRankRNN
@@ -39,7 +39,7 @@ from ..overlaps import Overlaps
 from ..precision import float64
 from ..progress import progress_bar
 from ..tasks import AbstractTask, ExponentialFilter, NoisyTargets
-from ..training import DivergenceError, overlap_engine, train
+from ..training import DivergenceError, train
 
 ENGINES = ("network", "overlaps", "particles")
 # Per-phase settings of a segment's attrs; the phase table holds them per phase instead.
@@ -96,7 +96,8 @@ class Piece(NamedTuple):
 
 @dataclasses.dataclass
 class Track:
-    """One engine's way through a curriculum: its engine, its start, its state, and its records so far.
+    """One engine's way through a curriculum: its engine, its start, its state (a
+    :class:`~overlapflow.engines.TrainState`, the learning-rate schedule's included), and its records so far.
 
     ``populations``: the population of each row of ``start`` (N,) (a network or Particles), or None;
     a :class:`~overlapflow.Mixture` start brings its own. ``pieces`` holds one :class:`Piece` per
@@ -107,7 +108,6 @@ class Track:
     engine: Engine
     start: Any
     state: Any = None
-    dropped: Any = False
     pieces: list = dataclasses.field(default_factory=list)
     attrs: dict | None = None
     populations: Any = None
@@ -121,7 +121,7 @@ class Track:
         state's carry and the labels of its rows (None for an overlap state: a Mixture holds them)."""
         if self.state is None:
             return self.start, self.populations
-        return self.engine.carry(self.state), self.engine.carry_populations(self.state)
+        return self.engine.carry(self.state.engine), self.engine.carry_populations(self.state.engine)
 
     def append(self, history: xr.Dataset, phase: int) -> None:
         """Add a segment's History (its attrs, less the per-phase ones, become the track's)."""
@@ -236,13 +236,12 @@ def run_phases(
                             chunk=chunk,
                             state=None if fresh else track.state,
                             epoch_offset=offset,
-                            lr_dropped=False if fresh else track.dropped,
                             populations=populations if fresh else None,
                         )
                     except DivergenceError as error:
                         raise _diverged(rnn, phases, track, error, j, offset) from None
                     track.append(result.history, j)
-                    track.state, track.dropped = _round_trip((result.state, result.lr_dropped))
+                    track.state = _round_trip(result.state)
                     update(length, float(result.history.loss.values[-1]), description=f"{phase.name} · {track.name}")
                 offset += length
                 if on_segment is not None:
@@ -298,7 +297,7 @@ def run_curriculum(
         engines: any of ``"network"``, ``"overlaps"``, ``"particles"``, or
             :class:`~overlapflow.engines.Engine` values (named by their kind; a second engine of a
             kind as ``"<kind>-2"``).
-        method: the overlap-space method (``train_overlaps``).
+        method: the overlap-space method: a step name or ``"flow"`` (:data:`overlapflow.flow.METHODS`).
         particle_options: keyword arguments of the :class:`~overlapflow.engines.ParticleEngine`
             (rule, nodes, n).
 

@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from .._extras import require
+from ..engines import OverlapEngine
 from ..gauge import function_coordinates, gauge_coordinates
 from ..history import phase_ends, phase_names, rnn_from_history
 from ..model import LowRankRNN
@@ -28,7 +29,7 @@ from ..optimizers import Optimizer
 from ..overlaps import check_gram, parse_pair, sample_params
 from ..precision import float64
 from ..tasks import DecisionMaking, FlipFlop, Teacher
-from ..training import train_overlaps_batch
+from ..training import train_batch
 from .curriculum import Phase, run_curriculum
 
 STAGES = ("start", "after_AB", "after_C")
@@ -202,20 +203,21 @@ def join_pairs(pieces) -> xr.Dataset:
 
 def _members_in_overlap_space(rnn, phases, S0s, curriculum_keys, progress):
     """Both members of every pair in overlap space, each phase one vmapped call over the pairs
-    (:func:`~overlapflow.training.train_overlaps_batch` with a key per pair): the same runs, with
+    (:func:`~overlapflow.train_batch` with a key per pair): the same runs, with
     the same batches, as :func:`run_curriculum` on each member.
 
     Returns overlaps (pair, member, epoch, P, P), losses (pair, member, epoch) and ``visible``."""
     K = len(S0s)
     phase_keys = lambda j: jnp.stack([jax.random.fold_in(k, j) for k in curriculum_keys])
 
-    def train(phase, S, keys):
-        return train_overlaps_batch(
-            rnn, phase.training_task, S, phase.lr, phase.epochs, optimizer=phase.optimizer, key=keys, progress=progress
-        )
+    def run_phase(phase, S, keys):
+        engine = OverlapEngine(phase.optimizer)
+        return train_batch(
+            engine, rnn, phase.training_task, S, phase.lr, phase.epochs, key=keys, progress=progress
+        ).history
 
-    first = [train(phases[name], S0s, phase_keys(0)) for name in "AB"]
-    second = train(
+    first = [run_phase(phases[name], S0s, phase_keys(0)) for name in "AB"]
+    second = run_phase(
         phases["C"], np.concatenate([h.overlaps.values[:, -1] for h in first]), jnp.concatenate([phase_keys(1)] * 2)
     )
     joined = lambda var: np.stack(

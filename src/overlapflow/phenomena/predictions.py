@@ -19,11 +19,12 @@ import jax
 import numpy as np
 import xarray as xr
 
+from ..engines import OverlapEngine
 from ..meanfield import meanfield_forward
 from ..model import LowRankRNN
 from ..precision import float64
 from ..tasks import AbstractTask, NoisyTargets
-from ..training import train_overlaps
+from ..training import train
 from .memory import decode_history, decode_pairs
 from .twin import learning_separation, twin_network
 
@@ -97,8 +98,8 @@ def invisible_drift_under_noise(
     Returns the largest drift of visible and of invisible overlaps from the solution, the same
     run without noise for reference, and the Histories.
     """
-    noisy = train_overlaps(rnn, NoisyTargets(task, noise_std), S_solution, lr, epochs, key=key)
-    clean = train_overlaps(rnn, task, S_solution, lr, epochs, key=key)
+    noisy = train(OverlapEngine(), rnn, NoisyTargets(task, noise_std), S_solution, lr, epochs, key=key).history
+    clean = train(OverlapEngine(), rnn, task, S_solution, lr, epochs, key=key).history
     drift = np.abs(noisy.overlaps.values - noisy.overlaps.values[0])
     visible = noisy.visible.values
     return {

@@ -377,7 +377,8 @@ def learning_separation(
 ) -> xr.Dataset:
     r"""How strongly learning separates two networks: train both on one task, compare them every epoch.
 
-    Both are trained with :func:`~overlapflow.train_network` (same task, lr, optimiser and batches). Per
+    Both are trained by :func:`~overlapflow.train` with a :class:`~overlapflow.NetworkEngine` (same task,
+    lr, optimiser and batches). Per
     record k = 0..epochs (the state after k updates):
 
     - ``output_distance``: RMS over (B, T, n_out) of y_a - y_b on one fixed evaluation batch (epoch 0's,
@@ -398,7 +399,7 @@ def learning_separation(
         lr: overlap-scale learning rate eta.
         epochs: number of updates.
         key: batches (default ``jax.random.key(0)``), shared by both runs.
-        optimizer: as in :func:`~overlapflow.train_network`.
+        optimizer: as in :class:`~overlapflow.NetworkEngine`.
 
     Returns:
         xarray.Dataset over ``epoch`` (epochs + 1 records).

@@ -59,8 +59,9 @@ def run_twins(settings: TwinSettings, out: Path, progress: bool = False) -> dict
 
 
 def _twin_data(s: TwinSettings) -> xr.Dataset:
+    from ...engines import OverlapEngine
     from ...phenomena.twin import learning_separation, noise_response, twin_network
-    from ...training import train_overlaps
+    from ...training import train
 
     if not 0 <= s.compare_at <= s.epochs:
         raise ValueError(f"compare_at = {s.compare_at}: must be in [0, epochs = {s.epochs}]")
@@ -79,7 +80,7 @@ def _twin_data(s: TwinSettings) -> xr.Dataset:
         data[f"output_{member}"] = ("time", np.asarray(jitted_network_forward(rnn, theta, inputs))[0, :, 0])
         data[f"noisy_output_{member}"] = ("time", np.asarray(noisy)[0, :, 0])
         data[f"learned_output_{member}"] = ("time", np.asarray(jitted_meanfield_forward(rnn, learned, inputs))[0, :, 0])
-        theory = train_overlaps(rnn, task, Overlaps.from_params(rnn, theta), s.lr, s.epochs)
+        theory = train(OverlapEngine(), rnn, task, Overlaps.from_params(rnn, theta), s.lr, s.epochs).history
         data[f"theory_loss_{member}"] = ("epoch", theory.loss.values)
     time = rnn.dt * np.arange(inputs.shape[1])
     return separation.assign(data).assign_coords(time=time).assign_attrs(compare_at=s.compare_at)

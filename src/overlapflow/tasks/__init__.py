@@ -8,7 +8,7 @@ from .base import LOSSES, TASKS, AbstractTask, Batch, loss_value, n_steps, task_
 from .context_decision import ContextDecision
 from .decision import DecisionMaking
 from .delayed_match import DelayedMatch
-from .fields import Setting, setting
+from .fields import Setting, TaskSettingError, setting
 from .filters import ExponentialFilter
 from .fixed import FixedBatch
 from .flipflop import FlipFlop
@@ -36,6 +36,7 @@ __all__ = [
     "NoisyTargets",
     "Romo",
     "Setting",
+    "TaskSettingError",
     "Teacher",
     "WhiteNoiseFilter",
     "loss_value",

@@ -15,12 +15,7 @@ from conftest import invoke_streams as invoke
 
 from overlapflow.experiments import commands, runner, sweep_commands
 from overlapflow.experiments.commands import register
-from overlapflow.experiments.run_files import CHECKPOINT, STATE_FILE
-
-
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
+from overlapflow.experiments import RunFolder
 
 
 def interrupt_after(segments):
@@ -47,7 +42,7 @@ def test_interrupted_run_says_where_its_checkpoint_is_and_resume_finishes_it(app
         f"interrupted: the checkpoint at epoch 10 of 30 is kept in {out}; "
         f"continue with: overlapflow run --resume '{out}'\n"
     )
-    assert (out / CHECKPOINT / STATE_FILE).is_file()
+    assert RunFolder(out).has_checkpoint()
 
     monkeypatch.undo()
     code, stdout, stderr = invoke(app, "run", "--resume", out, "--quiet")
@@ -174,7 +169,7 @@ def test_sigint_stops_a_run_with_one_line_and_resume_finishes_it(tmp_path):
     config = tmp_path / "signal.toml"
     config.write_text(SLOW_ENOUGH)
     out = tmp_path / "run"
-    first_segment = out / CHECKPOINT / "network" / "000000.nc"
+    first_segment = RunFolder(out).segment("network", 0)
     process = subprocess.Popen(
         [*DEFAULT_SIGINT, *overlapflow_command(), "run", str(config), "--out", str(out), "--quiet"],
         stdout=subprocess.PIPE,

@@ -13,7 +13,7 @@ import overlapflow as of
 from overlapflow import Mixture
 from overlapflow.experiments import ConfigError, load_config, load_config_text, parse_config, run_experiment
 from overlapflow.experiments.commands import shipped_configs
-from overlapflow.experiments.run_files import read_final_state
+from overlapflow.experiments import RunFolder
 
 POPULATION_VARIABLES = ("population_means", "population_overlaps", "population_weights")
 
@@ -212,7 +212,7 @@ def test_a_stopped_population_run_resumes_to_the_same_records_bit_for_bit(uninte
 
 def test_a_run_continues_from_the_populations_of_another(uninterrupted, tmp_path):
     _, done, histories = uninterrupted
-    final = read_final_state(done)
+    final = RunFolder(done).final_states()
     assert isinstance(final["states"]["overlaps"], Mixture)
     assert sorted(final["populations"]) == ["network", "particles"]
     assert np.bincount(final["populations"]["network"]).tolist() == [24, 36]

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import command_app, invoke
+from conftest import invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,18 +25,11 @@ from overlapflow.experiments import (
     parse_config,
     run_experiment,
 )
-from overlapflow.experiments.commands import register
 from overlapflow.experiments.config import TASK_KINDS
 from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
-from overlapflow.experiments.run_files import read_final_state
+from overlapflow.experiments import RunFolder
 from overlapflow.history import phase_ends, phase_names
 from overlapflow.particles import Particles, fold
-
-
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
-
 
 # ---------------------------------------------------------------------------- a valid config with every task kind
 GOOD = {
@@ -611,7 +604,8 @@ particles = {rule = "split", nodes = 3, right_nodes = 2}
 """
     first = run_experiment(load_config_text(text), tmp_path / "first")["particles"]
     assert first.attrs["mirrored"] == 1 and first.attrs["n_particles"] == 36
-    theta, weights = read_final_state(tmp_path / "first")["states"]["particles"]
+    cloud = RunFolder(tmp_path / "first").final_states()["states"]["particles"]
+    theta, weights = cloud.theta, cloud.weights
     assert theta.shape == (36, 4) and fold(Particles(theta, weights)) is not None
     np.testing.assert_allclose(theta.T @ (theta * weights[:, None]), first.overlaps.values[-1], atol=1e-14)
     follow = load_config_text(text.replace('"cloud"', '"next"') + f'[init]\nfrom_run = "{tmp_path / "first"}"\n')

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from overlapflow.experiments import load_config_text, run_experiment
-from overlapflow.experiments.run_files import write_text
+from overlapflow.run_folder import write_text
 
 TINY = """
 name = "modes"

@@ -2,18 +2,16 @@
 slot, legends say which line style is the network and which the theory, and coinciding curves stay
 visible. ``assert_readable`` is the check every figure test uses (tests/test_figures_axes.py too)."""
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import xarray as xr
 from matplotlib.legend import Legend
 
 import overlapflow as of
-from overlapflow.experiments import load_config_text, run_experiment
-from overlapflow.plot import coinciding_overlaps, compare, history_styles, load_run_histories, plot_run
+from overlapflow.experiments import RunFolder, load_config_text, run_experiment
+from overlapflow.plot import coinciding_overlaps, compare, history_styles, plot_run
 
 KINDS = {"network": "network", "theory": "theory", "naive": "naive", "particles": "particles"}
 
@@ -180,20 +178,30 @@ def run_folder(tmp_path_factory):
     return out
 
 
+def draw(run_dir, out=None) -> list:
+    """What ``overlapflow plot RUN_DIR [--out OUT]`` does: the folder's Histories, drawn with its title."""
+    folder = RunFolder(run_dir)
+    histories = folder.histories()
+    return plot_run(histories, run_dir if out is None else out, title=folder.title(histories))
+
+
 def test_plot_run_draws_a_finished_run(run_folder):
-    paths = plot_run(run_folder)
+    paths = draw(run_folder)
     assert paths == [run_folder / "figure.png", run_folder / "figure.pdf"]
     assert all(p.stat().st_size > 10_000 for p in paths)
     assert (run_folder / "figure.pdf").read_bytes()[:4] == b"%PDF"
-    histories = load_run_histories(run_folder)
+    histories = RunFolder(run_folder).histories()
     assert list(histories) == ["network", "overlaps", "overlaps-euler", "particles"]
+    assert all(h.attrs["status"] == "complete" for h in histories.values())
+    with pytest.raises(ValueError, match="histories: empty"):
+        plot_run({}, run_folder)
 
 
 def test_plot_run_figure_has_engines_phases_and_title(run_folder, monkeypatch):
     """The figure itself: loss per engine, visible and invisible overlaps, phases named, the title."""
     figures = []
     monkeypatch.setattr(of.plot, "save_figure", lambda fig, path, dpi=150: figures.append(fig) or fig)
-    plot_run(run_folder, run_folder / "again")
+    draw(run_folder, run_folder / "again")
     fig = figures[0]
     ax_loss, ax_vis, ax_inv = assert_readable(fig)
     assert "experiment tiny" in fig.get_suptitle() and "two phases" in fig.get_suptitle()
@@ -218,25 +226,25 @@ def _suptitle_of(run_dir) -> str:
     original = of.plot.save_figure
     of.plot.save_figure = lambda fig, path, dpi=150: figures.append(fig) or fig
     try:
-        plot_run(run_dir)
+        draw(run_dir)
     finally:
         of.plot.save_figure = original
     return figures[0].get_suptitle()
 
 
 def test_plot_run_writes_where_asked(run_folder, tmp_path):
-    assert plot_run(run_folder, tmp_path / "figs") == [tmp_path / "figs/figure.png", tmp_path / "figs/figure.pdf"]
-    assert plot_run(run_folder, tmp_path / "run.svg") == [tmp_path / "run.svg"]
+    assert draw(run_folder, tmp_path / "figs") == [tmp_path / "figs/figure.png", tmp_path / "figs/figure.pdf"]
+    assert draw(run_folder, tmp_path / "run.svg") == [tmp_path / "run.svg"]
     assert (tmp_path / "run.svg").read_text().lstrip().startswith("<?xml")
 
 
-def test_plot_run_draws_unfinished_runs(tmp_path):
+def test_plot_run_draws_unfinished_runs(run_folder, tmp_path):
     """An interrupted run (checkpoint segments only) and a diverged one (``<engine>.partial.nc``)."""
     config = load_config_text(TINY)
     out = tmp_path / "stopped"
     stopped = run_experiment(config, out, stop_after_segments=2)  # phase A: segments of 4 and 2 epochs
     assert not (out / "network.nc").exists()
-    histories = load_run_histories(out)
+    histories = RunFolder(out).histories()
     assert list(histories) == ["network", "overlaps", "overlaps-euler", "particles"]
     for name, history in histories.items():  # the records the run had when it stopped
         np.testing.assert_array_equal(history.loss.values, stopped[name].loss.values)
@@ -245,26 +253,26 @@ def test_plot_run_draws_unfinished_runs(tmp_path):
     assert histories["network"].sizes["epoch"] == 7 and histories["network"].attrs["status"] == "partial"
     assert "[partial: epoch 6 of 10]" in _suptitle_of(out)
     assert of.history.phase_names(histories["network"]) == ["A", "B"]
-    paths = plot_run(out)
+    paths = draw(out)
     assert all(p.is_file() for p in paths)
 
-    diverged = tmp_path / "diverged"
-    diverged.mkdir()
-    (diverged / "config.json").write_text(json.dumps({"name": "blown"}))
-    history = histories["overlaps"].assign_attrs(status="diverged")
-    history.to_netcdf(diverged / "overlaps.partial.nc")
-    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(diverged / "network.partial.nc")  # not a History: skipped
-    assert list(load_run_histories(diverged)) == ["overlaps"]
-    assert plot_run(diverged, diverged / "figure.png") == [diverged / "figure.png"]
-    assert (diverged / "figure.png").is_file()
+    # a diverged run: its engine's partial History (here 9 records) is longer than the checkpoint's 7
+    longer = RunFolder(run_folder).histories()["overlaps"].isel(epoch=slice(0, 9)).assign_attrs(status="diverged")
+    RunFolder(out).write_history("overlaps", longer, partial=True)
+    histories = RunFolder(out).histories()
+    assert histories["overlaps"].sizes["epoch"] == 9 and histories["overlaps"].attrs["status"] == "diverged"
+    assert histories["network"].sizes["epoch"] == 7
+    assert "[diverged/partial: epoch network 6, overlaps 8, overlaps-euler 6, particles 6 of 10]" in _suptitle_of(out)
+    with pytest.raises(FileNotFoundError, match="no overlapflow run in"):
+        RunFolder(tmp_path).histories()
 
 
-def test_plot_run_refuses_a_folder_without_histories(tmp_path):
+def test_a_folder_without_a_run_has_no_histories(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        plot_run(tmp_path / "nowhere")
+        RunFolder(tmp_path / "nowhere").histories()
     (tmp_path / "decoding.nc").write_bytes(b"")
-    with pytest.raises(FileNotFoundError, match="no engine History"):
-        plot_run(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no overlapflow run in"):
+        RunFolder(tmp_path).histories()
 
 
 # ---------------------------------------------------------------------------- the validation figure

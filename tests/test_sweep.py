@@ -3,12 +3,13 @@ the sweep field), one zarr store equal to running each point alone, resume of th
 only, failures recorded without stopping the others, and the ``sweep`` command."""
 
 import json
+import os
 import re
 import shutil
 
 import numpy as np
 import pytest
-from conftest import command_app, invoke
+from conftest import invoke, write_sweep
 
 from overlapflow.experiments import (
     ConfigError,
@@ -19,8 +20,6 @@ from overlapflow.experiments import (
     run_sweep,
     sweep_status,
 )
-from overlapflow.experiments.config import dumps_toml
-from overlapflow.experiments.sweep_commands import register
 
 # A run of a second or less once compiled: rank-1 linear network, N = 16, 8 epochs, 40 time steps.
 # The network engine only (float64): the workers compile one program for every point below.
@@ -51,19 +50,6 @@ def scheduler():
         yield cluster.scheduler_address
 
 
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
-
-
-def write_sweep(folder, **sweep):
-    """base.toml (BASE) and sweep.toml in ``folder``; output ``folder/out`` unless given."""
-    (folder / "base.toml").write_text(BASE)
-    path = folder / "sweep.toml"
-    path.write_text(dumps_toml({"base": "base.toml", "output": str(folder / "out"), **sweep}))
-    return path
-
-
 def status_stamps(output) -> dict:
     """{point id: mtime_ns of its status.json} of the points that have one."""
     return {p.parent.name: p.stat().st_mtime_ns for p in (output / "points").glob("*/status.json")}
@@ -73,6 +59,7 @@ def status_stamps(output) -> dict:
 def test_grid_and_points_expand_to_their_product(tmp_path):
     path = write_sweep(
         tmp_path,
+        BASE,
         set={"phases.0.epochs": 6},
         grid={"seed": [3, 1], "phases.0.lr": [2e-3, 5e-3]},
         points=[{"init.seed": 7, "network.dt": 0.1}, {"init.seed": 2, "network.dt": 0.05}],
@@ -92,7 +79,7 @@ def test_grid_and_points_expand_to_their_product(tmp_path):
         assert config.output == str(tmp_path / "out" / "points" / point.id)
     assert len({p.id for p in sweep.points}) == 8
     assert [p.id for p in read_sweep(path).points] == [p.id for p in sweep.points]  # ids are stable
-    changed = read_sweep(write_sweep(tmp_path, set={"phases.0.epochs": 5}, grid={"seed": [3, 1]}))
+    changed = read_sweep(write_sweep(tmp_path, BASE, set={"phases.0.epochs": 5}, grid={"seed": [3, 1]}))
     assert not {p.id for p in changed.points} & {p.id for p in sweep.points}  # another config: other points
     assert sweep.records == 7 and sweep.engines == ("network",) and sweep.vector_names == ("m", "u", "v", "z")
 
@@ -117,13 +104,13 @@ BAD = [
 
 
 @pytest.mark.parametrize("sweep, expected", BAD, ids=[e.split(":")[0] for _, e in BAD])
-def test_bad_sweep_files_raise_config_error_naming_the_field(tmp_path, sweep, expected, app):
-    path = write_sweep(tmp_path, **sweep)
+def test_bad_sweep_files_raise_config_error_naming_the_field(tmp_path, sweep, expected, sweep_app):
+    path = write_sweep(tmp_path, BASE, **sweep)
     with pytest.raises(ConfigError) as caught:
         read_sweep(path)
     assert expected in str(caught.value), str(caught.value)
     assert str(caught.value).startswith(f"invalid sweep {path}")
-    result, output = invoke(app, path)
+    result, output = invoke(sweep_app, path)
     assert result.exit_code == 2 and expected in " ".join(output.split()), output
     assert not (tmp_path / "out").exists()  # checked before any work
 
@@ -137,7 +124,7 @@ def test_shipped_example_is_valid_and_tiny():
 # ---------------------------------------------------------------------------- running on Dask
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_store_holds_every_point_equal_to_running_it_alone(tmp_path, scheduler):
-    path = write_sweep(tmp_path, grid={"seed": [0, 1, 2], "init.seed": [5, 6]})
+    path = write_sweep(tmp_path, BASE, grid={"seed": [0, 1, 2], "init.seed": [5, 6]})
     results = run_sweep(path, scheduler=scheduler)
     assert dict(results.loss.sizes) == {"seed": 3, "init.seed": 2, "engine": 1, "epoch": 9}
     assert results.overlaps.dims == ("seed", "init.seed", "engine", "epoch", "row", "col")
@@ -161,7 +148,7 @@ def test_store_holds_every_point_equal_to_running_it_alone(tmp_path, scheduler):
 
 
 def test_a_rerun_runs_only_the_missing_points(tmp_path, scheduler):
-    path = write_sweep(tmp_path, grid={"seed": [0, 1, 2]})
+    path = write_sweep(tmp_path, BASE, grid={"seed": [0, 1, 2]})
     output = tmp_path / "out"
     first = run_sweep(path, scheduler=scheduler).load()
     stamps = status_stamps(output)
@@ -175,7 +162,7 @@ def test_a_rerun_runs_only_the_missing_points(tmp_path, scheduler):
     lost = read_sweep(path).points[1]
     shutil.rmtree(output / "points" / lost.id)
     run_experiment(lost.config, output / "points" / lost.id, stop_after_segments=1)
-    path = write_sweep(tmp_path, grid={"seed": [0, 1, 2, 3, 4]})
+    path = write_sweep(tmp_path, BASE, grid={"seed": [0, 1, 2, 3, 4]})
     assert sweep_status(path).counts == {"done": 2, "failed": 0, "pending": 3}
     second = run_sweep(path, scheduler=scheduler)
     after = status_stamps(output)
@@ -187,10 +174,10 @@ def test_a_rerun_runs_only_the_missing_points(tmp_path, scheduler):
     assert not np.isnan(second.loss.values).any()
 
 
-def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, scheduler, app):
+def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, scheduler, sweep_app):
     # a list of points (the dims are the product of their values: lr 1e4 with seed 1 is not a point)
     points = [{"phases.0.lr": 5e-3, "seed": 0}, {"phases.0.lr": 5e-3, "seed": 1}, {"phases.0.lr": 1e4, "seed": 0}]
-    path = write_sweep(tmp_path, points=points)
+    path = write_sweep(tmp_path, BASE, points=points)
     results = run_sweep(path, scheduler=scheduler)
     status = sweep_status(tmp_path / "out")
     assert status.counts == {"done": 2, "failed": 1, "pending": 0}
@@ -203,16 +190,16 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, scheduler, 
     assert not np.isnan(results.loss.sel({"phases.0.lr": 5e-3}).values).any()
     assert list(results.point.sel({"phases.0.lr": 1e4}).values)[1] == ""  # no such point
 
-    result, output = invoke(app, path, "--status")
+    result, output = invoke(sweep_app, path, "--status")
     assert result.exit_code == 0, output
     for state, count in (("done", 2), ("failed", 1), ("pending", 0), ("total", 3)):
         assert re.search(rf"\b{state}\s+{count}\b", output), output
     assert all(p.id in output for p in status.with_state("failed")) and "ExperimentDiverged" in output
 
     stamps = status_stamps(tmp_path / "out")
-    result, output = invoke(app, path, "--scheduler", scheduler, "--quiet")  # failed points are not retried
+    result, output = invoke(sweep_app, path, "--scheduler", scheduler, "--quiet")  # failed points are not retried
     assert result.exit_code == 1 and status_stamps(tmp_path / "out") == stamps, output
-    result, output = invoke(app, path, "--scheduler", scheduler, "--quiet", "--retry-failed")
+    result, output = invoke(sweep_app, path, "--scheduler", scheduler, "--quiet", "--retry-failed")
     assert result.exit_code == 1, output
     retried = {k for k, v in status_stamps(tmp_path / "out").items() if v != stamps[k]}
     assert retried == {p.id for p in status.with_state("failed")}
@@ -220,10 +207,29 @@ def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, scheduler, 
     assert stored["state"] == "failed" and stored["coords"]["phases.0.lr"] == 1e4
 
 
-def test_status_of_a_sweep_not_run_yet_and_option_conflicts(tmp_path, app):
-    path = write_sweep(tmp_path, grid={"seed": [0, 1, 2]})
-    result, output = invoke(app, path, "--status")
+def test_status_of_a_sweep_not_run_yet_and_option_conflicts(tmp_path, sweep_app):
+    path = write_sweep(tmp_path, BASE, grid={"seed": [0, 1, 2]})
+    result, output = invoke(sweep_app, path, "--status")
     assert result.exit_code == 0 and re.search(r"\bpending\s+3\b", output), output
-    result, output = invoke(app, path, "--scheduler", "tcp://127.0.0.1:1", "--workers", "2")
+    result, output = invoke(sweep_app, path, "--scheduler", "tcp://127.0.0.1:1", "--workers", "2")
     assert result.exit_code == 2 and "--workers" in output, output
     assert not (tmp_path / "out").exists()
+
+
+def test_without_a_scheduler_the_points_run_in_this_machines_worker_pool(tmp_path, scheduler):
+    """The one process pool (overlapflow.worker_pool) runs a sweep given no scheduler, with the numbers
+    of the same sweep on Dask to round-off (its workers run XLA on one thread: another summation order,
+    measured 2.2e-16)."""
+    (tmp_path / "local").mkdir()
+    (tmp_path / "dask").mkdir()
+    local = write_sweep(tmp_path / "local", BASE, grid={"seed": [0, 1]})
+    on_dask = write_sweep(tmp_path / "dask", BASE, grid={"seed": [0, 1]})
+    results = run_sweep(local, workers=2)
+    assert sweep_status(local).counts == {"done": 2, "failed": 0, "pending": 0}
+    workers = {
+        json.loads(p.read_text())["worker"] for p in (tmp_path / "local" / "out" / "points").glob("*/status.json")
+    }
+    assert all(worker.split(" pid ")[1] != str(os.getpid()) for worker in workers)  # not this process
+    reference = run_sweep(on_dask, scheduler=scheduler)
+    np.testing.assert_allclose(results.loss.values, reference.loss.values, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(results.overlaps.values, reference.overlaps.values, rtol=0, atol=1e-13)

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 import overlapflow as of
 from overlapflow.cli import app, pulses_task
 from overlapflow.files import RunError
+from overlapflow.run_folder import RunFolder
 from overlapflow.validation import fit_power_law, learned_from, make_study, seed_counts, validate_theory
-from overlapflow.validation_jobs import Job, job_path, run_job
+from overlapflow.validation_jobs import Job, run_job
 
 RNN = of.LowRankRNN(rank=1, phi="erf")
 TASK = pulses_task(RNN.dt, t_max=1.0)  # 20 steps
@@ -33,12 +34,13 @@ def test_a_stopped_study_continues_to_the_numbers_of_an_uninterrupted_one(tmp_pa
     stopped = Job("network", 40, 0, "float64")
     settings = make_study(RNN, TASK, S0, 0.05, 8, nodes=3, right_nodes=2, checkpoint_every=3)
     assert run_job(out, settings, stopped, stop_after=4) is False
-    assert job_path(out, stopped, partial=True).is_file() and not job_path(out, stopped).is_file()
+    folder = RunFolder(out)
+    assert folder.job_checkpoint(stopped.name).is_file() and not folder.job_result(stopped.name).is_file()
     before = {p.name: p.stat().st_mtime_ns for p in (out / "jobs").glob("*.npz")}
 
     resumed = study(out)
     assert resumed.attrs["jobs_run"] == 2  # N=20 seed 1 (new) and N=40 seed 0 (continued)
-    assert not job_path(out, stopped, partial=True).exists()
+    assert not folder.job_checkpoint(stopped.name).exists()
     for name in (
         "limit.npz",
         "limit_finer.npz",

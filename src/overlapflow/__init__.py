@@ -7,6 +7,24 @@ follow your own setting (float32 unless you run ``jax.config.update("jax_enable_
 
 The public names below load on first use (PEP 562): ``import overlapflow`` itself is cheap, so the
 command line (``overlapflow --help``) starts without loading JAX.
+
+A full network and its overlap theory, trained side by side by :func:`train` (one loop, an engine each):
+
+Example:
+    >>> import jax
+    >>> import overlapflow as of
+    >>> rnn = of.LowRankRNN(rank=1, n_in=1, n_out=1, phi="linear", dt=0.1)
+    >>> task = of.tasks.ExponentialFilter(c=0.2, a=1.0, t_max=2.0)
+    >>> theta = rnn.init(jax.random.key(0), N=200)  # (N, P) connectivity
+    >>> S0 = of.Overlaps.from_params(rnn, theta)  # (P, P) overlaps
+    >>> network = of.train(of.NetworkEngine(), rnn, task, theta, lr=1e-2, epochs=10)
+    >>> theory = of.train(of.OverlapEngine(), rnn, task, S0, lr=1e-2, epochs=10)
+    >>> theory.history.loss.shape, theory.overlaps.shape, network.params.shape
+    ((11,), (4, 4), (200, 4))
+    >>> float(of.max_overlap_deviation(network.history, theory.history)) < 1e-5
+    True
+    >>> of.overlap_labels(theory.history, "invisible")
+    ['zv', 'zz', 'vv', 'um', 'uu', 'mm']
 """
 
 from ._version import __version__ as __version__  # first: modules may read it while the package loads
@@ -28,6 +46,7 @@ if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names l
     from .optimizers import Optimizer
     from .overlaps import Overlaps, invisible_names, sample_params, visible_mask, visible_names
     from .particles import Particles, make_particles
+    from .run_folder import RunFolder
     from .training import (
         DivergenceError,
         TrainResult,
@@ -62,6 +81,7 @@ _EXPORTS = {
     "optimizers": ("Optimizer",),
     "overlaps": ("Overlaps", "invisible_names", "sample_params", "visible_mask", "visible_names"),
     "particles": ("Particles", "make_particles"),
+    "run_folder": ("RunFolder",),
     "training": (
         "DivergenceError",
         "TrainResult",
@@ -107,6 +127,7 @@ __all__ = [
     "Optimizer",
     "Overlaps",
     "Particles",
+    "RunFolder",
     "VisibleOnlyStep",
     "engines",
     "euler_step",

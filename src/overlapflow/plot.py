@@ -1,5 +1,5 @@
 r"""Figures comparing Histories (full network vs overlap theory, or several theories), and the figure
-of a run folder (:func:`plot_run`).
+of a run (:func:`plot_run`).
 
 Drawn with :class:`matplotlib.figure.Figure` directly (no pyplot), so no GUI backend is needed
 and nothing global is changed: the figure renders through matplotlib's Agg canvas when saved.
@@ -23,8 +23,6 @@ One convention for every figure of the package (the paper's figures in
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,7 +31,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .history import load_history, make_history, overlap_labels, overlap_series, phase_ends, phase_names
+from .history import overlap_labels, overlap_series, phase_ends, phase_names
 from .precision import float64
 
 # ---------------------------------------------------------------------------- styles and labels
@@ -354,157 +352,41 @@ def save_figure(fig: Figure, path, dpi: int = 150) -> Figure:
     return fig
 
 
-# ---------------------------------------------------------------------------- a run folder
-_ENGINE_FILE = re.compile(r"^(network|overlaps|particles)(-[^.]+)?$")
+# ---------------------------------------------------------------------------- a run's figure
 _ROLE_ORDER = {"network": 0, "theory": 1, "naive": 2, "particles": 3, "other": 4}
 
 
-def _is_history(h: xr.Dataset) -> bool:
-    return {"loss", "overlaps", "visible"} <= set(h.variables) and h.loss.dims == ("epoch",)
-
-
-def _segment_history(run_dir: Path, engine: str) -> xr.Dataset | None:
-    """An engine's History from the checkpoint segments ``checkpoint/<engine>/NNNNNN.nc`` of an
-    interrupted run (contiguous from 000000), with the architecture and phases of ``config.json``."""
-    from .model import LowRankRNN
-
-    config_path = run_dir / "config.json"
-    folder = run_dir / "checkpoint" / engine
-    if not config_path.is_file() or not (folder / "000000.nc").is_file():
-        return None
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        rnn = LowRankRNN(**config["network"])
-        pieces, index = [], 0
-        while (folder / f"{index:06d}.nc").is_file():
-            with xr.open_dataset(folder / f"{index:06d}.nc") as data:
-                pieces.append(data.load())
-            index += 1
-    except (KeyError, TypeError, ValueError, OSError):  # not a config or checkpoint of this overlapflow
-        return None
-    loss = np.concatenate([p.loss.values for p in pieces])
-    S = np.concatenate([p.overlaps.values for p in pieces])
-    attrs = {"engine": engine.split("-")[0], "experiment": config.get("name", run_dir.name), "status": "partial"}
-    if attrs["engine"] == "network":
-        attrs.update(N=config.get("N", "?"), dtype=config.get("dtype", "?"))
-    elif attrs["engine"] == "overlaps":
-        methods = (config.get("engines") or {}).get("overlaps") or ["?"]
-        methods = [methods] if isinstance(methods, str) else methods
-        attrs["method"] = methods[0] if engine == "overlaps" else engine.removeprefix("overlaps-")
-    elif attrs["engine"] == "particles":
-        attrs["rule"] = ((config.get("engines") or {}).get("particles") or {}).get("rule", "?")
-    history = make_history(rnn, loss, S, attrs)
-    history["phase"] = ("epoch", np.concatenate([p.phase.values for p in pieces]).astype(np.int64))
-    phases = config.get("phases", [])
-    return history.assign(
-        phase_name=("phases", [str(p.get("name", k)) for k, p in enumerate(phases)]),
-        phase_end=("phases", np.cumsum([int(p["epochs"]) for p in phases]).astype(np.int64)),
-    )
-
-
-def _read_history(path: Path) -> xr.Dataset | None:
-    """The History in ``path``, or None when the file is missing or holds something else."""
-    if not path.is_file():
-        return None
-    try:
-        history = load_history(path)
-    except (AttributeError, KeyError, ValueError, OSError):
-        return None
-    return history if _is_history(history) else None
-
-
-def load_run_histories(run_dir) -> dict[str, xr.Dataset]:
-    """The engines' Histories of a run folder written by ``overlapflow run``, {engine: History}, in
-    drawing order (network, theories, naive descent, particles).
-
-    For each engine ``<engine>.nc`` (a finished run); else the longer of ``<engine>.partial.nc`` (a
-    diverged run) and the records of the checkpoint segments (an interrupted run). Files that are not
-    an engine's History (figure data such as ``decoding.nc``) are skipped."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist")
-    names = {p.name.removesuffix(".nc").removesuffix(".partial") for p in run_dir.glob("*.nc")}
-    if (run_dir / "checkpoint").is_dir():
-        names |= {p.name for p in (run_dir / "checkpoint").iterdir() if p.is_dir()}
-    histories = {}
-    for name in sorted(n for n in names if _ENGINE_FILE.match(n)):
-        history = _read_history(run_dir / f"{name}.nc")
-        if history is None:
-            candidates = [_read_history(run_dir / f"{name}.partial.nc"), _segment_history(run_dir, name)]
-            candidates = [h for h in candidates if h is not None]
-            history = max(candidates, key=lambda h: h.sizes["epoch"]) if candidates else None
-        if history is not None:
-            histories[name] = history
-    return dict(sorted(histories.items(), key=lambda item: (_ROLE_ORDER[history_role(item[1])], item[0])))
-
-
-def _status_note(histories: dict[str, xr.Dataset]) -> str:
-    statuses = {str(h.attrs.get("status", "complete")) for h in histories.values()}
-    if statuses <= {"complete"}:
-        return ""
-    last = {name: int(h.epoch.values[-1]) if h.sizes["epoch"] else 0 for name, h in histories.items()}
-    total = max((phase_ends(h)[-1] for h in histories.values() if "phase_end" in h.variables), default=None)
-    if len(set(last.values())) == 1:
-        reached = str(next(iter(last.values())))
-    else:
-        reached = ", ".join(f"{name} {epoch}" for name, epoch in last.items())
-    return f" [{'/'.join(sorted(statuses - {'complete'}))}: epoch {reached}" + (
-        f" of {total}]" if total is not None else "]"
-    )
-
-
-def plot_run(run_dir, out=None) -> list[Path]:
-    """Draw the figure of a run folder written by ``overlapflow run`` and save it.
+def plot_run(histories: dict[str, xr.Dataset], out, title: str = "") -> list[Path]:
+    """Draw the figure of a run's Histories ({engine: History}, e.g. what ``run_experiment`` returns
+    or :meth:`RunFolder.histories <overlapflow.run_folder.RunFolder.histories>` reads) and save it.
 
     Three panels: the loss of every engine (log scale), the loss-visible overlaps and the invisible
     ones, each engine in its line style (module docstring: network band, theory dashed, naive descent
-    dotted, particles dash-dot), an overlap in one colour and marker; the phases of a curriculum
-    shaded (every other one) and named above each panel; the experiment's name (and, for an
-    unfinished run, how far each engine got) as the title. Works on finished runs (``<engine>.nc``),
-    diverged ones (``<engine>.partial.nc``) and interrupted ones (the checkpoint segments):
-    :func:`load_run_histories`.
+    dotted, particles dash-dot; drawn in that order), an overlap in one colour and marker; the phases
+    of a curriculum shaded (every other one) and named above each panel; ``title`` above.
 
     Args:
-        run_dir: the run folder.
-        out: where to write: None, ``run_dir/figure.png`` and ``figure.pdf``; a folder, ``figure.png``
-            and ``figure.pdf`` in it; a file name with an image extension (``.png``, ``.pdf``,
-            ``.svg``, ...), that one file.
+        histories: {engine: History}, at least one.
+        out: a folder (``figure.png`` and ``figure.pdf`` in it) or a file name with an image
+            extension (``.png``, ``.pdf``, ``.svg``, ...), that one file.
+        title: the figure's title.
 
     Returns:
         The paths written.
-
-    Raises:
-        FileNotFoundError: no such folder, or no engine History in it.
     """
-    run_dir = Path(run_dir)
-    histories = load_run_histories(run_dir)
     if not histories:
-        raise FileNotFoundError(
-            f"no engine History in {run_dir} (expected network.nc, overlaps.nc, overlaps-<method>.nc, "
-            "particles.nc, their .partial.nc, or checkpoint segments from overlapflow run)"
-        )
-    hs = list(histories.values())
+        raise ValueError("histories: empty; plot_run draws at least one engine's History")
+    ordered = sorted(histories.items(), key=lambda item: (_ROLE_ORDER[history_role(item[1])], item[0]))
+    hs = [history for _, history in ordered]
     labels = [history_label(h) for h in hs]
     fig, axes = _three_panels(hs, labels, history_styles(hs))
     reference = next((h for h in hs if "phase_end" in h.variables), None)
     if reference is not None:
         for ax in axes:
             shade_phases(ax, reference)
-    name, description = hs[0].attrs.get("experiment") or run_dir.name, ""
-    if (run_dir / "config.json").is_file():
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        name, description = config.get("name", name), config.get("description") or ""
-    fig.suptitle(
-        f"experiment {name!s}" + (f": {description}" if description else "") + f"\n{run_dir}{_status_note(histories)}",
-        fontsize="medium",
-    )
-    if out is None:
-        out = run_dir
+    fig.suptitle(title, fontsize="medium")
     out = Path(out)
-    if out.suffix and not out.is_dir():
-        paths = [out]
-    else:
-        paths = [out / "figure.png", out / "figure.pdf"]
+    paths = [out] if out.suffix and not out.is_dir() else [out / "figure.png", out / "figure.pdf"]
     for path in paths:
         save_figure(fig, path)
     return paths

@@ -38,6 +38,7 @@ from .model import LowRankRNN
 from .overlaps import sample_params
 from .precision import float64
 from .progress import progress_bar
+from .run_folder import RunFolder
 from .tasks import AbstractTask
 from .training import train
 from .worker_pool import worker_pool
@@ -138,10 +139,6 @@ class Study:
         return NetworkEngine(), theta
 
 
-def job_path(out: Path, job: Job, partial: bool = False) -> Path:
-    return Path(out) / "jobs" / f"{job.name}{'.partial' if partial else ''}.npz"
-
-
 def check_settings(out: Path, study: Study, overwrite: bool = False) -> None:
     """Write ``out/settings.json``, or check it against the stored one.
 
@@ -184,17 +181,15 @@ def run_job(out, study: Study, job: Job, stop_after: int | None = None) -> bool:
     Returns:
         True when the job is done (``out/jobs/<name>.npz`` is there), False when stopped by ``stop_after``.
     """
-    out = Path(out)
-    if job_path(out, job).is_file():
+    folder = RunFolder(out)
+    if folder.job_result(job.name).is_file():
         return True
-    rnn, checkpoint = study.rnn, job_path(out, job, partial=True)
+    rnn = study.rnn
     engine, start = study.engine_and_start(job)
     state = engine.train_state(engine.init(rnn, start))
-    if checkpoint.is_file():
-        leaves, treedef = jax.tree_util.tree_flatten(state)
-        with np.load(checkpoint) as saved:
-            state = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(saved[f"state{i}"]) for i in range(len(leaves))])
-            loss, overlaps, wall = saved["loss"], saved["overlaps"], float(saved["wall_s"])
+    saved = folder.load_job(job.name, like=state)
+    if saved is not None:
+        state, loss, overlaps, wall = saved["state"], saved["loss"], saved["overlaps"], float(saved["wall_s"])
     else:
         loss, overlaps, wall = np.zeros(0), np.zeros((0, rnn.n_vectors, rnn.n_vectors)), 0.0
     done = max(loss.size - 1, 0)
@@ -211,18 +206,16 @@ def run_job(out, study: Study, job: Job, stop_after: int | None = None) -> bool:
         overlaps = np.concatenate([overlaps, result.history.overlaps.values[first:]])
         state, done = result.state, done + length
         left = None if left is None else left - length
-        arrays = {f"state{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree_util.tree_leaves(state))}
-        arrays.update(loss=loss, overlaps=overlaps, wall_s=wall)
-        atomic_write(checkpoint, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
+        folder.save_job(job.name, {"loss": loss, "overlaps": overlaps, "wall_s": wall}, state)
     final = {"loss": loss, "overlaps": overlaps, "wall_s": wall}
-    atomic_write(job_path(out, job), lambda tmp: np.savez(tmp, **final))
-    checkpoint.unlink(missing_ok=True)
+    atomic_write(folder.job_result(job.name), lambda tmp: np.savez(tmp, **final))
+    folder.drop_job(job.name)
     return True
 
 
 def load_job(out, job: Job) -> dict:
     """A done job's records: ``loss`` (epochs + 1,), ``overlaps`` (epochs + 1, P, P), ``wall_s``."""
-    with np.load(job_path(Path(out), job)) as saved:
+    with np.load(RunFolder(out).job_result(job.name)) as saved:
         return {"loss": saved["loss"], "overlaps": saved["overlaps"], "wall_s": float(saved["wall_s"])}
 
 
@@ -236,7 +229,9 @@ def run_jobs(out, study: Study, jobs: list[Job], workers: int, progress: bool) -
         "load_average_max": of the 1-minute load average, sampled once a minute while they ran}``.
     """
     out, started = Path(out), time.perf_counter()
-    pending = sorted((job for job in jobs if not job_path(out, job).is_file()), key=lambda job: -job.rows)
+    pending = sorted(
+        (job for job in jobs if not RunFolder(out).job_result(job.name).is_file()), key=lambda job: -job.rows
+    )
     loads = [os.getloadavg()[0]]
     with progress_bar(
         progress, "validate-theory: networks, the limit, the closure", sum(j.rows for j in pending)

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
     from .config import ConfigError, ExperimentConfig, load_config, load_config_text, parse_config
-    from .runner import ExperimentDiverged, RunError, load_results, read_final_state, run_experiment
+    from .runner import ExperimentDiverged, RunError, RunFolder, load_results, run_experiment
     from .sweep import Sweep, SweepConfigError, SweepStatus, load_sweep, read_sweep, run_sweep, sweep_status
 
 # Loaded on first use (PEP 562): the command line imports overlapflow.experiments.commands without
 # loading JAX, xarray or pydantic (``overlapflow --help`` starts in a fraction of a second).
 _EXPORTS = {
     "config": ("ConfigError", "ExperimentConfig", "load_config", "load_config_text", "parse_config"),
-    "runner": ("ExperimentDiverged", "RunError", "load_results", "read_final_state", "run_experiment"),
+    "runner": ("ExperimentDiverged", "RunError", "RunFolder", "load_results", "run_experiment"),
     "sweep": (
         "Sweep",
         "SweepConfigError",
@@ -34,7 +34,7 @@ _EXPORTS = {
         "sweep_status",
     ),
 }
-_SUBMODULES = ("ab_to_c", "commands", "config", "figures", "run_files", "runner", "sweep", "sweep_commands")
+_SUBMODULES = ("ab_to_c", "commands", "config", "figures", "runner", "sweep", "sweep_commands")
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
     "load_config_text",
     "load_results",
     "parse_config",
-    "read_final_state",
+    "RunFolder",
     "run_experiment",
     "Sweep",
     "SweepConfigError",

@@ -37,15 +37,16 @@ import numpy as np
 import xarray as xr
 
 from ..engines import OverlapEngine, TrainState
+from ..files import RunError, atomic_write
 from ..model import LowRankRNN
 from ..optimizers import LrDropState
 from ..overlaps import visible_mask
 from ..phenomena.memory import STAGES, ab_to_c_phases, pair_keys, random_initial_overlaps, run_ab_to_c
 from ..precision import float64
 from ..progress import format_duration, progress_line
+from ..run_folder import RunFolder, write_history
 from ..training import train_batch
 from ..worker_pool import worker_pool
-from .run_files import RunError, atomic_write, write_history
 
 PHASES = ("A", "B", "C")
 
@@ -134,12 +135,16 @@ def _pair_start(settings: ABtoCSettings, pair: int):
     return random_initial_overlaps(settings.rnn, pair_key), lambda j: jax.random.fold_in(curriculum_key, j)
 
 
-def _job_path(out: Path, pair: int, phase: str, partial: bool = False) -> Path:
-    return out / "jobs" / f"pair{pair}_{phase}{'.partial.npz' if partial else '.nc'}"
+def _job(pair: int, phase: str) -> str:
+    return f"pair{pair}_{phase}"
+
+
+def _job_result(out: Path, pair: int, phase: str) -> Path:
+    return RunFolder(out).job_result(_job(pair, phase), ".nc")
 
 
 def _load_job(out: Path, pair: int, phase: str) -> xr.Dataset:
-    with xr.open_dataset(_job_path(out, pair, phase)) as stored:
+    with xr.open_dataset(_job_result(out, pair, phase)) as stored:
         return stored.load()
 
 
@@ -166,7 +171,7 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         True when the job is done (its result is in ``out/jobs``), False when stopped by ``budget``.
     """
     out = Path(out)
-    if _job_path(out, pair, phase).is_file():
+    if _job_result(out, pair, phase).is_file():
         return True
     rnn, phases = settings.rnn, settings.phases()
     S0, phase_key = _pair_start(settings, pair)
@@ -176,11 +181,11 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         task_phase, key = phases["C"], phase_key(1)
     else:
         S, task_phase, key = S0[None], phases[phase], phase_key(0)[None]
-    checkpoint = _job_path(out, pair, phase, partial=True)
-    if checkpoint.is_file():
-        with np.load(checkpoint) as saved:
-            S, dropped, losses = saved["S"], saved["dropped"], saved["loss"]
-            records, recorded_at = saved["records"], saved["recorded_at"]
+    folder, job = RunFolder(out), _job(pair, phase)
+    saved = folder.load_job(job)
+    if saved is not None:
+        S, dropped, losses = saved["S"], saved["dropped"], saved["loss"]
+        records, recorded_at = saved["records"], saved["recorded_at"]
     else:
         dropped, losses = np.zeros(len(S), dtype=bool), np.zeros((len(S), 0))
         records, recorded_at = np.zeros((len(S), 0) + S.shape[1:]), np.zeros(0, dtype=int)
@@ -204,8 +209,7 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         recorded_at = np.concatenate([recorded_at, epochs[keep]])
         S, dropped, done = np.asarray(S), np.asarray(dropped), done + length
         budget = None if budget is None else budget - length
-        arrays = dict(S=S, dropped=dropped, loss=losses, records=records, recorded_at=recorded_at)
-        atomic_write(checkpoint, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
+        folder.save_job(job, dict(S=S, dropped=dropped, loss=losses, records=records, recorded_at=recorded_at))
     names = list(rnn.vector_names)
     members = ["A"] if phase == "A" else ["B"] if phase == "B" else ["A", "B"]
     result = xr.Dataset(
@@ -218,8 +222,8 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         coords={"member": members, "epoch": np.arange(total + 1), "record": recorded_at, "row": names, "col": names},
         attrs={"pair": pair, "phase": phase, "settings": json.dumps(settings.as_dict(), sort_keys=True)},
     )
-    write_history(_job_path(out, pair, phase), result)
-    checkpoint.unlink(missing_ok=True)
+    write_history(_job_result(out, pair, phase), result)
+    folder.drop_job(job)
     return True
 
 
@@ -256,7 +260,7 @@ def _check_settings(out: Path, settings: ABtoCSettings) -> None:
 def _reopen_c_job(out: Path, pair: int, record_every: int) -> None:
     """Turn a finished C job into the checkpoint it would have left, so that it runs on (its last
     record goes unless it falls on the ``record_every`` grid: it was kept as the last one)."""
-    if not _job_path(out, pair, "C").is_file():
+    if not _job_result(out, pair, "C").is_file():
         return
     done = _load_job(out, pair, "C")
     keep = done.record.values % record_every == 0
@@ -267,8 +271,8 @@ def _reopen_c_job(out: Path, pair: int, record_every: int) -> None:
         records=done.overlaps.values[:, keep],
         recorded_at=done.record.values[keep],
     )
-    atomic_write(_job_path(out, pair, "C", partial=True), lambda tmp: np.savez(tmp, **arrays))
-    _job_path(out, pair, "C").unlink()
+    RunFolder(out).save_job(_job(pair, "C"), arrays)
+    _job_result(out, pair, "C").unlink()
 
 
 def run_ab_to_c_parallel(
@@ -294,7 +298,7 @@ def run_ab_to_c_parallel(
     _check_settings(out, settings)
     workers = (os.cpu_count() or 1) if workers is None else workers
     jobs = [(p, phase) for p in range(settings.n_pairs) for phase in PHASES]
-    pending = [job for job in jobs if not _job_path(out, *job).is_file()]
+    pending = [job for job in jobs if not _job_result(out, *job).is_file()]
     start, total = time.perf_counter(), len(pending)
 
     def report(job, finished):
@@ -353,7 +357,7 @@ def assemble(out, settings: ABtoCSettings) -> xr.Dataset:
     out = Path(out)
     rnn, E = settings.rnn, settings.epochs
     pairs = range(settings.n_pairs)
-    missing = [f"pair{p}_{ph}" for p in pairs for ph in PHASES if not _job_path(out, p, ph).is_file()]
+    missing = [f"pair{p}_{ph}" for p in pairs for ph in PHASES if not _job_result(out, p, ph).is_file()]
     if missing:
         raise RunError(f"{out}: jobs not done yet: {', '.join(missing)}; run again to finish them")
     loss, stages, trajectory = [], [], []

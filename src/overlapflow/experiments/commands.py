@@ -124,16 +124,12 @@ def _results_table(histories, out: Path) -> Table:
 # ---------------------------------------------------------------------------- interruptions
 def checkpoint_position(folder: Path) -> tuple[int, int, bool] | None:
     """(epoch reached, total epochs, complete) of the checkpoint in a run folder, or None."""
-    from .run_files import CHECKPOINT, STATE_FILE, read_state
+    from ..run_folder import RunFolder
 
-    if not (Path(folder) / CHECKPOINT / STATE_FILE).is_file():
-        return None
     try:
-        saved = read_state(folder)
-        epochs = [phase["epochs"] for phase in json.loads(saved["config"])["phases"]]
-    except Exception:  # noqa: BLE001 - a foreign or unreadable checkpoint: report none
+        return RunFolder(folder).position()
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint: report none
         return None
-    return sum(epochs[: saved["phase"]]) + saved["epoch"], sum(epochs), bool(saved.get("complete"))
 
 
 def _run_interrupted(folder: Path | None, restart: list) -> str:
@@ -216,9 +212,10 @@ def run(
                 )
                 raise typer.Exit(EXIT_USAGE)
             path = resolve_config(config_path)
-            if is_sweep(read_toml(path).data):
+            toml = read_toml(path)
+            if is_sweep(toml.data):
                 raise RunError(f"{config_path} is a sweep; run it with: {command_line('sweep', config_path)}")
-            config = load_config(path)
+            config = load_config(path, toml)
             if out is not None:  # the run's config.json and summary name the folder it is in
                 config = config.model_copy(update={"output": str(out)})
             folder = Path(config.output)
@@ -244,8 +241,9 @@ def run(
         print_error(str(error))
         raise typer.Exit(EXIT_DIVERGED) from None
     from ..plot import plot_run
+    from ..run_folder import RunFolder
 
-    figures = plot_run(folder)
+    figures = plot_run(histories, folder, title=RunFolder(folder).title(histories))
     console.print(_results_table(histories, folder))
     written = [folder / f"{name}.nc" for name in histories] + [folder / "summary.txt", *figures]
     console.print(f"wrote {', '.join(map(str, written))}")
@@ -265,10 +263,13 @@ def plot(
 
     Works on a finished run and on a stopped one (its checkpoint's records)."""
     from ..plot import plot_run
+    from ..run_folder import RunError, RunFolder
 
+    folder = RunFolder(run_dir)
     try:
-        paths = plot_run(run_dir, out)
-    except FileNotFoundError as error:
+        histories = folder.histories()
+        paths = plot_run(histories, run_dir if out is None else out, title=folder.title(histories))
+    except (FileNotFoundError, RunError) as error:
         print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
     output_console().print(f"wrote {', '.join(map(str, paths))}")
@@ -292,9 +293,10 @@ def validate(
     console = output_console()
     try:
         path = resolve_config(config_path)
-        if is_sweep(read_toml(path).data):
+        toml = read_toml(path)
+        if is_sweep(toml.data):
             return _validate_sweep(path, config_path, console)
-        config = load_config(path)
+        config = load_config(path, toml)
     except ConfigError as error:
         print_error(str(error))
         raise typer.Exit(EXIT_USAGE) from None

@@ -5,11 +5,12 @@ the state carries over from phase to phase, each phase restarts its optimiser an
 batches of its epoch k from ``fold_in(fold_in(key, j), k)`` (phase j), so all engines see the same
 batches. Each phase is cut into segments of ``checkpoint_every`` epochs (the last one may be
 shorter); after every segment of every engine a checkpoint is written: the segment's records are
-appended and ``state.pkl`` replaced (the layout: :mod:`~overlapflow.experiments.run_files`).
+appended and ``state.pkl`` replaced (the folder: :class:`~overlapflow.experiments.run_folder.RunFolder`).
 
 ``resume=True`` continues from the checkpoint with the same segments, and the result equals the
 uninterrupted run bit for bit (states pass through the same numpy round trip after every segment
-in both). At the end: ``OUT/<engine>.nc`` and ``OUT/summary.txt``.
+in both). At the end: ``OUT/<engine>.nc`` and ``OUT/summary.txt`` (``overlapflow run`` then draws
+the figure from the Histories it holds).
 
 A NaN/Inf stops the run with :class:`ExperimentDiverged` (a :class:`~overlapflow.DivergenceError`):
 the last good checkpoint stays, and ``OUT/<engine>.partial.nc`` hold every engine's History up to
@@ -18,10 +19,8 @@ its last good epoch.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -36,26 +35,14 @@ from ..history import load_history, max_overlap_deviation
 from ..mixture import Mixture, population_sizes
 from ..overlaps import Overlaps, sample_params
 from ..particles import Particles
-from ..phenomena.curriculum import CurriculumDiverged, Track, run_phases
+from ..phenomena.curriculum import CurriculumDiverged, Track, phase_table, run_phases
 from ..precision import float64
+from ..run_folder import RunError, RunFolder, write_text
 from ..training import DivergenceError
 from .config import ConfigError, ExperimentConfig
 from .interrupts import raise_if_interrupted
-from .run_files import (
-    CHECKPOINT,
-    FORMAT,
-    STATE_FILE,
-    RunError,
-    read_final_state,
-    read_segments,
-    read_state,
-    write_history,
-    write_pickle,
-    write_segment,
-    write_text,
-)
 
-__all__ = ["ExperimentDiverged", "RunError", "load_results", "read_final_state", "run_experiment"]
+__all__ = ["ExperimentDiverged", "RunError", "RunFolder", "load_results", "run_experiment"]
 
 
 class ExperimentDiverged(DivergenceError):
@@ -137,15 +124,15 @@ def _sample(rnn, law, N: int, key, dtype):
 
 
 def _from_run(folder, rnn, dtype) -> _Start:
-    """The final state of a finished run (:func:`read_final_state`), populations included: the
+    """The final state of a finished run (:meth:`RunFolder.final_states`), populations included: the
     overlap engines continue its overlap state, else the law of its network or particles."""
-    previous = read_final_state(folder)
+    previous = RunFolder(folder).final_states()
     states, labels = previous["states"], previous["populations"]
     start = _Start()
     if "network" in states:
         start.theta, start.labels = jnp.asarray(states["network"], dtype=dtype), labels.get("network")
     if "particles" in states:
-        start.cloud, start.cloud_labels = Particles(*states["particles"]), labels.get("particles")
+        start.cloud, start.cloud_labels = states["particles"], labels.get("particles")
     overlap_states = [v for k, v in states.items() if k.startswith("overlaps")]
     if overlap_states:
         law = overlap_states[0]
@@ -156,7 +143,7 @@ def _from_run(folder, rnn, dtype) -> _Start:
         else:
             start.law = Mixture.from_params(rnn, start.theta, start.labels)
     elif start.cloud_labels is None:
-        theta_p, w = states["particles"]
+        theta_p, w = start.cloud.theta, start.cloud.weights
         start.law = theta_p.T @ (theta_p * w[:, None])
     else:
         start.law = Mixture.from_params(rnn, start.cloud.theta, start.cloud_labels, start.cloud.weights)
@@ -175,13 +162,17 @@ def _engine(config: ExperimentConfig, name: str):
     return overlap_engine(config.engines.method_of(name))
 
 
+def _engines(config: ExperimentConfig) -> dict:
+    """{name: engine} in run order."""
+    return {name: _engine(config, name) for name in config.engines.names()}
+
+
 def _tracks(config: ExperimentConfig, rnn) -> list[Track]:
     names = config.engines.names()
     start = _initial_states(config, rnn, names)
     law = start.law if isinstance(start.law, Mixture) else jnp.asarray(start.law)
     tracks = []
-    for name in names:
-        engine = _engine(config, name)
+    for name, engine in _engines(config).items():
         if name == "network":
             tracks.append(Track(name, engine, start.theta, populations=start.labels))
         elif name == "particles" and start.cloud is not None:
@@ -193,71 +184,24 @@ def _tracks(config: ExperimentConfig, rnn) -> list[Track]:
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def _write_checkpoint(out: Path, tracks, position, segments, key, config, complete, written) -> None:
-    """Append each track's new segments (``written``: how many are on disk, updated), then state.pkl."""
-    for track in tracks:
-        for index in range(written.get(track.name, 0), len(track.pieces)):
-            write_segment(out, track.name, index, track.pieces[index])
-        written[track.name] = len(track.pieces)
-    saved = {
-        "format": FORMAT,
-        "config": json.dumps(config.resolved()),
-        "phase": position[0],
-        "epoch": position[1],
-        "segments": segments,
-        "complete": complete,
-        "key_data": np.asarray(jax.random.key_data(key)),
-        "versions": {"overlapflow": __version__, "jax": jax.__version__},
-        "engines": {
-            t.name: {
-                "kind": t.engine.kind,
-                "state": None if t.state is None else jax.device_get(t.state),
-                "pieces": len(t.pieces),
-                "attrs": t.attrs,
-            }
-            for t in tracks
-        },
-    }
-    write_pickle(out / CHECKPOINT / STATE_FILE, saved)
-
-
-def _read_checkpoint(out: Path, config: ExperimentConfig, rnn):
-    saved = read_state(out)
+def _resume(folder: RunFolder, config: ExperimentConfig):
+    """The tracks, position, segment count and key of the checkpoint in ``folder`` (checked against ``config``)."""
+    saved = folder.read_checkpoint()
     stored = _comparable(json.loads(saved["config"]))
     given = _comparable(config.resolved())
     if stored != given:
         keys = sorted(k for k in set(stored) | set(given) if stored.get(k) != given.get(k))
         raise RunError(
-            f"the checkpoint in {out} was written for a different config (differs in: {', '.join(keys)}); "
-            f"resume with the config stored there ({out / 'config.json'}), or start a new run in another folder"
+            f"the checkpoint in {folder.path} was written for a different config (differs in: {', '.join(keys)}); "
+            f"resume with the config stored there ({folder.config_json}), or start a new run in another folder"
         )
     if list(saved["engines"]) != config.engines.names():
         raise RunError(
-            f"the checkpoint in {out} holds engines {list(saved['engines'])}; the config runs {config.engines.names()}"
+            f"the checkpoint in {folder.path} holds engines {list(saved['engines'])}; "
+            f"the config runs {config.engines.names()}"
         )
-    tracks = _tracks(config, rnn)
-    for track in tracks:
-        entry = saved["engines"][track.name]
-        track.state = None if entry["state"] is None else jax.tree.map(jnp.asarray, entry["state"])
-        track.attrs = entry["attrs"]
-        track.pieces = read_segments(out, track.name, entry["pieces"])
     key = jax.random.wrap_key_data(jnp.asarray(saved["key_data"]))
-    return tracks, (saved["phase"], saved["epoch"]), saved["segments"], key
-
-
-def _occupied(out: Path) -> bool:
-    return (out / CHECKPOINT).exists() or (out / "config.json").exists()
-
-
-def _clear(out: Path) -> None:
-    """Remove the files a run writes in out (its checkpoint, Histories, configs and summary)."""
-    shutil.rmtree(out / CHECKPOINT, ignore_errors=True)
-    for pattern in ("network*.nc", "overlaps*.nc", "particles*.nc"):
-        for path in out.glob(pattern):
-            path.unlink()
-    for name in ("config.toml", "config.json", "summary.txt"):
-        with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
+    return folder.tracks(_engines(config)), (saved["phase"], saved["epoch"]), saved["segments"], key
 
 
 class _Stop(Exception):
@@ -305,38 +249,51 @@ def run_experiment(
             f"config = {type(config).__name__}: must be an ExperimentConfig (overlapflow.experiments.load_config)"
         )
     started = time.perf_counter()
-    out = Path(out_dir if out_dir is not None else config.output)
+    folder = RunFolder(out_dir if out_dir is not None else config.output)
     rnn = config.build_network()
     phases = config.build_phases(rnn)
+    table = phase_table(phases)
     run_attrs = _run_attrs(config)
     chunk = min(config.checkpoint_every, max(p.epochs for p in phases)) + 1
 
     if resume:
-        tracks, position, segments, key = _read_checkpoint(out, config, rnn)
+        tracks, position, segments, key = _resume(folder, config)
     else:
-        if _occupied(out):
+        if folder.holds_run():
             if not overwrite:
                 raise RunError(
-                    f"{out} already holds a run; continue it with resume (overlapflow run --resume {out}), "
-                    "choose another output folder, or start afresh with overwrite (--overwrite)"
+                    f"{folder.path} already holds a run; continue it with resume (overlapflow run --resume "
+                    f"{folder.path}), choose another output folder, or start afresh with overwrite (--overwrite)"
                 )
-            _clear(out)
-        out.mkdir(parents=True, exist_ok=True)
-        write_text(out / "config.toml", config.source_text())
-        write_text(out / "config.json", config.to_json() + "\n")
+            folder.clear()
+        folder.begin(config.source_text(), config.to_json())
         key = jax.random.key(config.seed)
         tracks = _tracks(config, rnn)
         position, segments = (0, 0), 0
-        _write_checkpoint(out, tracks, position, 0, key, config, False, {})
     resumed_at = sum(p.epochs for p in phases[: position[0]]) + position[1]
     written = {t.name: len(t.pieces) for t in tracks}
     done = {"segments": segments, "here": 0}
+    stored = {
+        "config": json.dumps(config.resolved()),
+        "key_data": np.asarray(jax.random.key_data(key)),
+        "network": config.network.describe(),
+        "phase_table": table,
+        "attrs": run_attrs,
+        "versions": {"overlapflow": __version__, "jax": jax.__version__},
+    }
+
+    def write_checkpoint(reached, segments, complete):
+        folder.write_checkpoint(tracks, written, phase=reached[0], epoch=reached[1], segments=segments,
+                                complete=complete, **stored)  # fmt: skip
+
+    if not resume:
+        write_checkpoint(position, 0, False)
 
     def checkpoint(reached, tracks):
         done["segments"] += 1
         done["here"] += 1
         complete = reached[0] == len(phases)
-        _write_checkpoint(out, tracks, reached, done["segments"], key, config, complete, written)
+        write_checkpoint(reached, done["segments"], complete)
         if stop_after_segments is not None and done["here"] >= stop_after_segments and not complete:
             raise _Stop
         raise_if_interrupted()  # a Ctrl-C swallowed inside a callback still stops the run here
@@ -354,55 +311,52 @@ def run_experiment(
             chunk=chunk,
         )
     except _Stop:
-        return {t.name: t.history(rnn, phases, {**run_attrs, "status": "partial"}) for t in tracks}
+        return {t.name: t.history(rnn, table, {**run_attrs, "status": "partial"}) for t in tracks}
     except CurriculumDiverged as error:
-        _diverged(out, tracks, error, rnn, phases, run_attrs)
+        _diverged(folder, tracks, error, rnn, phases, run_attrs)
 
-    histories = {t.name: t.history(rnn, phases, {**run_attrs, "status": "complete"}) for t in tracks}
+    histories = {t.name: t.history(rnn, table, {**run_attrs, "status": "complete"}) for t in tracks}
     for name, history in histories.items():
-        write_history(out / f"{name}.nc", history)
-        with contextlib.suppress(FileNotFoundError):
-            (out / f"{name}.partial.nc").unlink()
+        folder.write_history(name, history)
     wall = time.perf_counter() - started
-    write_text(out / "summary.txt", summary_text(config, histories, out, wall, resumed_at if resume else None))
+    summary = summary_text(config, phases, histories, folder.path, wall, resumed_at if resume else None)
+    write_text(folder.summary, summary)
     return histories
 
 
-def _diverged(out, tracks, error: CurriculumDiverged, rnn, phases, run_attrs):
+def _diverged(folder: RunFolder, tracks, error: CurriculumDiverged, rnn, phases, run_attrs):
     """Write every engine's partial History, keep the last checkpoint, raise ExperimentDiverged."""
     partial, files = {}, []
+    table = phase_table(phases)
     for t in tracks:
         if t is error.track:
             partial[t.name] = error.history.assign_attrs({**run_attrs, "status": "diverged"})
         else:
-            partial[t.name] = t.history(rnn, phases, {**run_attrs, "status": "partial"})
-        path = out / f"{t.name}.partial.nc"
-        write_history(path, partial[t.name])
-        files.append(str(path))
-    saved = read_state(out)
-    kept_at = sum(p.epochs for p in phases[: saved["phase"]]) + saved["epoch"]
+            partial[t.name] = t.history(rnn, table, {**run_attrs, "status": "partial"})
+        files.append(str(folder.write_history(t.name, partial[t.name], partial=True)))
+    kept_at = folder.position()[0]
     bad = error.history.sizes["epoch"]
     history = partial[error.track.name]
     last_loss = float(history.loss.values[-1]) if bad else float("nan")
     largest = float(np.max(np.abs(history.overlaps.values[-1]))) if bad else float("nan")
-    checkpoint = out / CHECKPOINT
     message = (
         f"{error} Last finite values, at epoch {bad - 1}: loss {last_loss:.3e}, largest |overlap| {largest:.3e}. "
-        f"Kept: the last good checkpoint ({checkpoint}, epoch {kept_at}) and the partial Histories {', '.join(files)}."
+        f"Kept: the last good checkpoint ({folder.checkpoint}, epoch {kept_at}) and the partial Histories "
+        f"{', '.join(files)}."
     )
-    raise ExperimentDiverged(message, history, partial, error.track.name, bad, str(checkpoint), files) from None
+    raise ExperimentDiverged(message, history, partial, error.track.name, bad, str(folder.checkpoint), files) from None
 
 
 # ---------------------------------------------------------------------------- summary
-def describe_config(config: ExperimentConfig) -> list[str]:
-    """Lines naming the network, the phases and the engines of a config."""
+def describe_config(config: ExperimentConfig, phases=None) -> list[str]:
+    """Lines naming the network, the phases (built from the config unless given) and the engines of a config."""
     net = config.network
     lines = [
         f"network: rank {net.rank}, n_in {net.n_in}, n_out {net.n_out}, phi {net.phi}, dt {net.dt:g}, "
         f"tau {net.tau:g}; N = {config.N} ({config.dtype}); seed {config.seed}",
         "phases:",
     ]
-    for phase in config.build_phases():
+    for phase in config.build_phases() if phases is None else phases:
         task = phase.training_task.describe()
         lines.append(f"  {phase.name}: {task}, {phase.epochs} epochs, lr {phase.lr:g}, {phase.optimizer.kind}")
     if config.init.populations is not None:
@@ -414,14 +368,19 @@ def describe_config(config: ExperimentConfig) -> list[str]:
 
 
 def summary_text(
-    config: ExperimentConfig, histories: dict, out: Path, wall: float | None = None, resumed_at: int | None = None
+    config: ExperimentConfig,
+    phases,
+    histories: dict,
+    out: Path,
+    wall: float | None = None,
+    resumed_at: int | None = None,
 ) -> str:
     """The run's summary: versions, settings, final loss per engine, network-theory deviation."""
     lines = [
         f"overlapflow {__version__}, JAX {jax.__version__}",
         f"experiment: {config.name}" + (f" - {config.description}" if config.description else ""),
         f"output: {out}",
-        *describe_config(config),
+        *describe_config(config, phases),
         "final loss:",
     ]
     for name, history in histories.items():
@@ -440,8 +399,5 @@ def summary_text(
 
 def load_results(out_dir) -> dict[str, xr.Dataset]:
     """The final Histories of a finished run folder, {engine: History}."""
-    from .config import EnginesConfig
-
-    out = Path(out_dir)
-    engines = json.loads((out / "config.json").read_text())["engines"]
-    return {name: load_history(out / f"{name}.nc") for name in EnginesConfig.model_validate(engines).names()}
+    folder = RunFolder(out_dir)
+    return {name: load_history(folder.history_file(name)) for name in folder.read_checkpoint()["engines"]}

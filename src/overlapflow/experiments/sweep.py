@@ -27,8 +27,9 @@ at the sweep field it comes from (``grid.N: value 1: must be greater than or equ
 :class:`~overlapflow.experiments.config.ConfigError`.
 
 Running (:func:`run_sweep`, ``overlapflow sweep SWEEP.toml``) submits every point that is not done
-to a ``dask.distributed`` cluster (a ``LocalCluster`` of one single-threaded process per core by
-default, or any scheduler) and writes each result as soon as it arrives::
+to worker processes on this machine (:mod:`~overlapflow.worker_pool`, the one process pool of
+overlapflow: one single-threaded process per core by default) or to a ``dask.distributed`` scheduler
+(a cluster, e.g. SLURM's), and writes each result as soon as it arrives::
 
     OUT/sweep.json                  the sweep: its swept values and every point (id, coordinates)
     OUT/sweep.zarr                  the combined results (below)
@@ -78,12 +79,12 @@ the points that are not done. See ``docs/sweeps.md``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
 import itertools
 import json
-import logging
 import math
 import os
 import shutil
@@ -104,6 +105,8 @@ from .._extras import require
 from .._version import __version__
 from ..precision import float64_scope
 from ..progress import progress_bar
+from ..run_folder import RunFolder, write_text
+from ..worker_pool import worker_pool
 from .config import (
     SHORTHAND,
     ConfigError,
@@ -114,7 +117,6 @@ from .config import (
     read_toml,
     toml_key,
 )
-from .run_files import CHECKPOINT, STATE_FILE, write_text
 from .runner import load_results, run_experiment
 
 STORE = "sweep.zarr"
@@ -689,7 +691,7 @@ def _run_point(config_data: dict) -> dict:
     try:
         config = parse_config(config_data)
         folder = Path(config.output)
-        resume = (folder / CHECKPOINT / STATE_FILE).is_file()
+        resume = RunFolder(folder).has_checkpoint()
         # Not the worker's distributed scheduler: with it, xarray guards every netCDF write with a lock
         # held by the scheduler (a round trip per access, about 0.5 s per point). Float64 as in the client:
         # the worker's thread gets its own scope (JAX's setting is per thread and per process).
@@ -716,49 +718,18 @@ def _payload(point: SweepPoint) -> dict:
 
 
 @contextlib.contextmanager
-def _client(scheduler, workers: int | None, n_points: int):
-    """A dask Client: on ``scheduler`` (an address, a cluster object or a Client), else on a new
-    LocalCluster of min(workers or the cores, n_points) single-threaded processes."""
-    from dask.distributed import Client, LocalCluster
-    from dask.system import CPU_COUNT
-
-    if isinstance(scheduler, Client):
-        yield scheduler
-    elif scheduler is not None:
-        with Client(scheduler) as client:
-            yield client
-    else:
-        n_workers = max(1, min(workers or CPU_COUNT, n_points))
-        # silence_logs: a worker that has imported JAX may take longer than the nanny's 4 s to exit when
-        # the cluster closes; the nanny then kills it (harmless: every result is written) with a warning.
-        with _sigint_ignored():  # the workers inherit it: Ctrl-C stops the client, which closes them
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.ERROR,
-            )
-        with cluster, Client(cluster) as client:
-            yield client
-
-
-@contextlib.contextmanager
-def _sigint_ignored():
-    """SIGINT ignored in this process for the block (main thread only). Processes started inside
-    ignore it too: Ctrl-C at a terminal signals the whole process group, and each Dask worker it
-    stopped printed its tracebacks."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def _executor(scheduler, workers: int | None, n_points: int):
+    """(submit, as_completed) for the points: the worker pool of this machine (``scheduler`` None:
+    min(workers or the cores, n_points) single-threaded processes), else the workers of a Dask
+    scheduler (an address, a cluster object or a Client)."""
+    if scheduler is None:
+        with worker_pool(max(1, min(workers or os.cpu_count() or 1, n_points))) as pool:
+            yield pool.submit, concurrent.futures.as_completed
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    from dask.distributed import Client, as_completed
+
+    with contextlib.nullcontext(scheduler) if isinstance(scheduler, Client) else Client(scheduler) as client:
+        yield (lambda function, *args: client.submit(function, *args, pure=False)), as_completed
 
 
 def run_sweep(
@@ -769,9 +740,9 @@ def run_sweep(
     Args:
         sweep: a sweep file or a :class:`Sweep` (:func:`read_sweep`).
         scheduler: a scheduler address (``"tcp://host:8786"``), a cluster object (e.g.
-            ``dask_jobqueue.SLURMCluster``) or a ``dask.distributed.Client``; None starts a
-            ``LocalCluster`` of ``workers`` single-threaded processes (default: one per core).
-        workers: the LocalCluster's processes (at most one per point to run).
+            ``dask_jobqueue.SLURMCluster``) or a ``dask.distributed.Client``; None runs the points
+            in ``workers`` single-threaded processes on this machine (default: one per core).
+        workers: the processes on this machine (at most one per point to run).
         progress: show a progress bar over the points.
         retry_failed: run the failed points again too.
 
@@ -785,7 +756,7 @@ def run_sweep(
         sweep = read_sweep(sweep)
     if workers is not None and scheduler is not None:
         raise ValueError(
-            f"workers = {workers!r}: only for the local cluster; with a scheduler its workers run the points"
+            f"workers = {workers!r}: only for this machine's processes; with a scheduler its workers run the points"
         )
     output = sweep.output
     output.mkdir(parents=True, exist_ok=True)
@@ -807,21 +778,19 @@ def run_sweep(
 
 def _run_points(sweep: Sweep, todo: list, scheduler, workers: int | None, progress: bool) -> None:
     """Submit ``todo`` and record each point as it completes (store region, then status.json)."""
-    from dask.distributed import as_completed
-
     store = sweep.output / STORE
     counts = {"done": 0, "failed": 0}
     with (
-        _client(scheduler, workers, len(todo)) as client,
+        _executor(scheduler, workers, len(todo)) as (submit, as_completed),
         progress_bar(progress, f"sweep {sweep.name}", len(todo)) as update,
     ):
-        futures = {client.submit(_run_point, _payload(p), pure=False): p for p in todo}
-        for future in as_completed(futures):
+        futures = {submit(_run_point, _payload(p)): p for p in todo}
+        for future in as_completed(list(futures)):
             point = futures.pop(future)
             try:
                 result = future.result()
             except Exception as error:  # noqa: BLE001 - a worker died, the task was cancelled, ...
-                text = "".join(traceback.format_exception(type(error), error, future.traceback()))
+                text = "".join(traceback.format_exception(error))
                 result = {"state": "failed", "error": f"{type(error).__name__}: {error}", "traceback": text}
             loss = math.nan
             if result["state"] == "done":

@@ -140,9 +140,10 @@ class Track:
         overlaps = np.asarray(history.overlaps.values)[skip:]
         self.pieces.append(Piece(loss, overlaps, np.full(len(loss), phase, np.int64), populations))
 
-    def history(self, rnn: LowRankRNN, phases, attrs: dict | None = None) -> xr.Dataset:
-        """The History so far: records, ``phase`` (epoch), the phase table (module docstring) and,
-        with populations, ``population_means``, ``population_overlaps`` and ``population_weights``."""
+    def history(self, rnn: LowRankRNN, table: dict, attrs: dict | None = None) -> xr.Dataset:
+        """The History so far: records, ``phase`` (epoch), the phase table ``table``
+        (:func:`phase_table`) and, with populations, ``population_means``, ``population_overlaps``
+        and ``population_weights``."""
         P = rnn.n_vectors
         loss = np.concatenate([p.loss for p in self.pieces]) if self.pieces else np.zeros(0)
         S = np.concatenate([p.overlaps for p in self.pieces]) if self.pieces else np.zeros((0, P, P))
@@ -158,7 +159,7 @@ class Track:
         attrs = {**base, **(attrs or {}), "epochs": max(len(loss) - 1, 0)}
         history = make_history(rnn, loss, S, attrs, populations)
         history["phase"] = ("epoch", phase)
-        return history.assign(phase_table(phases))
+        return history.assign(table)
 
 
 def phase_table(phases) -> dict:
@@ -260,7 +261,7 @@ def _diverged(rnn, phases, track, error, j, offset) -> CurriculumDiverged:
     )
     if error.history.sizes["epoch"]:
         partial.append(error.history, j)
-    history = partial.history(rnn, phases)
+    history = partial.history(rnn, phase_table(phases))
     good = error.history.sizes["epoch"]
     phase = phases[j]
     message = (
@@ -343,7 +344,8 @@ def run_curriculum(
         for track in tracks:
             track.engine.with_optimizer(as_optimizer(p.optimizer))
     run_phases(rnn, phases, tracks, key, progress=progress)
-    return {track.name: track.history(rnn, phases) for track in tracks}
+    table = phase_table(phases)
+    return {track.name: track.history(rnn, table) for track in tracks}
 
 
 def aba_curriculum(c_a: float = 0.2, c_b: float = 0.4, lr: float = 5e-3, scale: float = 1.0) -> list[Phase]:

@@ -22,7 +22,7 @@ from .messages import MISSING, ConfigError, pydantic_problems
 from .partial import INVALID, Errors, ok, partial
 from .schema import EnginesConfig, InitConfig, NetworkConfig, OptimizerConfig, PhaseConfig, optimizer_shorthand
 from .task_tables import TaskConfig
-from .toml_files import dumps_toml, parse_toml, read_toml
+from .toml_files import TomlFile, dumps_toml, parse_toml, read_toml
 
 #: The keys of a single phase given at the top level instead of ``[[phases]]``.
 SHORTHAND = ("task", "epochs", "lr", "optimizer", "target_noise")
@@ -118,9 +118,10 @@ class ExperimentConfig(StrictModel):
 
 
 # ---------------------------------------------------------------------------- reading
-def load_config(path) -> ExperimentConfig:
-    """Read a TOML experiment config and validate it completely (raises :class:`ConfigError`)."""
-    text, data = read_toml(path)
+def load_config(path, toml: TomlFile | None = None) -> ExperimentConfig:
+    """Read a TOML experiment config and validate it completely (raises :class:`ConfigError`);
+    ``toml``: the file as :func:`read_toml` already read it (it is not read again)."""
+    text, data = read_toml(path) if toml is None else toml
     config = parse_config(data, source=str(path))
     config._source_text = text
     config._source_path = str(path)

@@ -138,11 +138,11 @@ def _check_populations(
 
 def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, problems) -> None:
     from ...mixture import Mixture
-    from ..run_files import RunError, read_final_state
+    from ...run_folder import RunError, RunFolder
 
     from_run = config.init.from_run
     try:
-        previous = read_final_state(from_run)
+        previous = RunFolder(from_run).final_states()
     except Exception as error:  # noqa: BLE001 - RunError, OSError, a path that cannot exist, an unreadable file
         problems.append(
             ("init.from_run", from_run, str(error) if isinstance(error, RunError) else f"cannot be read ({error})")

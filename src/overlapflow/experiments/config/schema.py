@@ -206,7 +206,7 @@ class InitConfig(StrictModel):
 
 
 class ParticlesConfig(StrictModel):
-    """The infinite-N particle engine (:func:`~overlapflow.train_particles`)."""
+    """The infinite-N particle engine (:class:`~overlapflow.ParticleEngine`)."""
 
     rule: Literal[RULES] = Field("gauss-hermite", description="the quadrature rule")
     nodes: bounded_int(1, 64, "Gauss-Hermite nodes per direction (split: of the coordinates inside phi)") = 8

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ...run_folder import RunError, RunFolder, write_history
 from ..config import ExperimentConfig, load_config_text
-from ..run_files import CHECKPOINT, STATE_FILE, RunError, write_history
 from ..runner import run_experiment
 
 
@@ -25,7 +25,7 @@ def run_config(config: ExperimentConfig, out: Path, progress: bool) -> dict[str,
     """``run_experiment`` in ``out``: continues an interrupted run there, or reuses a finished one. The
     run's config.json and summary name ``out``, not the shipped config's output folder."""
     config = config.model_copy(update={"output": str(out)})
-    return run_experiment(config, out, progress=progress, resume=(out / CHECKPOINT / STATE_FILE).is_file())
+    return run_experiment(config, out, progress=progress, resume=RunFolder(out).has_checkpoint())
 
 
 def write_data(out: Path, name: str, data: xr.Dataset) -> xr.Dataset:

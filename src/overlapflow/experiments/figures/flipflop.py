@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from ...history import max_overlap_deviation
 from ...model import LowRankRNN
 from ...precision import float64
+from ...run_folder import RunFolder
 from ..config import ExperimentConfig, parse_config
-from ..run_files import read_final_state
 from .data import run_config, shipped_config, write_data
 from .drawing import (
     EPOCH_LABEL,
@@ -101,7 +101,7 @@ def _flipflop_thetas(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     rnn = config.build_network()
     thetas = {"initial": np.asarray(rnn.init(jax.random.key(config.seed), N=config.N, dtype=jnp.dtype(config.dtype)))}
     for run in FLIPFLOP_RUNS:
-        thetas[run] = read_final_state(_run_folder(out, run))["states"]["network"]
+        thetas[run] = RunFolder(_run_folder(out, run)).final_states()["states"]["network"]
     return thetas
 
 
@@ -126,7 +126,7 @@ def _flipflop_trial(s: FlipFlopSettings, out: Path) -> dict[str, np.ndarray]:
     rnn = config.build_network()
     task = config.build_phases(rnn)[0].task
     batch = task.sample(jax.random.key(1), rnn.dt)
-    states = read_final_state(out)["states"]
+    states = RunFolder(out).final_states()["states"]
     y_net, y_thy = forward_outputs(rnn, states["network"], states["overlaps"], batch.inputs[:1])
     first = {name: np.asarray(getattr(batch, name))[0, :, 0] for name in ("inputs", "targets", "mask")}
     return {"t": rnn.dt * np.arange(len(y_net)), "network": y_net, "theory": y_thy, **first}

@@ -12,9 +12,9 @@ from matplotlib.figure import Figure
 
 from ...history import max_overlap_deviation, overlap_labels, overlap_series, phase_ends, phase_names
 from ...precision import float64
+from ...run_folder import RunFolder
 from ...tasks import WhiteNoiseFilter
 from ..config import ExperimentConfig
-from ..run_files import read_final_state
 from .drawing import (
     EPOCH_LABEL,
     NAIVE,
@@ -45,7 +45,7 @@ def _filter_figure(histories, config, out, white_noise: bool):
     """Learned response(s), loss, visible and invisible overlaps: network vs theory."""
     net, thy = histories["network"], histories["overlaps"]
     rnn, task, batch = _impulse(config)
-    states = read_final_state(out)["states"]
+    states = RunFolder(out).final_states()["states"]
     theta, S = states["network"], states["overlaps"]
     t = rnn.dt * np.arange(batch.targets.shape[1])
     curves = [(net, NETWORK, f"network N={config.N}"), (thy, THEORY, "theory")]

@@ -13,9 +13,8 @@ from conftest import SMALL_RUN as SMALL
 from conftest import command_app
 from conftest import invoke_streams as invoke
 
-from overlapflow.experiments import commands, runner, sweep_commands
+from overlapflow.experiments import RunFolder, commands, runner, sweep_commands
 from overlapflow.experiments.commands import register
-from overlapflow.experiments import RunFolder
 
 
 def interrupt_after(segments):

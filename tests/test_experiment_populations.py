@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 import overlapflow as of
 from overlapflow import Mixture
-from overlapflow.experiments import ConfigError, load_config, load_config_text, parse_config, run_experiment
+from overlapflow.experiments import ConfigError, RunFolder, load_config, load_config_text, parse_config, run_experiment
 from overlapflow.experiments.commands import shipped_configs
-from overlapflow.experiments import RunFolder
 
 POPULATION_VARIABLES = ("population_means", "population_overlaps", "population_weights")
 

@@ -20,6 +20,7 @@ from overlapflow.experiments import (
     ConfigError,
     ExperimentDiverged,
     RunError,
+    RunFolder,
     load_config,
     load_config_text,
     parse_config,
@@ -27,7 +28,6 @@ from overlapflow.experiments import (
 )
 from overlapflow.experiments.config import TASK_KINDS
 from overlapflow.experiments.figures import FIGURES, FigureUnavailable, figure_config, figure_id
-from overlapflow.experiments import RunFolder
 from overlapflow.history import phase_ends, phase_names
 from overlapflow.particles import Particles, fold
 

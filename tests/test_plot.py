@@ -2,7 +2,6 @@
 slot, legends say which line style is the network and which the theory, and coinciding curves stay
 visible. ``assert_readable`` is the check every figure test uses (tests/test_figures_axes.py too)."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -3,18 +3,12 @@
 
 import pytest
 from conftest import SMALL_RUN as SMALL
-from conftest import command_app
 from conftest import invoke_streams as invoke
 from typer.testing import CliRunner
 
 from overlapflow.experiments import runner
-from overlapflow.experiments.commands import is_sweep, register, resolve_config, shipped_configs
+from overlapflow.experiments.commands import is_sweep, resolve_config, shipped_configs
 from overlapflow.experiments.config import ConfigError
-
-
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
 
 
 def test_names_resolve_to_shipped_configs_and_files_come_first(tmp_path, monkeypatch):

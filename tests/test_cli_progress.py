@@ -5,11 +5,9 @@ import re
 
 import pytest
 from conftest import SMALL_RUN as SMALL
-from conftest import command_app
 from typer.testing import CliRunner
 
 from overlapflow import progress
-from overlapflow.experiments.commands import register
 
 
 def test_plain_lines_are_rate_limited_and_labelled(monkeypatch, capsys):
@@ -58,11 +56,10 @@ def test_durations():
     assert durations == ["5 s", "89 s", "3.5 min", "35 min", "1.5 h", "2 h", "2.5 h"]
 
 
-def test_run_without_a_terminal_prints_plain_progress_lines_on_stderr(tmp_path, monkeypatch):
+def test_run_without_a_terminal_prints_plain_progress_lines_on_stderr(tmp_path, monkeypatch, app):
     monkeypatch.setattr(progress, "PLAIN_INTERVAL", 0.0)
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
-    app = command_app(register)
     result = CliRunner().invoke(app, ["run", str(config), "--out", str(tmp_path / "run")], env={"NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()

@@ -4,24 +4,11 @@ quick figure's files naming its own folder, and optimiser descriptions that name
 import json
 import re
 
-import pytest
-from conftest import command_app
-from typer.testing import CliRunner
+from conftest import invoke_streams as invoke
 
 import overlapflow as of
 from overlapflow.experiments import figures
-from overlapflow.experiments.commands import register
 from overlapflow.experiments.figures.registry import RUN_TIME_NOTE
-
-
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
-
-
-def invoke(app, *args):
-    result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "250"})
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_every_figure_has_its_run_times_and_list_shows_them(app):

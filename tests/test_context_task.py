@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import as_np, config_problems
 
-from overlapflow.experiments.config import ConfigError, load_config_text
+from overlapflow.experiments.config import load_config_text
 from overlapflow.tasks import TASKS, ContextDecision, task_kinds
 
 DT = 0.02  # the authors' 20 ms
@@ -27,10 +28,6 @@ QUIET = ContextDecision(batch_size=1000, noise_std=0.01)
 # far-apart coherences: the noise is the residual of the known stimulus mean
 NOISY = ContextDecision(batch_size=1000, coherences=(-4, 4))
 CATCH = ContextDecision(batch_size=1000, noise_std=0.01, catch_fraction=0.5)
-
-
-def as_np(batch):
-    return tuple(np.asarray(a) for a in batch)
 
 
 def coherences_of(inputs, task):
@@ -166,12 +163,6 @@ def config_text(network: str = "{n_in = 4, dt = 0.02, tau = 0.1}", **settings: s
     return f"epochs = 3\nlr = 1e-3\nnetwork = {network}\n[task]\n" + "\n".join(f"{k} = {v}" for k, v in table.items())
 
 
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text)
-    return [line.strip() for line in str(caught.value).splitlines()[1:]]
-
-
 def test_a_toml_round_trip():
     config = load_config_text(config_text(context_cue="0.5", coherences="[-2, 2]", batch_size="4"))
     table = config.phases[0].task
@@ -196,5 +187,5 @@ def test_a_toml_round_trip():
 )
 def test_config_problems_are_one_line_at_their_field(network, key, value, problem):
     text = config_text(network, **{key: value}) if network else config_text(**{key: value})
-    found = problems(text)
+    found = config_problems(text)
     assert len(found) == 1 and found[0].startswith(problem), found

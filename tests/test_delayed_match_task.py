@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import as_np, config_problems
 
-from overlapflow.experiments.config import ConfigError, load_config_text
+from overlapflow.experiments.config import load_config_text
 from overlapflow.tasks import TASKS, DelayedMatch, task_kinds
 
 DT = 0.02  # the authors' 20 ms
@@ -22,10 +23,6 @@ DEFAULT = DelayedMatch()
 # noiseless: every trial's stimuli and delay are read off its inputs exactly
 CLEAN = DelayedMatch(batch_size=B, noise_std=0.0)
 CATCH = DelayedMatch(batch_size=B, noise_std=0.0, catch_fraction=0.5)
-
-
-def as_np(batch):
-    return tuple(np.asarray(a) for a in batch)
 
 
 def read_trials(inputs, stimulus1=slice(FIX, FIX + STIM)):
@@ -160,7 +157,5 @@ def test_a_toml_round_trip_and_a_problem_at_its_field():
     assert batch.inputs.shape == (4, FIX + STIM + 50 + STIM + DEC, 2)
     assert float(task.loss(batch.targets, batch, rnn.dt)) == 0
     assert load_config_text(config.to_toml()).resolved() == config.resolved()
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text + "delay_max = 0.1\n")
-    found = [line.strip() for line in str(caught.value).splitlines()[1:]]
+    found = config_problems(text + "delay_max = 0.1\n")
     assert len(found) == 1 and found[0].startswith("phases.0.task.delay_max: value 0.1: must be >= delay_min"), found

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_inputs_task
+from conftest import random_inputs_task, random_S, random_theta
 
 import overlapflow as of
 from overlapflow.engines import Engine, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine
@@ -16,10 +16,6 @@ from overlapflow.phenomena.curriculum import Phase, run_curriculum
 RNN = of.LowRankRNN(rank=1, phi="erf")
 CHUNK = 16  # one compiled chunk length for every run here: each engine compiles once (the tests are about the protocol)
 TASK = of.tasks.NoisyTargets(of.tasks.WhiteNoiseFilter(batch_size=2, t_max=4.0), std=0.1)
-
-
-def _S0(seed=0, N=200):
-    return np.asarray(of.Overlaps.from_params(RNN, RNN.init(jax.random.key(seed), N=N, dtype=jnp.float64)).matrix)
 
 
 ENGINES = [
@@ -41,8 +37,8 @@ def engine_id(engine) -> str:
 
 def _start(engine, seed=0):
     if isinstance(engine, NetworkEngine):
-        return RNN.init(jax.random.key(seed), N=150, dtype=jnp.float64)
-    return _S0(seed)
+        return random_theta(RNN, seed, N=150)
+    return random_S(RNN, seed)
 
 
 @pytest.mark.parametrize("engine", ENGINES, ids=engine_id)
@@ -82,9 +78,9 @@ def test_the_result_is_one_typed_object_and_the_old_entry_points_are_warning_ali
     assert isinstance(result, of.TrainResult) and result.params.shape == (150, 4)
     assert isinstance(result.state, of.engines.TrainState)
     assert isinstance(result.final, jax.Array) and result.overlaps.shape == (4, 4)
-    cloud = of.train(ParticleEngine(rule="gauss-hermite", nodes=3), RNN, TASK, _S0(), 2e-3, 5, chunk=CHUNK).final
+    S0 = random_S(RNN)
+    cloud = of.train(ParticleEngine(rule="gauss-hermite", nodes=3), RNN, TASK, S0, 2e-3, 5, chunk=CHUNK).final
     assert isinstance(cloud, of.Particles) and len(cloud) == 81
-    S0 = _S0()
     aliases = [
         (lambda: of.train_network(RNN, TASK, theta, 2e-3, 5, chunk=CHUNK), NetworkEngine(), theta),
         (
@@ -104,7 +100,7 @@ def test_the_result_is_one_typed_object_and_the_old_entry_points_are_warning_ali
             history = alias()
         assert history.identical(of.train(engine, RNN, TASK, start, 2e-3, 5, chunk=CHUNK).history)
     with pytest.raises(AttributeError, match="no parameters"):
-        _ = of.train(OverlapEngine(), RNN, TASK, _S0(), 2e-3, 1, chunk=CHUNK).params
+        _ = of.train(OverlapEngine(), RNN, TASK, random_S(RNN), 2e-3, 1, chunk=CHUNK).params
 
 
 def test_engines_refuse_what_they_cannot_run_in_one_line():
@@ -156,16 +152,15 @@ class PreconditionedEngine(Engine):
 
 
 def test_a_new_engine_or_closure_is_one_class_and_runs_everywhere():
-    S0 = _S0()
+    S0 = random_S(RNN)
     reference = of.train(OverlapEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2), chunk=CHUNK).history
     scaled = of.train(ScaledClosureEngine(), RNN, TASK, S0, 1e-3, 20, key=jax.random.key(2), chunk=CHUNK).history
     assert np.abs(scaled.overlaps.values - reference.overlaps.values).max() < 1e-13
     new = of.train(PreconditionedEngine(), RNN, TASK, S0, 2e-3, 20, key=jax.random.key(2), chunk=CHUNK)
     assert np.abs(new.history.overlaps.values - reference.overlaps.values).max() < 1e-13
     assert new.history.attrs["engine"] == "preconditioned"
-    batch = of.train_batch(
-        PreconditionedEngine(), RNN, TASK, np.stack([S0, _S0(1)]), 2e-3, 20, key=jax.random.key(2), chunk=CHUNK
-    )
+    starts = np.stack([S0, random_S(RNN, seed=1)])
+    batch = of.train_batch(PreconditionedEngine(), RNN, TASK, starts, 2e-3, 20, key=jax.random.key(2), chunk=CHUNK)
     assert np.abs(batch.history.overlaps.values[0] - reference.overlaps.values).max() < 1e-13
     phases = [Phase(TASK, 10, 2e-3, name="A"), Phase(TASK.task, 10, 2e-3, name="B")]
     runs = run_curriculum(RNN, phases, S0=S0, engines=("overlaps", PreconditionedEngine()))

@@ -9,12 +9,10 @@ import tomllib
 
 import numpy as np
 import pytest
-from conftest import command_app, invoke
+from conftest import invoke
 
 from overlapflow._extras import EXTRAS, MissingExtra, missing, require
 from overlapflow.experiments import load_sweep, run_sweep
-from overlapflow.experiments.commands import register as register_commands
-from overlapflow.experiments.sweep_commands import register as register_sweep
 from overlapflow.phenomena.memory import decode_pairs
 
 PYPROJECT = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -26,23 +24,22 @@ def block(monkeypatch, *modules):
         monkeypatch.setitem(sys.modules, name, None)
 
 
-def test_sweep_command_without_the_sweep_extra_says_what_to_install(tmp_path, monkeypatch):
+def test_sweep_command_without_the_sweep_extra_says_what_to_install(tmp_path, monkeypatch, sweep_app):
     block(monkeypatch, "dask", "distributed", "zarr")
     monkeypatch.chdir(tmp_path)
-    app = command_app(register_sweep)
-    result, output = invoke(app, "sweep_example")
+    result, output = invoke(sweep_app, "sweep_example")
     assert result.exit_code == 2, output
     assert output.strip() == (
         "error: the sweep command needs dask, distributed, zarr: pip install 'overlapflow[sweep]'"
     ), output
     assert not any(tmp_path.iterdir())  # nothing was started
-    result, output = invoke(app, "sweep_example", "--status")  # reading the state needs no extra
+    result, output = invoke(sweep_app, "sweep_example", "--status")  # reading the state needs no extra
     assert result.exit_code == 0 and "pending" in output, output
 
 
-def test_decoding_figures_without_scikit_learn_stop_before_any_work(tmp_path, monkeypatch):
+def test_decoding_figures_without_scikit_learn_stop_before_any_work(tmp_path, monkeypatch, app):
     block(monkeypatch, "sklearn")
-    result, output = invoke(command_app(register_commands), "reproduce", "9", "--quick", "--out", tmp_path / "f")
+    result, output = invoke(app, "reproduce", "9", "--quick", "--out", tmp_path / "f")
     assert result.exit_code == 2, output
     assert "fig 9: figures 4, 9 and 10 (decoding the training history) needs scikit-learn: " in output, output
     assert "pip install 'overlapflow[decode]'" in output

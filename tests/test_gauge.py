@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import random_S, random_theta
 
 import overlapflow as of
 from overlapflow import gauge
@@ -27,11 +28,6 @@ def arch_params():
 
 def arch_id(arch):
     return "R{}-in{}-out{}-{}".format(*arch)
-
-
-def random_S(rnn, seed=0, N=200):
-    theta = rnn.init(jax.random.key(seed), N=N, dtype=jnp.float64)
-    return np.asarray(theta.T @ theta / N), np.asarray(theta)
 
 
 def random_G(R, seed=0):
@@ -63,7 +59,7 @@ def output_jacobian_rank(rnn, S, trials=3, T=40, seed=0):
 def test_transform_is_the_gauge_of_an_explicit_network_and_keeps_the_outputs(arch):
     rank, n_in, n_out, phi = arch
     rnn = of.LowRankRNN(rank, n_in, n_out, phi, dt=0.2)
-    S, theta = random_S(rnn)
+    S, theta = random_S(rnn), np.asarray(random_theta(rnn))
     G = random_G(rank)
     sl = rnn.slices
     moved = theta.copy()
@@ -81,7 +77,7 @@ def test_transform_is_the_gauge_of_an_explicit_network_and_keeps_the_outputs(arc
 def test_function_coordinates_are_invariant_and_count_the_outputs_rank(arch):
     rank, n_in, n_out, phi = arch
     rnn = of.LowRankRNN(rank, n_in, n_out, phi, dt=0.2)
-    S, _ = random_S(rnn, seed=2)
+    S = random_S(rnn, seed=2)
     values, labels = gauge.function_coordinates(rnn, S)
     F = n_visible(rnn) - rank**2
     assert values.shape == (F,) and len(labels) == F == len(set(labels))
@@ -98,12 +94,12 @@ def test_function_coordinates_are_invariant_and_count_the_outputs_rank(arch):
 )
 def test_the_measured_ranks(arch, expected):
     rnn = of.LowRankRNN(arch[0], phi=arch[1])
-    assert (len(gauge.function_coordinates(rnn, random_S(rnn)[0])[1]), n_visible(rnn)) == expected
+    assert (len(gauge.function_coordinates(rnn, random_S(rnn))[1]), n_visible(rnn)) == expected
 
 
 def test_rank_one_labels():
     erf, linear = of.LowRankRNN(phi="erf"), of.LowRankRNN()
-    S = random_S(erf)[0]
+    S = random_S(erf)
     assert set(gauge.function_coordinates(erf, S)[1]) == {"zm", "mm", "vu", "zu vm", "mu vm", "vm uu vm"}
     assert set(gauge.function_coordinates(linear, S)[1]) == {"zm", "vu", "zu vm"}
     assert gauge.gauge_coordinates(erf, S)[1] == ["uu"]
@@ -125,7 +121,7 @@ def test_rank_one_labels():
 def test_gauge_coordinates_move_and_complete_the_function_coordinates(arch):
     rank, n_in, n_out, phi = arch
     rnn = of.LowRankRNN(rank, n_in, n_out, phi)
-    S, _ = random_S(rnn, seed=3)
+    S = random_S(rnn, seed=3)
     values, labels = gauge.gauge_coordinates(rnn, S)
     assert values.shape == (rank**2,) and set(labels) <= set(of.visible_names(rnn))
     moved, _ = gauge.gauge_coordinates(rnn, gauge.transform(rnn, S, random_G(rank, 4)))
@@ -141,7 +137,7 @@ def test_gauge_coordinates_move_and_complete_the_function_coordinates(arch):
 
 def test_batches_jit_and_vmap():
     rnn = of.LowRankRNN(rank=2, phi="erf")
-    batch = np.stack([np.stack([random_S(rnn, seed=3 * i + j)[0] for j in range(3)]) for i in range(2)])
+    batch = np.stack([np.stack([random_S(rnn, seed=3 * i + j) for j in range(3)]) for i in range(2)])
     values, labels = gauge.function_coordinates(rnn, batch)
     assert values.shape == (2, 3, len(labels))
     single = gauge.function_coordinates(rnn, batch[1, 2])[0]
@@ -156,11 +152,11 @@ def test_batches_jit_and_vmap():
 
 def test_bad_G_and_S():
     rnn = of.LowRankRNN(rank=1)
-    S = random_S(rnn)[0]
+    S = random_S(rnn)
     with pytest.raises(ValueError, match=r"^G: shape \(2, 3\); must be \(R, R\) = \(1, 1\) for this network$"):
         gauge.transform(rnn, S, np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"^G: singular \(condition number .*\); the gauge acts by invertible R x R"):
-        gauge.transform(of.LowRankRNN(rank=2), random_S(of.LowRankRNN(rank=2))[0], np.ones((2, 2)))
+        gauge.transform(of.LowRankRNN(rank=2), random_S(of.LowRankRNN(rank=2)), np.ones((2, 2)))
     with pytest.raises(ValueError, match=r"^G: singular"):
         gauge.transform(rnn, S, [[0.0]])
     with pytest.raises(ValueError, match=r"^G: contains NaN or Inf"):
@@ -175,7 +171,7 @@ def fake_result(rnn, pairs=4, seed=0, attrs=True):
     S = np.stack(
         [
             np.stack(
-                [np.stack([random_S(rnn, seed=seed + 100 * s + 10 * p + m)[0] for m in range(2)]) for p in range(pairs)]
+                [np.stack([random_S(rnn, seed=seed + 100 * s + 10 * p + m) for m in range(2)]) for p in range(pairs)]
             )
             for s in range(3)
         ]

@@ -1,9 +1,9 @@
 """The Gram map (paper fig 11): which visible gradients move which overlaps, and by how much."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_S
 
 import overlapflow as of
 from overlapflow.gram_map import gradient_vector, gram_map, plot_gram_map
@@ -14,18 +14,13 @@ ERF = of.LowRankRNN(rank=1, phi="erf")
 RANK2 = of.LowRankRNN(rank=2)
 
 
-def random_S(rnn, seed=0, N=9):
-    """Overlaps of a few strongly correlated random vectors (generic: no entry near 0 or 1)."""
-    return of.Overlaps.from_params(rnn, rnn.init(jax.random.key(seed), N=N, dtype=jnp.float64)).matrix
-
-
 def test_rank1_linear_zm_row_matches_the_theory_formula():
     """d sigma_zm = -eta [(mm + zz) d_zm + mu d_zu + zv d_vm] (theory section 5)."""
     pattern = gram_map(LINEAR)
     row = pattern.sel(overlap="zm")
     assert list(row.gradient.values[row.values]) == ["zm", "zu", "vm"]
     assert list(row.coefficient.values) == ["mm + zz", "um", "zv", ""]
-    S = random_S(LINEAR, seed=1)
+    S = random_S(LINEAR, seed=1, N=9)  # a few strongly correlated vectors: no entry near 0 or 1
     s = of.Overlaps(S, LINEAR.vector_names)
     numeric = gram_map(LINEAR, S).sel(overlap="zm")
     expected = [float(s["mm"] + s["zz"]), float(s["mu"]), float(s["zv"]), 0.0]

@@ -3,16 +3,9 @@
 import jax
 import numpy as np
 import pytest
+from conftest import pulse_task, random_S
 
 import overlapflow as of
-
-
-def flipflop_like_task(T=100):
-    x = np.zeros((T, 1))
-    x[5:15, 0] = 1.0
-    x[50:60, 0] = -1.0
-    y = 0.5 * np.sign(np.cumsum(x[:, 0]))[:, None]
-    return of.tasks.FixedBatch(x, y, loss="mse")
 
 
 @pytest.mark.slow
@@ -21,8 +14,8 @@ def test_gaussian_closure_vs_full_network_at_two_sizes():
     1.2e-3 at N = 1000 and 1.4e-3 at N = 8000. The closure's error comes from rows becoming
     non-Gaussian during learning, so it does not shrink with N (theory.md section 3)."""
     rnn = of.LowRankRNN(rank=1, phi="erf")
-    task = flipflop_like_task()
-    S0 = of.Overlaps.from_params(rnn, rnn.init(jax.random.key(1), N=200, dtype=np.float64)).matrix
+    task = pulse_task()
+    S0 = random_S(rnn, seed=1)
     closure = of.train(of.OverlapEngine(), rnn, task, S0, 0.05, 200).history
     deviations = {}
     for N in (1000, 8000):

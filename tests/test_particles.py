@@ -3,11 +3,10 @@ finite networks, and the yardstick for the Gaussian closure."""
 
 import itertools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_inputs_task
+from conftest import pulse_task, random_inputs_task, random_S
 
 import overlapflow as of
 from overlapflow import train
@@ -24,21 +23,10 @@ from overlapflow.particles import (
 from overlapflow.validation import fit_power_law, per_epoch_deviation, validate_theory
 
 
-def pulse_task(T=100):
-    x = np.zeros((T, 1))
-    x[5:15, 0] = 1.0
-    x[50:60, 0] = -1.0
-    return of.tasks.FixedBatch(x, 0.5 * np.sign(np.cumsum(x[:, 0]))[:, None], loss="mse")
-
-
-def initial_overlaps(rnn, seed=1):
-    return np.asarray(of.Overlaps.from_params(rnn, rnn.init(jax.random.key(seed), N=200, dtype=jnp.float64)).matrix)
-
-
 @pytest.mark.parametrize("rule", RULES)
 def test_rules_have_the_exact_second_moments_and_are_mirror_symmetric(rule):
     rnn = of.LowRankRNN(rank=2, n_in=2)
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     cloud = make_particles(S0, rule, nodes=3, n=256, level=3, right_nodes=2, left=rnn.n_left)
     assert abs(float(cloud.weights.sum()) - 1) < 1e-14
     np.testing.assert_allclose(np.asarray(cloud.overlaps), S0, atol=1e-13)
@@ -96,7 +84,7 @@ def test_cheap_rules_match_the_product_grid_on_a_moving_nonlinear_run():
     gives the whole cloud's numbers to round-off."""
     rnn = of.LowRankRNN(rank=1, phi="erf", dt=0.025, readout="before")
     task = of.tasks.FlipFlop(batch_size=4, t_max=5.0)
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     run = lambda **rule: of.train(ParticleEngine(of.Optimizer("sgd"), **rule), rnn, task, S0, 0.05, 60).history
     product = run(rule="gauss-hermite", nodes=7)
     assert np.abs(product.overlaps.values[-1] - S0).max() > 0.05
@@ -115,7 +103,7 @@ def test_cheap_rules_match_the_product_grid_on_a_moving_nonlinear_run():
 @pytest.mark.parametrize("rnn", [of.LowRankRNN(rank=1), of.LowRankRNN(rank=2, n_in=2, n_out=2)])
 def test_linear_particles_equal_the_exact_overlap_engine(rnn):
     task = random_inputs_task(rnn, T=60)
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     exact = of.train(of.OverlapEngine(), rnn, task, S0, 3e-3, 200).history
     for rule in ("gauss-hermite", "qmc"):
         particles = train(ParticleEngine(rule=rule, nodes=2, n=64), rnn, task, S0, 3e-3, 200).history
@@ -125,7 +113,7 @@ def test_linear_particles_equal_the_exact_overlap_engine(rnn):
 def test_linear_particles_with_momentum_equal_the_momentum_closure():
     rnn = of.LowRankRNN(rank=1)
     task = of.tasks.ExponentialFilter(c=0.2, t_max=10.0)
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     opt = of.Optimizer("momentum", momentum=0.9)
     exact = of.train(of.OverlapEngine(opt), rnn, task, S0, 2e-3, 100).history
     assert (
@@ -141,7 +129,7 @@ def test_gauss_hermite_grid_refinement_converges():
     """erf rank 1, 100 epochs: 6^4 vs 8^4 particles differ by < 1e-6 (measured 5e-7 at 200
     epochs vs 12^4; 8^4 vs 12^4: 1e-8; 10^4 vs 12^4: 1e-10)."""
     rnn = of.LowRankRNN(rank=1, phi="erf")
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     coarse, fine = (
         train(ParticleEngine(rule="gauss-hermite", nodes=k), rnn, pulse_task(), S0, 0.05, 100).history for k in (6, 8)
     )
@@ -155,7 +143,7 @@ def test_finite_networks_converge_to_the_particle_limit_like_inverse_sqrt_N():
     we require at least 2 (measured 4.1; exponent -0.52 over N = 250..16000, see the closing note).
     The Gaussian closure misses the limit by more than the N = 4000 network does."""
     rnn = of.LowRankRNN(rank=1, phi="erf")
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     result = validate_theory(rnn, pulse_task(), S0, lr=0.05, epochs=200, sizes=(250, 4000), seeds=3, nodes=8)
     mean = result.network_deviation.mean("seed").values
     assert mean[0] / mean[1] > 2.0
@@ -173,7 +161,7 @@ def test_finite_networks_converge_to_the_particle_limit_like_inverse_sqrt_N():
 def test_closure_error_is_the_non_gaussianity_it_neglects():
     """The closure and the limit share the first step (Stein's lemma holds at N(0, S0))."""
     rnn = of.LowRankRNN(rank=1, phi="tanh")
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     limit = train(ParticleEngine(rule="gauss-hermite", nodes=8), rnn, pulse_task(), S0, 0.05, 30).history
     closure = of.train(of.OverlapEngine(), rnn, pulse_task(), S0, 0.05, 30).history
     dev = per_epoch_deviation(closure, limit)
@@ -183,7 +171,7 @@ def test_closure_error_is_the_non_gaussianity_it_neglects():
 @pytest.mark.slow  # moved to the slow job: the default suite stays under 4 minutes on 2 cores
 def test_user_nonlinearity_goes_through_closure_and_particles():
     rnn = of.LowRankRNN(rank=1, phi=lambda x: jnp.tanh(x) + 0.1 * jnp.sin(2 * x))
-    S0 = initial_overlaps(rnn)
+    S0 = random_S(rnn, seed=1)
     task = pulse_task(T=60)
     limit = train(ParticleEngine(rule="gauss-hermite", nodes=8), rnn, task, S0, 0.05, 20).history
     closure = of.train(of.OverlapEngine(), rnn, task, S0, 0.05, 20).history

@@ -8,17 +8,11 @@ import re
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import command_app, invoke
+from conftest import invoke
 
 import overlapflow as of
 from overlapflow.experiments import figures
-from overlapflow.experiments.commands import register
 from overlapflow.experiments.runner import RunError
-
-
-@pytest.fixture(scope="module")
-def app():
-    return command_app(register)
 
 
 def make(app, fig, out, data):

@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import as_np, config_problems
 
-from overlapflow.experiments.config import ConfigError, load_config_text
+from overlapflow.experiments.config import load_config_text
 from overlapflow.tasks import TASKS, Romo, task_kinds
 
 DT = 0.02  # the authors' 20 ms
@@ -21,10 +22,6 @@ B = 4000
 DEFAULT = Romo()
 CLEAN = Romo(batch_size=B, noise_std=0.0)  # noiseless: frequencies and delays read off the inputs exactly
 CATCH = Romo(batch_size=B, noise_std=0.0, catch_fraction=0.5)
-
-
-def as_np(batch):
-    return tuple(np.asarray(a) for a in batch)
 
 
 def test_registered_and_exported():
@@ -146,7 +143,5 @@ def test_a_toml_round_trip_and_a_problem_at_its_field():
     batch = task.sample(KEY, rnn.dt)
     assert batch.inputs.shape == (4, T, 1) and float(task.loss(batch.targets, batch, rnn.dt)) == 0
     assert load_config_text(config.to_toml()).resolved() == config.resolved()
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text + "differences = [40]\n")
-    found = [line.strip() for line in str(caught.value).splitlines()[1:]]
+    found = config_problems(text + "differences = [40]\n")
     assert len(found) == 1 and found[0].startswith("phases.0.task.differences: value [40]: entries must be"), found

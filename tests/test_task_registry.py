@@ -10,9 +10,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import config_problems
 
 from overlapflow import LowRankRNN
-from overlapflow.experiments.config import ConfigError, load_config_text, task_config_model
+from overlapflow.experiments.config import load_config_text, task_config_model
 from overlapflow.nonlinearity import REGISTRY, Nonlinearity, register_nonlinearity
 from overlapflow.tasks import TASKS, AbstractTask, Batch, FixedBatch, NoisyTargets, n_steps, setting, task_kinds
 
@@ -44,12 +45,6 @@ def ramp_config(**settings: str) -> str:
     """A one-phase config of the toy task; settings as TOML values (slope = 0.5 unless given; None: left out)."""
     table = {"kind": '"toy_ramp"', "slope": "0.5", **settings}
     return "epochs = 3\nlr = 1e-3\n[task]\n" + "\n".join(f"{k} = {v}" for k, v in table.items() if v is not None)
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        load_config_text(text)
-    return str(caught.value).splitlines()[1:]
 
 
 # ---------------------------------------------------------------------------- the registry
@@ -124,7 +119,7 @@ def test_a_new_task_is_usable_from_toml_with_its_defaults():
     ],
 )
 def test_a_new_tasks_problems_are_reported_at_their_path(key, value, problem):
-    assert [p.strip() for p in problems(ramp_config(**{key: value}))][0].startswith(problem)
+    assert config_problems(ramp_config(**{key: value}))[0].startswith(problem)
 
 
 @pytest.mark.parametrize("kind", task_kinds())
@@ -155,6 +150,6 @@ def test_a_registered_nonlinearity_is_usable_from_toml(softsign):
     rnn = config.build_network()
     teacher = config.phases[0].task.build(rnn)
     assert rnn.nonlinearity is softsign and teacher.rnn.nonlinearity is softsign
-    unknown = problems('epochs = 1\nlr = 1e-3\nnetwork = {phi = "softsine"}\ntask = {kind = "teacher"}\n')
-    assert unknown[0].strip().startswith("network.phi: value 'softsine': unknown nonlinearity; allowed: linear, erf")
+    unknown = config_problems('epochs = 1\nlr = 1e-3\nnetwork = {phi = "softsine"}\ntask = {kind = "teacher"}\n')
+    assert unknown[0].startswith("network.phi: value 'softsine': unknown nonlinearity; allowed: linear, erf")
     assert "softsign" in unknown[0]

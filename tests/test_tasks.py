@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import as_np
 
 import overlapflow
 from overlapflow import LowRankRNN, Overlaps, meanfield_forward
@@ -46,10 +47,6 @@ TASKS = [
     (DECISION_SIGN, DT),
     (TEACHER, DT),
 ]
-
-
-def as_np(batch):
-    return tuple(np.asarray(a) for a in batch)
 
 
 # ---------------------------------------------------------------------------- common interface

@@ -64,7 +64,7 @@ def test_validate_theory_command_rejects_bad_options(tmp_path):
 
 
 def test_pulses_task_is_the_two_pulse_trial():
-    """As pulse_task in test_particles.py (the setting of the measured -0.52 exponent)."""
+    """As pulse_task in conftest.py (the setting of the measured -0.52 exponent)."""
     batch = pulses_task(0.05).sample(jax.random.key(0), 0.05)
     x, y = np.asarray(batch.inputs)[0, :, 0], np.asarray(batch.targets)[0, :, 0]
     assert x.shape == (100,) and x[5:15].tolist() == [1.0] * 10 and x[50:60].tolist() == [-1.0] * 10

@@ -5,6 +5,7 @@ first pulse inside the trial, a Gram matrix of initial overlaps, at least one en
 import copy
 
 import pytest
+from conftest import config_problems, write_sweep
 
 from overlapflow.experiments import ConfigError, load_config, load_config_text, parse_config, read_sweep
 from overlapflow.experiments.config import dumps_toml
@@ -23,24 +24,10 @@ GOOD = {
 }
 
 
-def write_sweep(folder, **sweep):
-    """A valid base.toml and sweep.toml (base = "base.toml" unless given) in ``folder``."""
-    (folder / "base.toml").write_text(dumps_toml({**GOOD, "output": str(folder / "run")}))
-    path = folder / "sweep.toml"
-    path.write_text(dumps_toml({"base": "base.toml", "output": str(folder / "out"), **sweep}))
-    return path
-
-
 def problems_of(data) -> list[tuple[str, object, str]]:
     with pytest.raises(ConfigError) as caught:
         parse_config(data)
     return caught.value.problems
-
-
-def lines_of(data) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(data)
-    return [line.strip() for line in str(caught.value).splitlines()[1:]]
 
 
 def test_the_base_config_is_valid():
@@ -55,7 +42,7 @@ def test_six_independent_problems_of_different_kinds_are_reported_at_once():
     data["engines"] = {"network": False, "overlaps": False, "particles": False}  # meaning: no engine
     data["phases"][0]["task"]["c"] = -0.2  # meaning: a decay rate
     data["init"] = {"overlaps": {"zm": 5.0}}  # meaning: not a Gram matrix
-    lines = lines_of(data)
+    lines = config_problems(data)
     expected = [
         "phases.1.epochs: value 'ten': must be a valid integer",
         "checkpoint_every: value 0: must be greater than or equal to 1",
@@ -121,7 +108,8 @@ def test_the_single_phase_shorthand_is_checked_in_one_pass():
 
 
 def test_a_sweep_with_a_bad_grid_and_a_missing_base_reports_both(tmp_path):
-    path = write_sweep(tmp_path, grid={"seed": [0, 0], "N": 16}, base="missing.toml")
+    base = dumps_toml({**GOOD, "output": str(tmp_path / "run")})
+    path = write_sweep(tmp_path, base, grid={"seed": [0, 0], "N": 16}, base="missing.toml")
     with pytest.raises(ConfigError) as caught:
         read_sweep(path)
     message = str(caught.value)
@@ -134,7 +122,8 @@ def test_a_sweep_with_a_bad_grid_and_a_missing_base_reports_both(tmp_path):
 
 
 def test_a_sweep_checks_its_valid_keys_and_its_base_in_the_same_pass(tmp_path):
-    path = write_sweep(tmp_path, grid={"seed": [0, "a"], "N": [1, 16]}, points=[{"x": 1}, {"y": 2}], bogus=1)
+    base = dumps_toml({**GOOD, "output": str(tmp_path / "run")})
+    path = write_sweep(tmp_path, base, grid={"seed": [0, "a"], "N": [1, 16]}, points=[{"x": 1}, {"y": 2}], bogus=1)
     with pytest.raises(ConfigError) as caught:
         read_sweep(path)
     paths = [p for p, _, _ in caught.value.problems]
@@ -229,8 +218,8 @@ def test_a_decay_rate_must_be_positive_in_toml_and_in_python(kind, task, c):
 def test_meaning_is_checked(change, path, words):
     data = copy.deepcopy(GOOD)
     change(data)
-    lines = [line for line in lines_of(data) if line.startswith(f"{path}: value")]
-    assert lines and words in lines[0], lines_of(data)
+    lines = [line for line in config_problems(data) if line.startswith(f"{path}: value")]
+    assert lines and words in lines[0], config_problems(data)
 
 
 def test_the_particle_count_uses_the_rank_of_the_initial_overlaps():

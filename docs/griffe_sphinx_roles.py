@@ -1,8 +1,8 @@
 """Griffe extension for the API reference: render Sphinx roles in docstrings as code.
 
-The docstrings use reStructuredText roles such as ``:func:`~overlapflow.train_network``` and
+The docstrings use reStructuredText roles such as ``:func:`~overlapflow.training.train``` and
 ``:class:`Overlaps```, which Markdown would print verbatim. This turns each into a code span:
-``train_network`` (``~`` keeps the last component, as in Sphinx) or the name as written.
+``train`` (``~`` keeps the last component, as in Sphinx) or the name as written.
 Loaded by mkdocstrings (``extensions`` in mkdocs.yml); it changes only the rendered text.
 """
 

@@ -44,6 +44,25 @@ class Mixture:
 
     A JAX PyTree (the three arrays are its leaves). Build a checked one with :meth:`create`,
     :meth:`gaussian`, :meth:`from_params`, :meth:`split` or :meth:`fit`.
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> import overlapflow as of
+        >>> rnn = of.LowRankRNN(rank=1)
+        >>> theta = rnn.init(jax.random.key(0), N=100)
+        >>> labels = np.arange(100) % 2  # two populations of 50 neurons
+        >>> mixture = of.Mixture.from_params(rnn, theta, labels)
+        >>> mixture.n_components, mixture.means.shape, mixture.covariances.shape
+        (2, (2, 4), (2, 4, 4))
+        >>> bool(np.allclose(mixture.overlaps, of.Overlaps.from_params(rnn, theta).matrix))
+        True
+        >>> theta2, labels2 = mixture.sample(rnn, jax.random.key(1), N=60, exact=True)
+        >>> theta2.shape, np.bincount(labels2).tolist()
+        ((60, 4), [30, 30])
+
+    Every engine takes one as its start (the overlap engine runs the mixture closure; a network
+    takes ``populations=labels``).
     """
 
     weights: Float[Array, " K"]

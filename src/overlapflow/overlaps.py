@@ -111,6 +111,17 @@ class Overlaps:
 
     A JAX PyTree (``matrix`` is the leaf). Index by names: ``S["z", "m"]``, ``S["zm"]``,
     ``S["u2", "v1"]``.
+
+    Example:
+        >>> import overlapflow as of
+        >>> rnn = of.LowRankRNN(rank=1)  # vectors m, u, v, z: P = 4
+        >>> S = of.Overlaps.from_dict(rnn, {"zm": 0.5, "uu": 2.0})  # the rest: 0, diagonal 1
+        >>> S.names, S.matrix.shape
+        (('m', 'u', 'v', 'z'), (4, 4))
+        >>> float(S["z", "m"]), float(S["mz"]), float(S["uu"]), float(S["vm"])
+        (0.5, 0.5, 2.0, 0.0)
+        >>> of.visible_names(rnn)  # the overlaps the loss reads; the other six are invisible
+        ['zm', 'zu', 'vm', 'vu']
     """
 
     matrix: Float[Array, "P P"]

@@ -472,7 +472,8 @@ def train_particles(
     chunk: int | None = None,
     right_nodes: int = 3,
 ) -> xr.Dataset:
-    """Deprecated: ``train(ParticleEngine(optimizer, rule, nodes, n, right_nodes), rnn, task, S0, ...).history``."""
+    """Deprecated: ``train(ParticleEngine(optimizer, rule, nodes, n, right_nodes=right_nodes), rnn, task, S0,
+    ...).history``."""
     _deprecated("train_particles", "overlapflow.train(overlapflow.ParticleEngine(...), rnn, task, S, ...)")
     engine = ParticleEngine(as_optimizer(optimizer), rule, nodes, n, right_nodes=right_nodes)
     return train(engine, rnn, task, S0, lr, epochs, key=key, progress=progress, chunk=chunk).history

@@ -135,9 +135,13 @@ def validate_theory(
     and continues the stopped ones (it may add sizes and seeds).
 
     Args:
-        sizes: network sizes N; seeds: networks per size, one count for all or one per size.
-        rule, nodes, right_nodes, n_particles: the particle rule of the limit
-            (:class:`~overlapflow.engines.ParticleEngine`; default: split, 6 x 3 nodes).
+        sizes: network sizes N.
+        seeds: networks per size, one count for all or one per size.
+        rule: the particle rule of the limit (:class:`~overlapflow.engines.ParticleEngine`; default:
+            split, 6 x 3 nodes).
+        nodes: the rule's nodes per direction (split: of the coordinates inside phi).
+        n_particles: the particles of the ``"qmc"`` rule.
+        right_nodes: split: the nodes per direction of the coordinates outside phi.
         workers: processes for the jobs (1: all in this process).
         network_dtype: ``"float64"`` or ``"float32"`` for the networks (the limit and the closure are
             always float64). With float32, seed 0 of the smallest N also runs in float64, and the
@@ -145,7 +149,9 @@ def validate_theory(
         out: the folder of the jobs (None: a temporary one); overwrite: delete the jobs of a study
             with other settings there instead of refusing.
         checkpoint_every: epochs between two checkpoints of a job.
-        early_epochs, learned_factor: the spans of the early and learned distances (module docstring).
+        early_epochs: the early distances are over epochs 0..``early_epochs`` (module docstring).
+        learned_factor: the learned distances are over the epochs from the first where the limit's
+            loss is below ``learned_factor`` times its final value (module docstring).
 
     Returns a Dataset with, for the networks (``NaN`` where a size has fewer seeds):
 

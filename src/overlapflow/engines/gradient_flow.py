@@ -37,6 +37,16 @@ class FlowEngine(Engine):
             ``diffrax.PIDController(rtol=1e-10, atol=1e-12)``).
         closure: the reduced loss ``closure(rnn, task, S, batch) -> scalar``.
 
+    Example:
+        >>> import diffrax
+        >>> import overlapflow as of
+        >>> rnn = of.LowRankRNN(rank=1, n_in=1, n_out=1, phi="linear", dt=0.1)
+        >>> task = of.tasks.ExponentialFilter(c=0.2, a=1.0, t_max=2.0)
+        >>> engine = of.FlowEngine(stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-10))
+        >>> result = of.train(engine, rnn, task, of.Overlaps.from_dict(rnn, {}), lr=1e-2, epochs=3)
+        >>> result.history.loss.shape, result.history.attrs["method"]
+        ((4,), 'flow')
+
     ``start``: S0 (P, P) or :class:`~overlapflow.Overlaps`.
     """
 

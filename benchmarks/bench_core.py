@@ -8,7 +8,7 @@ Measures, in one process (ratios matter more than absolute times on a noisy mach
    2000 epochs) for methods "exact", "euler" and "flow": the first call (trace + compile + run)
    and the compiled run (median of further identical calls, which reuse the jitted chunk).
    The compiled exact run is also repeated from S0 of networks of different N (N-independence).
-2. The full network ``train_network`` (float32 from ``rnn.init``) at N = 500, 2000, 8000: first
+2. The full network (``NetworkEngine``, float32 from ``rnn.init``) at N = 500, 2000, 8000: first
    call, compiled run, cost per epoch, and the log-log least-squares exponent of per-epoch cost vs N.
 3. Ratios (network N=500 / overlap run; per-epoch cost at the largest / smallest N).
 4. Speed-ups against the reference code of the paper and whether the project's targets are met.

@@ -9,7 +9,7 @@ Measures, in one process (compare the ratios; absolute times move with the machi
    network (damped oscillator).
 2. Full-network epochs per second vs N = 500 ... 16000 (filter task, float32) and the log-log
    fitted exponent of the per-epoch cost in N.
-3. vmap throughput: K runs in one compiled call (``train_overlaps_batch``, ``train_network_batch``)
+3. vmap throughput: K runs in one compiled call (``train_batch`` with an ``OverlapEngine`` or a ``NetworkEngine``)
    against a Python loop of K compiled single runs; runs per second and the speed-up.
 4. Sweep overhead per point: a sweep of tiny points on a local Dask cluster against running the
    same points one after the other in this process.
@@ -36,7 +36,7 @@ LR = 5e-3
 
 
 def overlap_throughput(quick: bool, log) -> dict:
-    """Compiled epochs per second of train_overlaps (exact) for three architectures."""
+    """Compiled epochs per second of the overlap engine (exact step) for three architectures."""
     flipflop = of.tasks.FlipFlop(batch_size=10)
     cases = {
         "linear rank 1 (filter)": (of.LowRankRNN(rank=1), of.tasks.ExponentialFilter(c=0.2), 2000, 5e-3),
@@ -56,7 +56,7 @@ def overlap_throughput(quick: bool, log) -> dict:
 
 
 def network_scaling(quick: bool, log) -> dict:
-    """Compiled epochs per second of train_network (float32, filter task) vs N, and the fitted exponent."""
+    """Compiled epochs per second of the network engine (float32, filter task) vs N, and the fitted exponent."""
     rnn, task = of.LowRankRNN(rank=1), of.tasks.ExponentialFilter(c=0.2)
     Ns = (500, 1000, 2000, 4000) if quick else (500, 1000, 2000, 4000, 8000, 16000)
     epochs = 100 if quick else 400

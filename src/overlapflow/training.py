@@ -31,9 +31,11 @@ last good epoch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -65,29 +67,49 @@ MAX_CHUNK = 512
 
 
 class DivergenceError(FloatingPointError):
-    """A run produced NaN or Inf. ``history`` holds every epoch up to the last good one."""
+    """A run produced NaN or Inf. ``history`` holds every epoch up to the last good one (``records``
+    and ``attrs``: the same as :class:`Records` and the History's attributes, where a run made them)."""
 
-    def __init__(self, message: str, history):
+    def __init__(self, message: str, history, records=None, attrs=None):
         super().__init__(message)
-        self.history = history
+        self.history, self.records, self.attrs = history, records, attrs
 
 
-@dataclasses.dataclass(frozen=True)
+class Records(NamedTuple):
+    """A run's records as numpy arrays, epoch k the state after k updates: ``loss`` (epoch,),
+    ``overlaps`` (epoch, P, P) and the ``populations`` records (:func:`~overlapflow.history.make_history`)
+    or None; a batch of runs has a leading run axis."""
+
+    loss: np.ndarray
+    overlaps: np.ndarray
+    populations: dict | None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class TrainResult:
     """What a run returns.
 
     Attributes:
-        history: the History (loss (epoch,), overlaps (epoch, P, P); a leading ``run`` dimension
-            for :func:`train_batch`).
+        records: the :class:`Records` (numpy), what :attr:`history` is built from.
+        attrs: the History's attributes (settings, versions, the engine's).
+        rnn: the architecture.
         state: the final :class:`~overlapflow.engines.TrainState` (the engine's state and the
             learning-rate schedule's, a PyTree); ``train(..., state=result.state, epoch_offset=...)``
             continues the run exactly.
         engine: the engine that ran.
     """
 
-    history: xr.Dataset
+    records: Records
+    attrs: dict
+    rnn: LowRankRNN
     state: TrainState
     engine: Engine
+
+    @functools.cached_property
+    def history(self) -> xr.Dataset:
+        """The History (loss (epoch,), overlaps (epoch, P, P); a leading ``run`` dimension for
+        :func:`train_batch`), built on first use."""
+        return make_history(self.rnn, self.records.loss, self.records.overlaps, self.attrs, self.records.populations)
 
     @property
     def final(self):
@@ -238,15 +260,16 @@ def _first_record(engine, rnn, task, state, key, key_axis, K):
     return np.asarray(loss), np.asarray(S)
 
 
-def _finish(rnn, losses, overlaps, bad, attrs, what, populations=None) -> xr.Dataset:
-    history = make_history(rnn, losses, overlaps, attrs, populations)
+def _finish(rnn, records: Records, bad, attrs, what) -> Records:
     if bad is not None:
         raise DivergenceError(
             f"{what}: the loss or the state became NaN/Inf at epoch {bad}; the History up to epoch "
             f"{bad - 1} is kept on this error (.history). Try a smaller lr (now {attrs['lr']}).",
-            history,
+            make_history(rnn, records.loss, records.overlaps, attrs, records.populations),
+            records,
+            attrs,
         )
-    return history
+    return records
 
 
 @float64
@@ -302,8 +325,8 @@ def train(
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state.engine)}
     populations = _populations(engine, state.engine, records)
     attrs.update(engine.run_attrs(rnn, task, key, overlaps, populations))
-    history = _finish(rnn, losses, overlaps, bad, attrs, f"train ({engine.kind})", populations)
-    return TrainResult(history, final, engine)
+    records = _finish(rnn, Records(losses, overlaps, populations), bad, attrs, f"train ({engine.kind})")
+    return TrainResult(records, attrs, rnn, final, engine)
 
 
 @float64
@@ -354,8 +377,8 @@ def train_batch(
     )
     attrs = {**_base_attrs(rnn, task, lr, epochs, key), **engine.attrs(rnn, state.engine), "runs": K}
     populations = _populations(engine, jax.tree.map(lambda a: a[0], state.engine), records)
-    history = _finish(rnn, losses, overlaps, bad, attrs, f"train_batch ({engine.kind})", populations)
-    return TrainResult(history, final, engine)
+    records = _finish(rnn, Records(losses, overlaps, populations), bad, attrs, f"train_batch ({engine.kind})")
+    return TrainResult(records, attrs, rnn, final, engine)
 
 
 def _train_state(engine, state) -> TrainState:

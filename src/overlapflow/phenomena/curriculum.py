@@ -39,7 +39,7 @@ from ..overlaps import Overlaps
 from ..precision import float64
 from ..progress import progress_bar
 from ..tasks import AbstractTask, ExponentialFilter, NoisyTargets
-from ..training import DivergenceError, train
+from ..training import DivergenceError, Records, train
 
 ENGINES = ("network", "overlaps", "particles")
 # Per-phase settings of a segment's attrs; the phase table holds them per phase instead.
@@ -123,21 +123,21 @@ class Track:
             return self.start, self.populations
         return self.engine.carry(self.state.engine), self.engine.carry_populations(self.state.engine)
 
-    def append(self, history: xr.Dataset, phase: int) -> None:
-        """Add a segment's History (its attrs, less the per-phase ones, become the track's)."""
+    def append(self, records: Records, attrs: dict, phase: int) -> None:
+        """Add a segment's records (numpy, :class:`~overlapflow.training.Records`; no History is built)
+        and attrs (less the per-phase ones, they become the track's)."""
         if self.attrs is None:
-            self.attrs = {k: v for k, v in history.attrs.items() if k not in _PER_PHASE_ATTRS}
+            self.attrs = {k: v for k, v in attrs.items() if k not in _PER_PHASE_ATTRS}
         for key in _MAX_ATTRS:
-            if key in history.attrs:
-                self.attrs[key] = max(float(history.attrs[key]), float(self.attrs.get(key, -np.inf)))
+            if key in attrs:
+                self.attrs[key] = max(float(attrs[key]), float(self.attrs.get(key, -np.inf)))
         skip = 1 if self.records else 0
-        loss = np.asarray(history.loss.values)[skip:]
-        populations = {}
-        for name, dims in POPULATION_DIMS.items():
-            if name in history:
-                values = np.asarray(history[name].values)
-                populations[name] = values[skip:] if "epoch" in dims else values
-        overlaps = np.asarray(history.overlaps.values)[skip:]
+        loss = np.asarray(records.loss, dtype=np.float64)[skip:]
+        populations = {
+            name: np.asarray(values)[skip:] if "epoch" in POPULATION_DIMS[name] else np.asarray(values)
+            for name, values in (records.populations or {}).items()
+        }
+        overlaps = np.asarray(records.overlaps, dtype=np.float64)[skip:]
         self.pieces.append(Piece(loss, overlaps, np.full(len(loss), phase, np.int64), populations))
 
     def history(self, rnn: LowRankRNN, table: dict, attrs: dict | None = None) -> xr.Dataset:
@@ -241,9 +241,9 @@ def run_phases(
                         )
                     except DivergenceError as error:
                         raise _diverged(rnn, phases, track, error, j, offset) from None
-                    track.append(result.history, j)
+                    track.append(result.records, result.attrs, j)
                     track.state = _round_trip(result.state)
-                    update(length, float(result.history.loss.values[-1]), description=f"{phase.name} · {track.name}")
+                    update(length, float(result.records.loss[-1]), description=f"{phase.name} · {track.name}")
                 offset += length
                 if on_segment is not None:
                     on_segment((j, offset) if offset < phase.epochs else (j + 1, 0), tracks)
@@ -260,7 +260,7 @@ def _diverged(rnn, phases, track, error, j, offset) -> CurriculumDiverged:
         populations=track.populations,
     )
     if error.history.sizes["epoch"]:
-        partial.append(error.history, j)
+        partial.append(error.records, error.attrs, j)
     history = partial.history(rnn, phase_table(phases))
     good = error.history.sizes["epoch"]
     phase = phases[j]

@@ -58,15 +58,15 @@ name = "A"
 epochs = 20
 lr = 0.05
 task = {kind = "flipflop", batch_size = 8, t_max = 6.0}
-optimizer = {kind = "sgd", lr_drop_below = 0.9, lr_drop_factor = 5.0}
+optimizer = {kind = "momentum", momentum = 0.5}
 [[phases]]
 name = "B"
 epochs = 10
 lr = 0.02
-task = {kind = "flipflop", batch_size = 8, t_max = 6.0, amplitude = 2.0}
+task = {kind = "flipflop", batch_size = 8, t_max = 6.0, input_amp = 2.0}
 [engines]
 network = true
-overlaps = ["exact", "euler"]
+overlaps = ["exact"]
 particles = {rule = "gauss-hermite", nodes = 3}
 """
 )

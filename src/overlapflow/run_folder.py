@@ -323,6 +323,20 @@ class RunFolder:
         """Remove a finished job's checkpoint."""
         self.job_checkpoint(job).unlink(missing_ok=True)
 
+    def has_jobs(self) -> bool:
+        """Whether any worker job has written here (a result or a checkpoint)."""
+        return (self.path / "jobs").is_dir()
+
+    def done_jobs(self, suffix: str = ".npz") -> list[str]:
+        """The names of the jobs whose result (``jobs/<job><suffix>``) is here, sorted."""
+        folder = self.path / "jobs"
+        done = folder.glob(f"*{suffix}") if folder.is_dir() else []
+        return sorted(p.name.removesuffix(suffix) for p in done if not p.name.endswith(".partial.npz"))
+
+    def clear_jobs(self) -> None:
+        """Remove every job's result and checkpoint."""
+        shutil.rmtree(self.path / "jobs", ignore_errors=True)
+
 
 def _status_note(histories: dict[str, xr.Dataset]) -> str:
     statuses = {str(h.attrs.get("status", "complete")) for h in histories.values()}

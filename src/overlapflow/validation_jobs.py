@@ -24,7 +24,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -159,7 +158,7 @@ def check_settings(out: Path, study: Study, overwrite: bool = False) -> None:
             "use another output folder, or --overwrite (overwrite=True) to delete its jobs"
         )
     if overwrite:
-        shutil.rmtree(out / "jobs", ignore_errors=True)
+        RunFolder(out).clear_jobs()
     text = json.dumps(wanted, sort_keys=True)
     atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
 

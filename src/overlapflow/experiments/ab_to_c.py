@@ -196,7 +196,8 @@ def run_job(out, settings: ABtoCSettings, pair: int, phase: str, budget: int | N
         if budget is not None and budget <= 0:
             return False
         length = min(settings.segment, total - done, total if budget is None else budget)
-        state = TrainState(jnp.asarray(S), _drop_state(engine, dropped))
+        starts = jnp.stack([engine.init(rnn, s) for s in S])  # checked and symmetrised, as every start
+        state = TrainState(starts, _drop_state(engine, dropped))
         result = train_batch(
             engine, rnn, task_phase.training_task, None, task_phase.lr, length, key=key, state=state, epoch_offset=done
         )

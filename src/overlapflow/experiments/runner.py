@@ -5,7 +5,7 @@ the state carries over from phase to phase, each phase restarts its optimiser an
 batches of its epoch k from ``fold_in(fold_in(key, j), k)`` (phase j), so all engines see the same
 batches. Each phase is cut into segments of ``checkpoint_every`` epochs (the last one may be
 shorter); after every segment of every engine a checkpoint is written: the segment's records are
-appended and ``state.pkl`` replaced (the folder: :class:`~overlapflow.experiments.run_folder.RunFolder`).
+appended and ``state.pkl`` replaced (the folder: :class:`~overlapflow.run_folder.RunFolder`).
 
 ``resume=True`` continues from the checkpoint with the same segments, and the result equals the
 uninterrupted run bit for bit (states pass through the same numpy round trip after every segment
@@ -85,8 +85,10 @@ def _initial_states(config: ExperimentConfig, rnn, names) -> _Start:
     init, N = config.init, config.N
     dtype = jnp.dtype(config.dtype)
     init_key = jax.random.key(config.seed if init.seed is None else init.seed)
-    if init.populations is not None:
+    if init.population_tables is not None:
         start = _Start(law=init.build_mixture(rnn))
+    elif init.from_file is not None:
+        start = _from_file(init, rnn, dtype, config.seed if init.seed is None else init.seed)
     elif init.from_run is not None:
         start = _from_run(init.from_run, rnn, dtype)
     elif init.overlaps is not None:
@@ -148,6 +150,28 @@ def _from_run(folder, rnn, dtype) -> _Start:
     else:
         start.law = Mixture.from_params(rnn, start.cloud.theta, start.cloud_labels, start.cloud.weights)
     return start
+
+
+def _from_file(init, rnn, dtype, seed: int) -> _Start:
+    """A ``low_rank_rnns`` network file (read with the config's alpha = dt / tau): the network from its
+    theta, and the law of its rows: populations fitted (``init.populations = "fit"``: the K of lowest
+    BIC, :func:`~overlapflow.inspection.fit_populations`; a number K: :meth:`Mixture.fit`), the file's
+    own (a ``SupportLowRankRNN``), or one Gaussian N(0, S) (a ``LowRankRNN``). Fits use ``seed``."""
+    from ..inspection import fit_populations
+    from ..interop import load_low_rank_rnns
+
+    imported = load_low_rank_rnns(init.from_file, alpha=rnn.alpha, tau=rnn.tau)
+    theta = imported.theta
+    if init.populations == "fit":
+        fit = fit_populations(rnn, theta, seed=seed)
+        law, labels = fit.mixture, fit.labels
+    elif init.populations is not None:
+        law, labels = Mixture.fit(rnn, theta, init.populations, seed)
+    elif imported.model == "SupportLowRankRNN":
+        law, labels = imported.mixture(), imported.labels
+    else:
+        law, labels = np.asarray(Overlaps.from_params(rnn, theta).matrix), None
+    return _Start(jnp.asarray(theta, dtype=dtype), None if labels is None else np.asarray(labels), law)
 
 
 def _engine(config: ExperimentConfig, name: str):
@@ -359,9 +383,15 @@ def describe_config(config: ExperimentConfig, phases=None) -> list[str]:
     for phase in config.build_phases() if phases is None else phases:
         task = phase.training_task.describe()
         lines.append(f"  {phase.name}: {task}, {phase.epochs} epochs, lr {phase.lr:g}, {phase.optimizer.kind}")
-    if config.init.populations is not None:
-        weights = ", ".join(f"{p.weight:g}" for p in config.init.populations)
-        lines.append(f"init: {len(config.init.populations)} populations (weights {weights})")
+    tables, init = config.init.population_tables, config.init
+    if tables is not None:
+        weights = ", ".join(f"{p.weight:g}" for p in tables)
+        lines.append(f"init: {len(tables)} populations (weights {weights})")
+    elif init.from_file is not None:
+        populations = {None: "the file's, or one Gaussian", "fit": "fitted, K of lowest BIC"}.get(
+            init.populations, f"{init.populations} fitted"
+        )
+        lines.append(f"init: the network of {init.from_file}; populations: {populations}")
     engines = ", ".join(config.engines.names())
     lines.append(f"engines: {engines}; checkpoint every {config.checkpoint_every} epochs; output {config.output}")
     return lines

@@ -173,7 +173,9 @@ def test_curriculum_histories_hold_the_phase_table_as_data():
     task = random_inputs_task(rnn)
     phases = [Phase(task, 3, 1e-3, name="A, noisy"), Phase(task, 2, 1e-3, name="B")]
     runs = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps", OverlapEngine(step="euler")))
-    assert list(runs) == ["overlaps", "overlaps-2"] and runs["overlaps-2"].attrs["method"] == "euler"
+    assert list(runs) == ["overlaps", "overlaps-euler"] and runs["overlaps-euler"].attrs["method"] == "euler"
+    again = run_curriculum(rnn, phases, S0=np.eye(4), engines=("overlaps", "overlaps"))
+    assert list(again) == ["overlaps", "overlaps-exact"]
     history = runs["overlaps"]
     assert list(history.phase_name.values) == ["A, noisy", "B"]  # a comma in a name is fine: data, not a string
     assert list(history.phase_end.values) == [3, 5] and list(history.phase.values) == [0, 0, 0, 0, 1, 1]

@@ -16,7 +16,7 @@ Run any of them with :func:`overlapflow.train` (one run) or :func:`overlapflow.t
 
 from .base import Engine, State, TrainState, batch_source
 from .gradient_flow import FlowEngine
-from .methods import overlap_engine
+from .methods import method_of, overlap_engine, run_name
 from .overlap import OverlapEngine, initial_overlaps
 from .rows import NetworkEngine, ParticleEngine, RowState
 from .steps import STEPS, EulerStep, ExactStep, Step, VisibleOnlyStep, as_step
@@ -38,5 +38,7 @@ __all__ = [
     "as_step",
     "batch_source",
     "initial_overlaps",
+    "method_of",
     "overlap_engine",
+    "run_name",
 ]

@@ -9,6 +9,25 @@ from .gradient_flow import FlowEngine
 from .overlap import OverlapEngine
 
 
+def method_of(engine) -> str | None:
+    """The method an overlap-space engine runs (a step's name, or ``"flow"``); None for the others."""
+    if isinstance(engine, FlowEngine):
+        return "flow"
+    return engine.step.name if isinstance(engine, OverlapEngine) else None
+
+
+def run_name(engine, taken) -> str:
+    """An engine's name among ``taken`` names of a run: its kind; a further overlap engine
+    ``"overlaps-<method>"`` (as a config names it, :meth:`EnginesConfig.names`); a repeat numbered."""
+    name = engine.kind
+    if name in taken and method_of(engine) is not None:
+        name = f"{name}-{method_of(engine)}"
+    base, k = name, 2
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
 def overlap_engine(method: str = "exact", optimizer="sgd") -> OverlapEngine | FlowEngine:
     """``OverlapEngine(optimizer, step=method)``, or ``FlowEngine(optimizer)`` for ``"flow"``."""
     if method not in METHODS:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..engines import Engine, NetworkEngine, ParticleEngine, overlap_engine
+from ..engines import Engine, NetworkEngine, ParticleEngine, overlap_engine, run_name
 from ..history import POPULATION_DIMS, make_history
 from ..mixture import Mixture
 from ..model import LowRankRNN
@@ -333,9 +333,7 @@ def run_curriculum(
     tracks = []
     for e in engines:
         engine = e if isinstance(e, Engine) else named[e]()  # an optimiser the engine refuses raises here
-        name = engine.kind
-        if name in [t.name for t in tracks]:  # two engines of one kind: "overlaps", "overlaps-2", ...
-            name = f"{name}-{sum(t.engine.kind == name for t in tracks) + 1}"
+        name = run_name(engine, [t.name for t in tracks])
         network = isinstance(engine, NetworkEngine)
         tracks.append(Track(name, engine, theta0 if network else S0, populations=populations if network else None))
     names = [p.name or f"phase {j}" for j, p in enumerate(phases)]

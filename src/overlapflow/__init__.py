@@ -34,7 +34,7 @@ from ._version import __version__ as __version__  # first: modules may read it w
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # for type checkers and the API docs; at run time the names load on first use (below)
-    from . import engines, gauge, gaussianity, gram_map, interop, invariants, phenomena, precision, tasks
+    from . import engines, gauge, gaussianity, gram_map, inspection, interop, invariants, phenomena, precision, tasks
     from .engines import EulerStep, ExactStep, FlowEngine, NetworkEngine, OverlapEngine, ParticleEngine, VisibleOnlyStep
     from .flow import METHODS, euler_step, exact_step, flow_velocity, symmetric_gradient, visible_only_step
     from .history import load_history, max_overlap_deviation, overlap_labels, overlap_series
@@ -102,6 +102,7 @@ _SUBMODULES = (
     "gauge",
     "gaussianity",
     "gram_map",
+    "inspection",
     "interop",
     "invariants",
     "phenomena",
@@ -136,6 +137,7 @@ __all__ = [
     "gauge",
     "gaussianity",
     "gram_map",
+    "inspection",
     "interop",
     "invariants",
     "phenomena",

@@ -6,13 +6,15 @@ r"""The ``run``, ``validate`` and ``reproduce`` commands; :func:`register` adds 
     overlapflow reproduce FIG [--quick] [--out DIR] [--quiet]      a figure of the paper
     overlapflow reproduce all [--quick] [--out DIR] [--quiet]      every figure (DIR/<folder> each)
     overlapflow reproduce --list                                   the figures, how each is made, run times
+    overlapflow inspect MODEL [--task KIND|FILE] [--k K] [--plot PATH]   a low_rank_rnns network file
 
 CONFIG is a TOML file or the name of a shipped config (``fig5``, ``aba``, ...: ``overlapflow/experiments/configs``).
 
 Exit codes: 0 success; 1 the run diverged (NaN/Inf: the last good checkpoint and the partial
 Histories are kept); 2 an invalid config, an occupied or foreign output folder, an unknown
-figure, or a missing extra (figures 4, 9, 10 decode with scikit-learn: ``pip install
-'overlapflow[decode]'``) (``reproduce all``: the first failing figure's code, after trying every figure);
+figure, a model file that holds no network or a task that does not fit it (inspect), or a missing
+extra (figures 4, 9, 10 and inspect's fits need scikit-learn: ``pip install 'overlapflow[decode]'``)
+(``reproduce all``: the first failing figure's code, after trying every figure);
 130 interrupted (Ctrl-C): one line on stderr says what was kept and the command that continues.
 Progress: a bar on a terminal; otherwise a plain line on stderr every 30 s of a long run
 (:mod:`overlapflow.progress`); nothing with ``--quiet``. The functions can be called from Python
@@ -135,11 +137,13 @@ def checkpoint_position(folder: Path) -> tuple[int, int, bool] | None:
 def _run_interrupted(folder: Path | None, restart: list) -> str:
     """What an interrupted ``run`` kept, and the command that continues it (``restart``: ``run CONFIG
     [--out DIR]`` as given)."""
+    from ..run_folder import RunFolder
+
     if folder is None:
         return f"before the run started; nothing was written; start it with: {command_line(*restart)}"
     position = checkpoint_position(folder)
     if position is None:
-        if (folder / "config.json").is_file():  # stopped before its first checkpoint
+        if RunFolder(folder).config_json.is_file():  # stopped before its first checkpoint
             return (
                 f"before the first checkpoint in {folder}; start afresh with: "
                 f"{command_line(*restart[:2], '--out', folder, '--overwrite')}"
@@ -184,6 +188,7 @@ def run(
     Stopped (Ctrl-C, or killed), a run continues from its last checkpoint with --resume FOLDER and ends
     exactly as an uninterrupted one.
     """
+    from ..run_folder import RunFolder
     from .config import ConfigError, load_config, parse_config, read_toml
     from .runner import ExperimentDiverged, RunError, run_experiment
 
@@ -192,7 +197,7 @@ def run(
     restart = ["run", *([config_path] if config_path is not None else []), *(["--out", out] if out else [])]
     try:
         if resume is not None:
-            stored = resume / "config.json"
+            stored = RunFolder(resume).config_json
             if not stored.is_file():
                 raise RunError(f"nothing to resume in {resume}: {stored} is missing")
             if out is not None and out.resolve() != resume.resolve():
@@ -241,7 +246,6 @@ def run(
         print_error(str(error))
         raise typer.Exit(EXIT_DIVERGED) from None
     from ..plot import plot_run
-    from ..run_folder import RunFolder
 
     figures = plot_run(histories, folder, title=RunFolder(folder).title(histories))
     console.print(_results_table(histories, folder))
@@ -373,8 +377,10 @@ def _figure_kept(fig: str, folder: Path, quick: bool) -> str:
     position = checkpoint_position(folder)
     if position is not None and not position[2]:
         return f"the checkpoint at epoch {position[0]} of {position[1]} is kept in {folder}"
-    jobs = folder / "ab_to_c_jobs" / "jobs"
-    if jobs.is_dir():
+    from ..run_folder import RunFolder
+
+    jobs = RunFolder(folder / "ab_to_c_jobs")
+    if jobs.has_jobs():
         from .figures.registry import figure_setup
 
         try:
@@ -382,7 +388,7 @@ def _figure_kept(fig: str, folder: Path, quick: bool) -> str:
             n_pairs = getattr(getattr(setup, "memory", setup), "n_pairs", None)
         except Exception:  # noqa: BLE001 - the count is a courtesy
             n_pairs = None
-        done = len(list(jobs.glob("pair*_?.nc")))
+        done = len(jobs.done_jobs(".nc"))
         of_total = f" of {3 * n_pairs}" if n_pairs else ""
         return f"{done}{of_total} A/B -> C jobs done and the others' checkpoints are kept in {folder}"
     if folder.is_dir() and any(folder.iterdir()):
@@ -535,10 +541,156 @@ def reproduce(
     return result
 
 
+# ---------------------------------------------------------------------------- inspect
+def _inspection_task(text: str, rnn):
+    """The task ``--task`` names: a registered kind with its default settings, or a TOML file whose
+    ``[task]`` table (or whole table) is a task table; ConfigError (one line per problem) otherwise."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..tasks import TASKS
+    from .config import ConfigError, TaskConfig, read_toml
+    from .config.messages import task_problem
+
+    if text in TASKS:
+        table, where = {"kind": text}, "--task"
+    elif Path(text).is_file():
+        data = read_toml(Path(text)).data
+        table, where = data.get("task", data), f"--task {text}"
+    else:
+        raise ConfigError([("--task", text, f"neither a task kind ({', '.join(TASKS)}) nor a TOML file")])
+    try:
+        validated = TypeAdapter(TaskConfig).validate_python(table)
+    except ValidationError as error:
+        problems = [
+            (f"{where}: {'.'.join(map(str, e['loc'])) or 'task'}", e.get("input"), e["msg"]) for e in error.errors()
+        ]
+        raise ConfigError(problems) from None
+    try:
+        return validated.build(rnn)
+    except Exception as error:  # noqa: BLE001 - the task's own checks, as a config reports them
+        path, value, allowed = task_problem(where, validated, error)
+        raise ConfigError([(path, value, allowed)]) from None
+
+
+def _inspection_tables(report) -> list[Table]:
+    """The report as rich Tables: the network, its overlaps, its coordinates, its populations, the theories."""
+    import numpy as np
+
+    net = report.network
+    rnn = net.rnn
+    head = Table(box=box.SIMPLE_HEAD, title=f"{net.source} ({net.model}, torch {net.file_format} format)")
+    for column in ("N", "rank", "n_in", "n_out", "alpha = dt/tau", "phi"):
+        head.add_column(column, justify="right")
+    head.add_row(str(report.N), str(rnn.rank), str(rnn.n_in), str(rnn.n_out), f"{rnn.alpha:g}", rnn.nonlinearity.name)
+    tables = [head]
+    for title, values in (
+        ("visible overlaps (the loss reads these)", report.visible),
+        ("invisible overlaps", report.invisible),
+        ("function coordinates (gauge-invariant)", report.function),
+        ("gauge coordinates", report.gauge),
+    ):
+        table = Table(box=box.SIMPLE_HEAD, title=title)
+        table.add_column("label")
+        table.add_column("value", justify="right")
+        for label, value in values.items():
+            table.add_row(label, f"{value:.4g}")
+        tables.append(table)
+    how = {"file": "given by the file", "fit": "fitted, K given", "bic": "fitted, K of lowest BIC"}
+    pops = Table(box=box.SIMPLE_HEAD, title=f"populations: K = {report.K} ({how[report.populations]})")
+    pops.add_column("population")
+    pops.add_column("neurons", justify="right")
+    pops.add_column("weight", justify="right")
+    pops.add_column("|mean|", justify="right")
+    for k, size in enumerate(report.sizes):
+        mean = float(np.linalg.norm(np.asarray(report.mixture.means[k])))
+        pops.add_row(str(k), str(size), f"{float(report.mixture.weights[k]):.3f}", f"{mean:.3g}")
+    tables.append(pops)
+    if report.bic is not None:
+        bic = Table(box=box.SIMPLE_HEAD, title="BIC of the Gaussian-mixture fits (lowest selected)")
+        bic.add_column("K")
+        bic.add_column("BIC", justify="right")
+        for K, value in enumerate(report.bic, start=1):
+            bic.add_row(f"{K}{' *' if K == report.K else ''}", f"{value:.1f}")
+        tables.append(bic)
+    if report.theory is not None:
+        gap = report.theory
+        theory = Table(box=box.SIMPLE_HEAD, title=f"theories vs the network on a batch of {gap.task}")
+        theory.add_column("")
+        theory.add_column("RMS output difference", justify="right")
+        if gap.accuracy:
+            theory.add_column("accuracy", justify="right")
+        rows = (("network (RMS output)", gap.rms_network), ("one Gaussian", gap.rms_gaussian))
+        rows += ((f"mixture (K = {report.K})", gap.rms_mixture),)
+        for (label, value), name in zip(rows, ("network", "gaussian", "mixture"), strict=True):
+            theory.add_row(label, f"{value:.4g}", *([f"{gap.accuracy[name]:.4f}"] if gap.accuracy else []))
+        tables.append(theory)
+    return tables
+
+
+def inspect(
+    model: Annotated[Path, typer.Argument(help="A low_rank_rnns state_dict (.pt) of LowRankRNN or SupportLowRankRNN.")],
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="Compare the theories with the network on a batch of this task: a task kind (its default "
+            "settings) or a TOML file with a [task] table.",
+            show_default=False,
+        ),
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            "--k",
+            min=1,
+            help="Fit this many populations (default: the file's, else the K of lowest BIC).",
+            show_default=False,
+        ),
+    ] = None,
+    k_max: Annotated[int, typer.Option("--k-max", min=1, help="Most populations the BIC selection tries.")] = 5,
+    alpha: Annotated[float, typer.Option("--alpha", help="Their dt/tau (not stored in the file).")] = 0.2,
+    tau: Annotated[
+        float, typer.Option("--tau", help="The time constant: dt = alpha tau (the task's time unit).")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the fits and of the task batch.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the figure of the rows per population here (.png, .pdf, .svg).")
+    ] = None,
+):
+    """Inspect a low_rank_rnns network: size, overlaps (visible, invisible), function and gauge coordinates,
+    populations (given, or fitted at the K of lowest BIC), and the one-Gaussian and mixture theories
+    against the network's own outputs on a task."""
+    from .._extras import MissingExtra
+    from ..inspection import inspect_network, rows_figure
+    from ..interop import load_low_rank_rnns
+    from .config import ConfigError
+    from .config.messages import show
+
+    console = output_console()
+    try:
+        network = load_low_rank_rnns(model, alpha=alpha, tau=tau)
+        chosen = None if task is None else _inspection_task(task, network.rnn)
+        report = inspect_network(network, chosen, K=k, K_max=k_max, seed=seed)
+    except ConfigError as error:
+        print_error("; ".join(f"{path}: value {show(value)}: {allowed}" for path, value, allowed in error.problems))
+        raise typer.Exit(EXIT_USAGE) from None
+    except (ValueError, MissingExtra) as error:  # TorchFileError, NetworkFileError, TaskSettingError: one line
+        print_error(str(error))
+        raise typer.Exit(EXIT_USAGE) from None
+    for table in _inspection_tables(report):
+        console.print(table)
+    if plot is not None:
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        rows_figure(report).savefig(plot, dpi=150)
+        console.print(f"wrote {plot}")
+    return report
+
+
 def register(app: typer.Typer) -> typer.Typer:
-    """Add the ``run``, ``validate``, ``plot`` and ``reproduce`` commands to ``app``."""
+    """Add the ``run``, ``validate``, ``plot``, ``reproduce`` and ``inspect`` commands to ``app``."""
     app.command("run")(run)
     app.command("plot")(plot)
     app.command("validate")(validate)
     app.command("reproduce")(reproduce)
+    app.command("inspect")(inspect)
     return app

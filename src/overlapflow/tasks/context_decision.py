@@ -44,6 +44,9 @@ class ContextDecision(AbstractTask, kind="context_decision"):
         x_{t,2+k} = context_cue [fixation ends <= t < decision starts]    (the other context channel 0)
         y*_t      = sign(c_k) [t in decision],    mask_t = [t in decision]
 
+    (with ``swap_contexts`` the cue of context channel k selects the other stimulus: y*_t = sign(c_{3-k}),
+    a new context assignment for a network trained on the first).
+
     A catch trial has c_1 = c_2 = 0, no context cue and y* = 0 (its mask is that of the others), as
     the authors' ``fraction_catch_trials``. Shapes: inputs (B, T, 4) = (sensory 1, sensory 2,
     context 1, context 2); targets, mask (B, T, 1). Loss ``"masked_mse"`` (squared error averaged
@@ -62,6 +65,7 @@ class ContextDecision(AbstractTask, kind="context_decision"):
         context_cue: the cued context channel's value (0.1).
         fixation, context_only, stimulus, delay, decision: period durations (0.1, 0.35, 0.8, 0.1, 0.02).
         catch_fraction: probability of a catch trial (0).
+        swap_contexts: the context channel k cues stimulus 3 - k instead of k (False; not the authors').
         batch_size: trials per batch B (128).
     """
 
@@ -79,6 +83,7 @@ class ContextDecision(AbstractTask, kind="context_decision"):
     delay: float = setting(0.1, doc="delay duration", ge=0)
     decision: float = setting(0.02, doc="decision window duration", gt=0)
     catch_fraction: float = setting(0.0, doc="probability of a catch trial (no stimulus, no cue, target 0)", ge=0, le=1)
+    swap_contexts: bool = setting(False, doc="context channel k cues stimulus 3 - k instead of stimulus k")
     batch_size: int = setting(128, doc="trials per batch B", ge=1)
     loss_kind: str = "masked_mse"
 
@@ -120,7 +125,8 @@ class ContextDecision(AbstractTask, kind="context_decision"):
         noise = self.noise_std * jax.random.normal(key_noise, (B, T, 2), dtype=dtype)
         sensory = noise + self.coherence_gain * coh[:, None, :] * stimulus[None, :, None]
         contexts = self.context_cue * cue[:, None, :] * context[None, :, None]
-        choice = jnp.sum(cue * jnp.sign(coh), axis=1)  # (B,): sign(c_k), 0 on catch trials
+        cued = cue[:, ::-1] if self.swap_contexts else cue  # (B, 2): the stimulus each trial's context selects
+        choice = jnp.sum(cued * jnp.sign(coh), axis=1)  # (B,): sign(c_k), 0 on catch trials
         targets = choice[:, None, None] * decision[None, :, None]
         mask = jnp.broadcast_to(decision[None, :, None], (B, T, 1))
         return Batch(jnp.concatenate([sensory, contexts], axis=-1), targets, mask)

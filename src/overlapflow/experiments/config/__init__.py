@@ -27,6 +27,8 @@ particles), N, the network's dtype, the output folder, how often to checkpoint a
     # overlaps = {zm = 0.1, uu = 2}  # or explicit overlaps (Overlaps.from_dict; network vectors sampled),
     # from_run = "runs/previous"     # or the final state of a finished run (its output folder),
     # twin = {uu = 2.048, mu = 0.8}  # then optionally replaced by its twin (phenomena.twin.twin_network)
+    # from_file = "net.pt"           # or a low_rank_rnns network file (overlapflow.interop), and
+    # populations = "fit"            #   its populations fitted (the K of lowest BIC), or K, or absent
 
     # [[init.populations]]           # or populations (alone in [init]): a Gaussian mixture of the rows
     # weight = 0.3                   # the fraction of the neurons (the weights sum to 1)
@@ -46,7 +48,7 @@ any name in :data:`overlapflow.nonlinearity.REGISTRY`.
 
 A single phase may also be given at the top level (``task``, ``epochs``, ``lr``, ``optimizer``,
 ``target_noise``) instead of ``[[phases]]``. TOML has no null: ``false`` turns an engine off.
-Paths (``output``, ``init.from_run``) are relative to the working directory.
+Paths (``output``, ``init.from_run``, ``init.from_file``) are relative to the working directory.
 
 Populations (``[[init.populations]]``, :class:`PopulationConfig`): every engine starts from their
 :class:`~overlapflow.Mixture`. The network (``engines.network``) is drawn from it and trained with
@@ -58,6 +60,16 @@ as one cloud per population. Every History then has ``population_means`` (epoch,
 ``population_overlaps`` (epoch, population, row, col: the second moments C_k + mu_k mu_k^T) and
 ``population_weights`` (population). A later run's ``init.from_run`` continues them (the network
 with its labels, the overlap engines from the Mixture, the particles with their labels).
+
+A network file (``init.from_file``, a ``low_rank_rnns`` state_dict, :mod:`overlapflow.interop`):
+every engine starts from that network. ``[network]`` must be its network (rank, n_in, n_out,
+phi = "tanh", readout = "after"); the file does not store alpha, which is the config's dt / tau;
+N must be the file's. Its populations: ``init.populations = "fit"`` fits 1..5 Gaussian components
+to the rows and keeps the K of lowest BIC (:func:`overlapflow.inspection.fit_populations`), a number
+K fits K (:meth:`~overlapflow.Mixture.fit`; the fits use ``init.seed``, default the top-level
+seed); absent, a ``SupportLowRankRNN`` file's own populations, or one Gaussian for a ``LowRankRNN``.
+With populations the network trains with their labels and the overlap engines run the mixture
+closure, as with ``[[init.populations]]``.
 
 Every problem is reported at once as a :class:`ConfigError`, one line per problem:
 ``field.path: value X: what is allowed``. One pass finds them all: the types and ranges of every

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ...model import LowRankRNN
 from ...tasks import AbstractTask, n_steps
 from ...tasks.fields import TaskSettingError
-from .init_checks import check_init
+from .init_checks import check_init, starts_from_mixture
 from .messages import task_problem
 from .partial import INVALID, ok
 from .schema import EnginesConfig
@@ -32,14 +32,14 @@ def check_semantics(config: ExperimentConfig, problems) -> None:
     if engines is not None:
         _check_engines(engines, problems)
     methods = (engines.overlaps or []) if engines is not None else None
-    mixture = config.init is not INVALID and getattr(config.init, "populations", None) is not None
+    mixture = starts_from_mixture(config, rnn)
     if mixture and methods and not set(methods) <= {"exact", "euler"}:
         problems.append(
             (
                 "engines.overlaps",
                 methods,
-                "with init.populations the overlap engine runs the mixture closure, whose methods are 'exact' "
-                "and 'euler' only",
+                "with populations (init.populations, or those of init.from_file's network) the overlap engine "
+                "runs the mixture closure, whose methods are 'exact' and 'euler' only",
             )
         )
     phases = config.phases if isinstance(config.phases, list) else []
@@ -65,7 +65,8 @@ def check_semantics(config: ExperimentConfig, problems) -> None:
                 (
                     f"{path}.optimizer.kind",
                     kind,
-                    "the mixture closure (init.populations) runs SGD only (weight decay allowed): use kind 'sgd', "
+                    "the mixture closure (populations: init.populations, or init.from_file's) runs SGD only "
+                    "(weight decay allowed): use kind 'sgd', "
                     "or set engines.overlaps = false",
                 )
             )

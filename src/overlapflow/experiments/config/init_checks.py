@@ -1,7 +1,10 @@
 """Checks of the initial state (``[init]``) against the network and the engines.
 
 Explicit overlaps must be a Gram matrix; a previous run (``from_run``) must be readable, with this
-network and N; a twin must exist; populations (``[[init.populations]]``) must be alone in [init],
+network and N; a network file (``from_file``) must be readable, with this network (rank, n_in,
+n_out, phi tanh, readout "after"; its alpha is the config's dt / tau) and N, and alone in [init]
+but for ``populations = "fit"`` or K (which need it) and the seed of the fit; a twin must exist;
+populations (``[[init.populations]]``) must be alone in [init],
 each mean and covariance fitting the network's vectors, the covariance symmetric positive
 semi-definite, the weights summing to 1, with a neuron per population; and the Gauss-Hermite
 particles of the initial clouds must stay within the limit.
@@ -20,6 +23,7 @@ from .partial import INVALID, ok
 from .schema import EnginesConfig, InitConfig
 
 if TYPE_CHECKING:
+    from ...interop import ImportedNetwork
     from .experiment import ExperimentConfig
 
 
@@ -32,15 +36,40 @@ def check_init(config: ExperimentConfig, rnn: LowRankRNN | None, engines: Engine
     given = {name: value for name, value in given.items() if value is not None and ok(value)}
     if "overlaps" in given and "from_run" in given:
         problems.append(("init", given, "give at most one of overlaps and from_run"))
+    beside_file = sorted({"overlaps", "from_run", "twin"} & set(given))
+    if "from_file" in given and beside_file:
+        problems.append(
+            (
+                "init",
+                given,
+                "give init.from_file without "
+                + ", ".join(f"init.{name}" for name in beside_file)
+                + " (every engine starts from the file's network)",
+            )
+        )
     if "seed" in given and "from_run" in given:
         problems.append(
             ("init.seed", init.seed, "not used with from_run (the run continues from a saved state); remove it")
         )
-    if init.populations is not None:
+    # [[init.populations]] tables (not populations to fit, nor a value that failed beside from_file)
+    tables = init.populations is not None and not fits_populations(init.populations)
+    if tables and not (init.populations is INVALID and "from_file" in given):
         _check_populations(config, rnn, engines, problems)
         return
-    # the initial overlaps, where known before running (None: from a run, or not valid)
-    known = rnn is not None and init.from_run is None and ok(init.overlaps)
+    if "from_file" in given:
+        _check_from_file(config, rnn, engines, problems)
+        return
+    if init.populations is not None:
+        problems.append(
+            (
+                "init.populations",
+                init.populations,
+                "'fit' or a number K fits populations to the network of init.from_file: give init.from_file, "
+                "or the populations as [[init.populations]] tables",
+            )
+        )
+    # the initial overlaps, where known before running (None: from a run, a file, or not valid)
+    known = rnn is not None and init.from_run is None and init.from_file is None and ok(init.overlaps)
     S = np.eye(rnn.n_vectors) if known else None
     if "overlaps" in given and rnn is not None:
         try:
@@ -78,7 +107,7 @@ def _check_populations(
     """``[[init.populations]]``: alone in init; each population's mean and covariance against the
     network; the weights summing to 1; a neuron per population; the particles of their clouds."""
     init = config.init
-    others = [name for name in ("overlaps", "from_run", "twin") if getattr(init, name, None) is not None]
+    others = [name for name in ("overlaps", "from_run", "from_file", "twin") if getattr(init, name, None) is not None]
     if others:
         problems.append(
             (
@@ -180,6 +209,82 @@ def _check_from_run(config: ExperimentConfig, engines: EnginesConfig | None, pro
                 f"must equal the previous run's N = {theta.shape[0]} (the network continues from {from_run})",
             )
         )
+
+
+def fits_populations(populations) -> bool:
+    """Whether ``init.populations`` asks for populations fitted to the file's network ("fit" or K)."""
+    return populations == "fit" or (isinstance(populations, int) and not isinstance(populations, bool))
+
+
+def read_network_file(path: str, rnn: LowRankRNN | None) -> tuple[ImportedNetwork | None, str | None]:
+    """The network of ``init.from_file`` read with the config's alpha = dt / tau and tau, or None and
+    what is wrong with the file (one line, the path not repeated)."""
+    from ...interop import load_low_rank_rnns
+
+    try:
+        scale = {} if rnn is None else {"alpha": rnn.alpha, "tau": rnn.tau}
+        return load_low_rank_rnns(path, **scale), None
+    except Exception as error:  # noqa: BLE001 - TorchFileError, NetworkFileError, OSError: one line each
+        return None, str(error).removeprefix(f"{path}: ")
+
+
+def file_network_differences(imported: ImportedNetwork, rnn: LowRankRNN) -> list[str]:
+    """What of ``[network]`` differs from the file's network: rank, n_in, n_out, phi, readout."""
+    mine = {"rank": rnn.rank, "n_in": rnn.n_in, "n_out": rnn.n_out, "phi": rnn.nonlinearity.name}
+    mine["readout"] = rnn.readout
+    theirs = imported.rnn
+    file = {"rank": theirs.rank, "n_in": theirs.n_in, "n_out": theirs.n_out, "phi": theirs.nonlinearity.name}
+    file["readout"] = theirs.readout
+    return [f"{key} = {mine[key]!r} (the file's: {file[key]!r})" for key in mine if mine[key] != file[key]]
+
+
+def starts_from_mixture(config: ExperimentConfig, rnn: LowRankRNN | None) -> bool:
+    """Whether the engines start from populations (the overlap engine then runs the mixture closure):
+    ``init.populations`` (tables, or populations to fit), or a file's ``SupportLowRankRNN`` network."""
+    init = config.init
+    if init is INVALID:
+        return False
+    if getattr(init, "populations", None) is not None:
+        return True
+    path = getattr(init, "from_file", None)
+    if path is None or not ok(path):
+        return False
+    imported, _ = read_network_file(path, rnn)
+    return imported is not None and imported.model == "SupportLowRankRNN"
+
+
+def _check_from_file(config: ExperimentConfig, rnn: LowRankRNN | None, engines: EnginesConfig | None, problems):
+    """``init.from_file``: readable; its network that of ``[network]``; N the file's; K < N; the particles."""
+    from ...overlaps import Overlaps
+
+    init = config.init
+    path = init.from_file
+    imported, problem = read_network_file(path, rnn)
+    if imported is None:
+        problems.append(("init.from_file", path, problem))
+        return
+    differences = [] if rnn is None else file_network_differences(imported, rnn)
+    if differences:
+        problems.append(
+            (
+                "init.from_file",
+                path,
+                f"its network differs from [network] in {', '.join(differences)}; set those in [network] "
+                "(alpha = dt / tau is the config's: the file does not store it)",
+            )
+        )
+        return
+    if engines is not None and "network" in engines.names() and ok(config.N) and config.N != imported.N:
+        problems.append(("N", config.N, f"must equal the file's N = {imported.N} (the network continues from {path})"))
+    K = init.populations
+    if fits_populations(K) and K != "fit" and K >= imported.N:
+        problems.append(("init.populations", K, f"must be < N = {imported.N} (the file's neurons)"))
+    if engines is not None and init.populations is None and rnn is not None:
+        if imported.model == "SupportLowRankRNN":
+            covariances = [np.asarray(C) for C in imported.mixture().covariances]
+        else:
+            covariances = [np.asarray(Overlaps.from_params(rnn, imported.theta).matrix)]
+        _check_particle_count(engines, covariances, problems)
 
 
 def _check_particle_count(engines: EnginesConfig, covariances: list[np.ndarray], problems) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, PlainValidator, field_validator
+from pydantic import Field, PlainSerializer, PlainValidator, TypeAdapter, field_validator
 
 from ...flow import METHODS
 from ...model import LowRankRNN
@@ -162,12 +162,37 @@ class PopulationConfig(StrictModel):
         return C
 
 
+#: The most populations ``init.populations`` may fit to a network file.
+MAX_FITTED_POPULATIONS = 64
+_POPULATION_TABLES = TypeAdapter(Annotated[list[PopulationConfig], Field(min_length=1)])
+
+
+def _populations(value):
+    """``init.populations``: ``"fit"``, a number K of populations to fit (both with ``from_file``), or
+    the array of ``[[init.populations]]`` tables (each validated at its own path)."""
+    if (
+        value is None
+        or value == "fit"
+        or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FITTED_POPULATIONS)
+    ):
+        return value
+    if not isinstance(value, list):
+        raise ValueError(f"must be 'fit', a number K in [1, {MAX_FITTED_POPULATIONS}], or an array of tables")
+    return _POPULATION_TABLES.validate_python(value)
+
+
+def _dump_populations(value):
+    return [p.model_dump() for p in value] if isinstance(value, list) else value
+
+
 class InitConfig(StrictModel):
     """The initial state: a random network (``seed``, top-level ``N``), explicit ``overlaps`` or the
     final state of a previous run (``from_run``), optionally replaced by its ``twin``; or
     ``[[init.populations]]`` (alone): every engine starts from that Gaussian mixture (the network
     drawn from it, labelled by population; the overlap engines run the mixture closure; particles
-    one cloud per population)."""
+    one cloud per population); or a ``low_rank_rnns`` network file (``from_file``): every engine
+    starts from that network, its populations the file's (a ``SupportLowRankRNN``), fitted
+    (``populations = "fit"``: the K of lowest BIC; ``populations = K``), or none (one Gaussian)."""
 
     seed: bounded_int(0, MAX_SEED, "seed of the random initial network (default: the top-level seed)") | None = None
     overlaps: (
@@ -178,28 +203,39 @@ class InitConfig(StrictModel):
         | None
     ) = None
     from_run: Annotated[str, Field(min_length=1, description="output folder of a finished run")] | None = None
+    from_file: (
+        Annotated[str, Field(min_length=1, description="a low_rank_rnns network file (.pt, a saved state_dict)")] | None
+    ) = None
     twin: (
         Annotated[dict[str, Number], Field(description="invisible overlaps of the twin, e.g. {uu = 2.048, mu = 0.8}")]
         | None
     ) = None
-    populations: (
-        Annotated[
-            list[PopulationConfig],
-            Field(min_length=1, description="an array of [[init.populations]] tables (weight, mean, covariance)"),
-        ]
-        | None
-    ) = None
+    populations: Annotated[
+        list[PopulationConfig] | Literal["fit"] | int | None,
+        PlainValidator(_populations),
+        PlainSerializer(_dump_populations),
+        Field(
+            description="an array of [[init.populations]] tables (weight, mean, covariance), or with from_file "
+            "'fit' or a number K of populations to fit"
+        ),
+    ] = None
+
+    @property
+    def population_tables(self) -> list[PopulationConfig] | None:
+        """The ``[[init.populations]]`` tables, or None (none given, or populations to fit)."""
+        return self.populations if isinstance(self.populations, list) else None
 
     def build_mixture(self, rnn: LowRankRNN):
-        """The :class:`~overlapflow.Mixture` of ``populations`` (None without them), in float64."""
+        """The :class:`~overlapflow.Mixture` of the ``[[init.populations]]`` tables (None without them), in float64."""
         from ...mixture import Mixture
 
-        if self.populations is None:
+        tables = self.population_tables
+        if tables is None:
             return None
         return Mixture.create(
-            [p.weight for p in self.populations],
-            [p.mean_vector(rnn) for p in self.populations],
-            [p.covariance_matrix(rnn) for p in self.populations],
+            [p.weight for p in tables],
+            [p.mean_vector(rnn) for p in tables],
+            [p.covariance_matrix(rnn) for p in tables],
             rnn,
             name="init.populations",
         )

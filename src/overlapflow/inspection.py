@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Int
 from matplotlib.figure import Figure
@@ -225,7 +226,7 @@ def theory_gap(
         )
     batch = task.sample(jax.random.key(seed), rnn.dt)
     outputs = {
-        "network": network_forward(rnn, jax.numpy.asarray(theta), batch.inputs),
+        "network": network_forward(rnn, jnp.asarray(theta), batch.inputs),
         "gaussian": meanfield_forward(rnn, S.matrix, batch.inputs),
         "mixture": meanfield_forward(rnn, mixture, batch.inputs),
     }

@@ -11,7 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import invoke
+from conftest import SMALL_RUN, invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -612,3 +612,20 @@ particles = {rule = "split", nodes = 3, right_nodes = 2}
     second = run_experiment(follow, tmp_path / "next")["particles"]
     assert second.attrs["n_particles"] == 36
     np.testing.assert_allclose(second.overlaps.values[0], first.overlaps.values[-1], atol=1e-14)
+
+
+def test_overwrite_clears_a_run_of_an_older_checkpoint_format(tmp_path):
+    """A folder whose checkpoint another overlapflow wrote: resume refuses it in one line naming
+    --overwrite, and --overwrite then starts afresh, its engines' Histories removed."""
+    folder = RunFolder(tmp_path)
+    folder.checkpoint.mkdir(parents=True)
+    folder.state_file.write_bytes(pickle.dumps({"format": 2, "engines": {"network": {}, "overlaps-euler": {}}}))
+    folder.config_json.write_text("{}")
+    for name in ("network.nc", "overlaps-euler.nc", "decoding.nc"):
+        (tmp_path / name).write_bytes(b"old")
+    config = load_config_text(SMALL_RUN)
+    with pytest.raises(RunError, match="checkpoint format 2; this overlapflow reads format 3 .*--overwrite"):
+        run_experiment(config, tmp_path, resume=True)
+    histories = run_experiment(config, tmp_path, overwrite=True)
+    assert not (tmp_path / "overlaps-euler.nc").exists() and (tmp_path / "decoding.nc").read_bytes() == b"old"
+    assert (tmp_path / "network.nc").is_file() and set(histories) <= {"network", "overlaps", "particles"}

@@ -118,13 +118,21 @@ class RunFolder:
 
     def clear(self) -> None:
         """Remove what a run writes here: the checkpoint, the engines' Histories, configs, summary, figure."""
-        engines = list(self.read_checkpoint()["engines"]) if self.has_checkpoint() else []
+        engines = self._engine_names()
         shutil.rmtree(self.checkpoint, ignore_errors=True)
         files = [self.config_toml, self.config_json, self.summary, self.path / "figure.png", self.path / "figure.pdf"]
         files += [self.history_file(name, partial) for name in engines for partial in (False, True)]
         for path in files:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    def _engine_names(self) -> list[str]:
+        """The engines ``state.pkl`` names, whatever overlapflow wrote it (none when unreadable)."""
+        try:
+            with open(self.state_file, "rb") as f:
+                return list(pickle.load(f).get("engines", {}))
+        except Exception:  # noqa: BLE001 - no checkpoint, or one this overlapflow cannot unpickle
+            return []
 
     def begin(self, config_text: str, config_json: str) -> None:
         """Create the folder and write the config as given and resolved."""

@@ -105,7 +105,7 @@ def measure(name, family, rnn, task, S0, lr, accuracy_epochs, timing_epochs, log
         "ratio": limit_ms / closure_ms,
         "rule": f"split {nodes} x {right}",
         "particles": int(a.attrs["n_particles"]),
-        "particles_run": int(run.state.theta.shape[0]),  # the mirrored half
+        "particles_run": int(run.state.engine.theta.shape[0]),  # the mirrored half
         "finer_particles": int(b.attrs["n_particles"]),
         "accuracy_epochs": accuracy_epochs,
         "max_overlap_error": float(np.abs(a.overlaps.values - b.overlaps.values).max()),

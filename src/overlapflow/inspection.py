@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from .gauge import function_coordinates, gauge_coordinates
 from .interop import ImportedNetwork, load_low_rank_rnns
 from .meanfield import meanfield_forward
-from .mixture import Mixture
+from .mixture import Mixture, fit_labels
 from .model import LowRankRNN
 from .network import network_forward
 from .overlaps import Overlaps, invisible_names, visible_names
@@ -68,30 +68,24 @@ def fit_populations(
     Each fit is scikit-learn's ``GaussianMixture`` with the settings of :meth:`~overlapflow.Mixture.fit`
     (full covariances, 3 initialisations, ``random_state=seed``); its BIC is
     -2 log L + p log N with p = K - 1 + K P + K P (P + 1) / 2 free parameters. The selected fit's
-    populations come from :meth:`~overlapflow.Mixture.fit` (the same fit), so the mixture's
-    overlaps are exactly the network's.
+    populations are that fit's labels (:func:`~overlapflow.mixture.fit_labels`, as
+    :meth:`~overlapflow.Mixture.fit`), and the mixture their empirical law: its overlaps are exactly
+    the network's.
 
     Raises:
         ValueError: K_max not an integer >= 1, or N <= K_max (a component needs rows).
         overlapflow.MissingExtra: scikit-learn is not installed (``pip install 'overlapflow[decode]'``).
     """
-    from ._extras import require
-
-    require("decode", "fitting populations")
-    from sklearn.mixture import GaussianMixture
-
     if isinstance(K_max, bool) or not isinstance(K_max, int) or K_max < 1:
         raise ValueError(f"K_max = {K_max!r}: must be an integer >= 1 (the most components tried)")
     theta = np.asarray(theta, dtype=np.float64)
     if theta.shape[0] <= K_max:
         raise ValueError(f"K_max = {K_max}: the network has N = {theta.shape[0]} rows; K_max must be < N")
-    bic = tuple(
-        float(GaussianMixture(K, covariance_type="full", random_state=seed, n_init=3).fit(theta).bic(theta))
-        for K in range(1, K_max + 1)
-    )
+    fits = [fit_labels(theta, K, seed) for K in range(1, K_max + 1)]
+    bic = tuple(b for _, b in fits)
     K = int(np.argmin(bic)) + 1
-    mixture, labels = Mixture.fit(rnn, theta, K, seed)
-    return PopulationFit(K, bic, mixture, np.asarray(labels, dtype=np.int64))
+    labels = np.asarray(fits[K - 1][0], dtype=np.int64)
+    return PopulationFit(K, bic, Mixture.from_params(rnn, theta, labels), labels)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

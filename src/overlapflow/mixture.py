@@ -138,18 +138,11 @@ class Mixture:
         full covariances), as the ``low_rank_rnns`` clustering does. Returns (mixture, labels): the
         most likely component of each row, and the empirical law of those populations
         (:meth:`from_params`, so that its overlaps are exactly the network's)."""
-        from ._extras import require
-
-        require("decode", "Mixture.fit")
-        from sklearn.mixture import GaussianMixture
-
         if isinstance(K, bool) or not isinstance(K, int) or K < 1:
             raise ValueError(f"K = {K!r}: must be an integer >= 1 (mixture components)")
         theta = np.asarray(theta, dtype=np.float64)
         seed = key if isinstance(key, int) else int(jax.random.randint(key, (), 0, 2**31 - 1))
-        model = GaussianMixture(K, covariance_type="full", random_state=seed, n_init=3).fit(theta)
-        labels = model.predict(theta)
-        labels = np.unique(labels, return_inverse=True)[1]  # drop empty components
+        labels, _ = fit_labels(theta, K, seed)
         return cls.from_params(rnn, theta, labels), labels
 
     @classmethod
@@ -265,6 +258,20 @@ class Mixture:
             rows.append(self.means[k] + gauss @ root.T)
         labels = np.repeat(np.arange(len(counts)), counts)
         return jnp.concatenate(rows).astype(dtype), jnp.asarray(labels, dtype=jnp.int32)
+
+
+def fit_labels(theta: Float[np.ndarray, "N P"], K: int, seed: int) -> tuple[np.ndarray, float]:
+    """The population of each row (N,) of a K-component Gaussian-mixture fit of the rows (scikit-learn's
+    ``GaussianMixture``: full covariances, 3 initialisations, ``random_state=seed``; the most likely
+    component of each row, empty components dropped), and the fit's BIC, -2 log L + p log N."""
+    from ._extras import require
+
+    require("decode", "fitting populations (Mixture.fit)")
+    from sklearn.mixture import GaussianMixture
+
+    model = GaussianMixture(K, covariance_type="full", random_state=seed, n_init=3).fit(theta)
+    labels = np.unique(model.predict(theta), return_inverse=True)[1]
+    return labels, float(model.bic(theta))
 
 
 def population_sizes(weights, N: int) -> list[int]:

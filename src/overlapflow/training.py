@@ -2,9 +2,10 @@ r"""One training loop for every engine: :func:`train` (one run) and :func:`train
 
 The loop runs an :class:`~overlapflow.engines.Engine`'s epochs inside ``jax.lax.scan`` in compiled
 chunks (:meth:`Engine.advance`), checks every chunk for NaN/Inf, shows progress, and returns a
-:class:`TrainResult`: the :mod:`~overlapflow.history` Dataset (entry k is the state after k
-updates, k = 0..epochs) and the final :class:`~overlapflow.engines.TrainState` (the engine's state
-and the learning-rate schedule's; to continue the run: ``state=``). Batches come from
+:class:`TrainResult`: the records (numpy :class:`Records`; entry k is the state after k updates,
+k = 0..epochs), the :mod:`~overlapflow.history` Dataset built from them on first use, and the final
+:class:`~overlapflow.engines.TrainState` (the engine's state and the learning-rate schedule's; to
+continue the run: ``state=``). Batches come from
 ``jax.random.fold_in(key, k)`` at epoch k in every engine, so a stochastic task shows all engines
 the same trials (paired batches).
 

@@ -145,8 +145,7 @@ def _from_run(folder, rnn, dtype) -> _Start:
         else:
             start.law = Mixture.from_params(rnn, start.theta, start.labels)
     elif start.cloud_labels is None:
-        theta_p, w = start.cloud.theta, start.cloud.weights
-        start.law = theta_p.T @ (theta_p * w[:, None])
+        start.law = np.asarray(start.cloud.overlaps)
     else:
         start.law = Mixture.from_params(rnn, start.cloud.theta, start.cloud_labels, start.cloud.weights)
     return start

@@ -148,3 +148,13 @@ def invoke_streams(app, *args):
     """Run a command of ``app``: (exit code, stdout, stderr), without colours."""
     result = CliRunner().invoke(app, [str(a) for a in args], env={"NO_COLOR": "1", "COLUMNS": "200"})
     return result.exit_code, result.stdout, result.stderr
+
+
+def two_population_rows(rnn, N: int, seed: int = 0):
+    """Rows theta (N, P) in two populations of N/2 (alternating), their u means at +4 and -4 (clearly
+    apart), the rest standard normal: (theta, labels)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(N) % 2
+    theta = rng.standard_normal((N, rnn.n_vectors))
+    theta[:, rnn.slices["U"]] += np.where(labels == 0, 4.0, -4.0)[:, None]
+    return theta, labels

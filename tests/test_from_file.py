@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import config_problems
+from conftest import config_problems, two_population_rows
 
 import overlapflow as of
 from overlapflow.experiments import load_config_text
@@ -19,12 +19,8 @@ N = 200
 DATA = Path(__file__).resolve().parent / "data" / "low_rank_rnns"
 
 
-def two_populations(seed=0):
-    rng = np.random.default_rng(seed)
-    labels = np.arange(N) % 2
-    theta = rng.standard_normal((N, RNN.n_vectors))
-    theta[:, RNN.slices["U"]] += np.where(labels == 0, 4.0, -4.0)[:, None]
-    return theta, labels
+def two_populations():
+    return two_population_rows(RNN, N)
 
 
 @pytest.fixture(scope="module")

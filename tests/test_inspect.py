@@ -4,7 +4,7 @@ the BIC's choice of K, the rows figure, and the command's output and exit codes.
 import jax
 import numpy as np
 import pytest
-from conftest import invoke_streams
+from conftest import invoke_streams, two_population_rows
 from sklearn.mixture import GaussianMixture
 
 import overlapflow as of
@@ -16,13 +16,8 @@ RNN = of.LowRankRNN(rank=1, n_in=4, n_out=1, phi="tanh", dt=0.02, tau=0.1)  # al
 N = 1000
 
 
-def two_populations(seed=0):
-    """Rows in two populations of N/2, their u means at +4 and -4 (clearly apart): (theta, labels)."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(N) % 2
-    theta = rng.standard_normal((N, RNN.n_vectors))
-    theta[:, RNN.slices["U"]] += np.where(labels == 0, 4.0, -4.0)[:, None]
-    return theta, labels
+def two_populations():
+    return two_population_rows(RNN, N)
 
 
 @pytest.fixture(scope="module")

@@ -92,7 +92,7 @@ class Optimizer:
         """The transformation of the learning rate: :func:`lr_drop` when ``lr_drop_below`` is set,
         else the rate unchanged (``optax.identity``)."""
         if self.lr_drop_below is None:
-            return optax.with_extra_args_support(optax.identity())
+            return constant_rate()
         return lr_drop(float(self.lr_drop_below), float(self.lr_drop_factor))
 
     @property
@@ -139,6 +139,11 @@ def as_optimizer(optimizer) -> Optimizer:
     if isinstance(optimizer, str):
         return Optimizer(optimizer)
     raise TypeError(f"optimizer = {optimizer!r}: must be one of {list(KINDS)} or an overlapflow.Optimizer")
+
+
+def constant_rate() -> optax.GradientTransformationExtraArgs:
+    """The rate unchanged (``optax.identity``, accepting the loss as ``value``)."""
+    return optax.with_extra_args_support(optax.identity())
 
 
 class LrDropState(NamedTuple):

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..optimizers import Optimizer, as_optimizer
+from ..optimizers import Optimizer, as_optimizer, constant_rate
 
 State = Any  # a PyTree of arrays
 
@@ -100,9 +100,7 @@ class Engine(abc.ABC):
     def rate_schedule(self) -> optax.GradientTransformationExtraArgs:
         """The transformation of the learning rate that sees the loss (the optimiser's lr drop, or
         the rate unchanged)."""
-        if isinstance(self.optimizer, Optimizer):
-            return self.optimizer.rate_schedule
-        return optax.with_extra_args_support(optax.identity())
+        return self.optimizer.rate_schedule if isinstance(self.optimizer, Optimizer) else constant_rate()
 
     def train_state(self, state: State) -> TrainState:
         """A fresh run's :class:`TrainState` around an engine state."""

@@ -247,9 +247,10 @@ def run(
         raise typer.Exit(EXIT_DIVERGED) from None
     from ..plot import plot_run
 
-    figures = plot_run(histories, folder, title=RunFolder(folder).title(histories))
+    run_folder = RunFolder(folder)
+    figures = plot_run(histories, folder, title=run_folder.title(histories))
     console.print(_results_table(histories, folder))
-    written = [folder / f"{name}.nc" for name in histories] + [folder / "summary.txt", *figures]
+    written = [run_folder.history_file(name) for name in histories] + [run_folder.summary, *figures]
     console.print(f"wrote {', '.join(map(str, written))}")
     return histories
 

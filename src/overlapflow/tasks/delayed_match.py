@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from ._checks import check_dt, consecutive_periods, jitted_sample, loss_kind
-from ._choice import sign_choice_accuracy
+from ._choice import real_trials, sign_choice_accuracy, two_stimulus_windows
 from .base import AbstractTask, Batch
 from .context_decision import STEP_SLACK, period_steps
 from .fields import TaskSettingError, setting
@@ -102,18 +102,11 @@ class DelayedMatch(AbstractTask, kind="delayed_match"):
         T, B = periods["decision"].stop, self.batch_size
         dtype = jnp.result_type(float)
         key_stim, key_delay, key_catch, key_noise = jax.random.split(key, 4)
-        real = (jax.random.uniform(key_catch, (B,), dtype=dtype) >= self.catch_fraction).astype(dtype)  # (B,)
+        real = real_trials(key_catch, B, self.catch_fraction, dtype)
         stimuli = jax.random.randint(key_stim, (B, 2), 0, 2)  # (B, 2): 0 = A, 1 = B
         delay = jax.random.uniform(key_delay, (B,), dtype=dtype, minval=self.delay_min, maxval=self.delay_max)
         start2 = periods["stimulus1"].stop + jnp.floor(delay / dt + STEP_SLACK).astype(int)  # (B,) stimulus 2 onset
-        t = jnp.arange(T)[None, :]  # (1, T)
-
-        def window(start, length):  # (B, T): 1 on [start, start + length) of each real trial
-            return ((t >= start[:, None]) & (t < start[:, None] + length)).astype(dtype) * real[:, None]
-
-        stim1 = window(jnp.full(B, periods["stimulus1"].start), steps["stimulus1"])
-        stim2 = window(start2, steps["stimulus2"])
-        decision = window(start2 + steps["stimulus2"], steps["decision"])
+        stim1, stim2, decision = two_stimulus_windows(periods, steps, start2, real, dtype)
         codes = jax.nn.one_hot(stimuli, 2, dtype=dtype)  # (B, 2 stimuli, 2 channels)
         noise = self.noise_std * jax.random.normal(key_noise, (B, T, 2), dtype=dtype)
         inputs = noise + stim1[..., None] * codes[:, None, 0] + stim2[..., None] * codes[:, None, 1]

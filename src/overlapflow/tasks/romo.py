@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._checks import check_dt, consecutive_periods, jitted_sample, loss_kind
-from ._choice import sign_choice_accuracy
+from ._choice import real_trials, sign_choice_accuracy, two_stimulus_windows
 from .base import AbstractTask, Batch
 from .context_decision import period_steps
 from .fields import TaskSettingError, setting
@@ -130,18 +130,11 @@ class Romo(AbstractTask, kind="romo"):
         low, high = self.frequency_range
         pairs = jnp.asarray(self.pairs(), dtype=dtype)
         key_pair, key_delay, key_catch, key_noise = jax.random.split(key, 4)
-        real = (jax.random.uniform(key_catch, (B,), dtype=dtype) >= self.catch_fraction).astype(dtype)  # (B,)
+        real = real_trials(key_catch, B, self.catch_fraction, dtype)
         f = (pairs[jax.random.randint(key_pair, (B,), 0, len(pairs))] - (low + high) / 2) / (high - low)  # (B, 2)
         delay = jax.random.randint(key_delay, (B,), period_steps(self.delay_min, dt), steps["delay_max"] + 1)
         start2 = periods["stimulus1"].stop + delay  # (B,) stimulus 2 onset
-        t = jnp.arange(T)[None, :]  # (1, T)
-
-        def window(start, length):  # (B, T): 1 on [start, start + length) of each real trial
-            return ((t >= start[:, None]) & (t < start[:, None] + length)).astype(dtype) * real[:, None]
-
-        stim1 = window(jnp.full(B, periods["stimulus1"].start), steps["stimulus1"])
-        stim2 = window(start2, steps["stimulus2"])
-        decision = window(start2 + steps["stimulus2"], steps["decision"])
+        stim1, stim2, decision = two_stimulus_windows(periods, steps, start2, real, dtype)
         noise = self.noise_std * jax.random.normal(key_noise, (B, T), dtype=dtype)
         inputs = noise + f[:, :1] * stim1 + f[:, 1:] * stim2
         targets = (f[:, :1] - f[:, 1:]) * decision
